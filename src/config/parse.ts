@@ -1,0 +1,168 @@
+/** Environment variables: one zod schema each, with the allowed values spelled out for errors. */
+import { z } from 'zod';
+
+export type RawEnv = Readonly<Record<string, string | undefined>>;
+
+export class ConfigError extends Error {
+  readonly exitCode = 78; // EX_CONFIG from sysexits.h: PM2 is told not to restart on it.
+  constructor(
+    readonly variable: string,
+    value: string,
+    problem: string,
+    allowed: string,
+  ) {
+    super(
+      `invalid configuration: ${variable}=${JSON.stringify(value)} ${problem}; allowed: ${allowed}`,
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+interface Spec<T> {
+  schema: z.ZodType<T>;
+  allowed: string;
+  /** Hide the value in error messages (it may hold a password). */
+  secret?: boolean;
+}
+
+const int = (min: number, max: number): Spec<number> => ({
+  schema: z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, 'is not an integer')
+    .transform(Number)
+    .pipe(z.number().min(min, `is below ${min}`).max(max, `is above ${max}`)),
+  allowed: `an integer from ${min} to ${max}`,
+});
+
+const bool: Spec<boolean> = {
+  schema: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .refine(
+      (v) => ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'].includes(v),
+      'is not a boolean',
+    )
+    .transform((v) => ['true', '1', 'yes', 'on'].includes(v)),
+  allowed: 'true or false',
+};
+
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T): Spec<T[number]> => ({
+  schema: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(values, { error: 'is not one of the allowed values' })),
+  allowed: values.join(', '),
+});
+
+const postgresUrl: Spec<string> = {
+  schema: z
+    .string()
+    .trim()
+    .refine((v) => {
+      try {
+        return ['postgres:', 'postgresql:'].includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    }, 'is not a postgres:// URL'),
+  allowed: 'postgres://user:password@host:port/database[?sslmode=require]',
+  secret: true,
+};
+
+const text = (max: number): Spec<string> => ({
+  schema: z.string().min(1, 'is empty').max(max, `is longer than ${max} characters`),
+  allowed: `1 to ${max} characters`,
+});
+
+const sizeUnits: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2 };
+const byteSize: Spec<number> = {
+  schema: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^\d+\s*(b|kb|mb)?$/, 'is not a size')
+    .transform((v) => {
+      const m = /^(\d+)\s*(b|kb|mb)?$/.exec(v);
+      return Number(m?.[1]) * (sizeUnits[m?.[2] ?? 'b'] ?? 1);
+    })
+    .pipe(
+      z
+        .number()
+        .min(1, 'is zero')
+        .max(64 * 1024 ** 2, 'is above 64mb'),
+    ),
+  allowed: 'a size like 100kb, 1mb or 2048 (bytes), up to 64mb',
+};
+
+/** name → [spec, default]. A default of undefined means "optional, no default". */
+const specs = {
+  NODE_ENV: [oneOf(['production', 'development', 'test']), 'production'],
+  HOST: [text(255), '0.0.0.0'],
+  PORT: [int(0, 65535), '3000'],
+  WEB_CONCURRENCY: [int(1, 256), undefined],
+  NODE_APP_INSTANCE: [text(16), undefined],
+  DATABASE_URL: [postgresUrl, undefined],
+  DATABASE_MIGRATION_URL: [postgresUrl, undefined],
+  DATABASE_UNPOOLED_URL: [postgresUrl, undefined],
+  KEEL_DB_PORT: [int(1, 65535), '5433'],
+  DB_POOL_MAX: [int(1, 1000), '10'],
+  DB_MAX_CONNECTIONS: [int(1, 100000), undefined],
+  DB_IDLE_CUTOFF_S: [int(2, 86400), '300'],
+  DB_IDLE_TIMEOUT_S: [int(0, 86400), undefined],
+  DB_MAX_LIFETIME_S: [int(0, 86400), undefined],
+  DB_KEEPALIVE_S: [int(1, 7200), '20'],
+  DB_CONNECT_TIMEOUT_S: [int(1, 300), '10'],
+  DB_STATEMENT_TIMEOUT_MS: [int(0, 3600000), '5000'],
+  DB_PREPARE: [bool, 'true'],
+  DB_SSL: [oneOf(['false', 'disable', 'require', 'prefer', 'verify-full']), undefined],
+  DB_RETRY_BUDGET_MS: [int(0, 600000), '5000'],
+  REQUEST_TIMEOUT_MS: [int(100, 600000), '10000'],
+  SHUTDOWN_TIMEOUT_MS: [int(100, 600000), '10000'],
+  PM2_KILL_TIMEOUT_MS: [int(200, 600000), undefined],
+  READY_WAIT_MS: [int(0, 600000), '10000'],
+  KEEP_ALIVE_TIMEOUT_MS: [int(1000, 600000), '65000'],
+  LOG_LEVEL: [oneOf(['error', 'warn', 'info', 'http', 'debug']), 'info'],
+  BODY_LIMIT: [byteSize, '100kb'],
+  METRICS_TOKEN: [text(512), undefined],
+  KEEL_ENABLE_TEST_ROUTES: [bool, 'false'],
+} as const;
+
+type Specs = typeof specs;
+type Parsed = {
+  [K in keyof Specs]: Specs[K][1] extends string
+    ? Specs[K][0] extends Spec<infer T>
+      ? T
+      : never
+    : Specs[K][0] extends Spec<infer T>
+      ? T | undefined
+      : never;
+};
+
+export function parseEnv(env: RawEnv): Omit<Parsed, 'DB_SSL'> & { DB_SSL: DbSsl | undefined } {
+  const out: Record<string, unknown> = {};
+  for (const [name, [spec, fallback]] of Object.entries(specs) as [
+    string,
+    [Spec<unknown>, string | undefined],
+  ][]) {
+    const given = env[name];
+    const value = given === undefined || given === '' ? fallback : given;
+    if (value === undefined) {
+      out[name] = undefined;
+      continue;
+    }
+    const result = spec.schema.safeParse(value);
+    if (!result.success) {
+      const problem = result.error.issues[0]?.message ?? 'is invalid';
+      throw new ConfigError(name, spec.secret ? '<hidden>' : value, problem, spec.allowed);
+    }
+    out[name] = result.data;
+  }
+  const ssl = out.DB_SSL as string | undefined;
+  out.DB_SSL = ssl === undefined ? undefined : ssl === 'false' || ssl === 'disable' ? false : ssl;
+  return out as Omit<Parsed, 'DB_SSL'> & { DB_SSL: DbSsl | undefined };
+}
+
+type DbSsl = false | 'require' | 'prefer' | 'verify-full';

@@ -1,0 +1,122 @@
+/**
+ * Per-worker circuit breaker. After a run of connection failures it opens: requests stop
+ * touching the database and wait (within their own budget) while a single probe at a time
+ * checks whether the server answers; the first successful probe closes it for everyone.
+ */
+import { UnavailableError } from '../errors';
+import type { Logger } from '../logger';
+import type { DbStats } from '../metrics/db-stats';
+
+export interface BreakerDeps {
+  probe: () => Promise<void>;
+  logger: Logger;
+  stats: DbStats;
+  /** Consecutive connection failures that open it. */
+  threshold?: number;
+  /** Pause between probes while open. */
+  probeIntervalMs?: number;
+  now?: () => number;
+}
+
+export interface Breaker {
+  /** Resolves when work may go to the database; throws 503 if the deadline comes first. */
+  admit(deadline: number): Promise<void>;
+  success(): void;
+  failure(): void;
+  isOpen(): boolean;
+  /** Stops probing (shutdown). */
+  stop(): void;
+}
+
+export function createBreaker(deps: BreakerDeps): Breaker {
+  const { logger, stats } = deps;
+  const now = deps.now ?? Date.now;
+  // Five in a row: one terminated backend fails only the queries on it, an outage fails them all.
+  const threshold = deps.threshold ?? 5;
+  // Probing every 100 ms lets traffic through within a tenth of a second of recovery.
+  const probeIntervalMs = deps.probeIntervalMs ?? 100;
+  let failures = 0;
+  let openedAt: number | null = null;
+  let waiters: Array<() => void> = [];
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+
+  function open(): void {
+    if (openedAt !== null) return;
+    openedAt = now();
+    stats.breakerState = 'open';
+    stats.breakerOpenings += 1;
+    logger.warn('database outage: breaker open', { failures });
+    scheduleProbe(0);
+  }
+
+  function close(): void {
+    failures = 0;
+    if (openedAt === null) return;
+    logger.warn('database outage over: breaker closed', { outageMs: now() - openedAt });
+    openedAt = null;
+    stats.breakerState = 'closed';
+    const ready = waiters;
+    waiters = [];
+    for (const w of ready) w();
+  }
+
+  function scheduleProbe(delay: number): void {
+    if (timer || stopped) return;
+    timer = setTimeout(runProbe, delay);
+    timer.unref();
+  }
+
+  async function runProbe(): Promise<void> {
+    try {
+      await deps.probe();
+      timer = null;
+      close();
+    } catch {
+      timer = null;
+      if (openedAt !== null) scheduleProbe(probeIntervalMs);
+    }
+  }
+
+  return {
+    async admit(deadline) {
+      if (openedAt === null) return;
+      const left = deadline - now();
+      if (left <= 0) throw unavailable();
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => {
+          waiters = waiters.filter((w) => w !== done);
+          reject(unavailable());
+        }, left);
+        t.unref();
+        const done = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        waiters.push(done);
+      });
+    },
+    success() {
+      failures = 0;
+      if (openedAt !== null) close();
+    },
+    failure() {
+      failures += 1;
+      if (failures >= threshold) open();
+    },
+    isOpen: () => openedAt !== null,
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
+export function unavailable(cause?: unknown): UnavailableError {
+  return new UnavailableError(
+    'database_unavailable',
+    'the database is unavailable, retry later',
+    2,
+    cause,
+  );
+}

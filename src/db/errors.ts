@@ -1,0 +1,79 @@
+/**
+ * Driver error taxonomy. postgres.js surfaces socket errors (ECONNRESET, EPIPE, ...), its own
+ * codes (CONNECTION_CLOSED, CONNECT_TIMEOUT, ...) and SQLSTATEs; callers above src/db see only
+ * these kinds.
+ */
+
+export type DbErrorKind =
+  | 'connection' // the connection died or could not be made: safe to retry a whole unit of work
+  | 'retryable' // serialization failure / deadlock: the transaction was rolled back, retry it
+  | 'timeout' // statement timeout or cancel
+  | 'constraint' // the data broke a rule (class 22 / 23)
+  | 'shutdown' // our own pool is ending
+  | 'other';
+
+const CONNECTION_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'CONNECTION_CLOSED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  'KEEL_STALLED', // our socket factory destroyed a connection that stopped answering
+]);
+
+const CONNECTION_SQLSTATES = new Set([
+  '57P01', // admin_shutdown (pg_terminate_backend, fast shutdown)
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up / shutting down)
+  '57P05', // idle_session_timeout
+  '25P03', // idle_in_transaction_session_timeout: the server closed the session
+  '53300', // too_many_connections: transient, a slot frees up
+  '53400', // configuration_limit_exceeded (e.g. per-role connection limit)
+  '08P01', // protocol_violation: a proxy (PgBouncer) lost its server connection
+  'XX000', // PgBouncer reports lost server connections with internal_error
+]);
+
+export interface DriverErrorLike {
+  code?: unknown;
+  errno?: unknown;
+  severity?: unknown;
+}
+
+export function sqlState(err: unknown): string | undefined {
+  const code = (err as DriverErrorLike | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+export function classify(err: unknown): DbErrorKind {
+  const code = (err as DriverErrorLike | null)?.code;
+  if (typeof code !== 'string') return 'other';
+  if (code === 'CONNECTION_ENDED') return 'shutdown';
+  if (CONNECTION_CODES.has(code) || CONNECTION_SQLSTATES.has(code)) return 'connection';
+  if (code.startsWith('08')) return 'connection'; // connection_exception class
+  if (code === '40001' || code === '40P01') return 'retryable';
+  if (code === '57014') return 'timeout';
+  if (code.startsWith('22') || code.startsWith('23')) return 'constraint';
+  return 'other';
+}
+
+export function isTransient(err: unknown): boolean {
+  const kind = classify(err);
+  return kind === 'connection' || kind === 'retryable';
+}
+
+/** A short, secret-free description of a driver error for logs. */
+export function describe(err: unknown): { code: string; kind: DbErrorKind; error: string } {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  return {
+    code: typeof e?.code === 'string' ? e.code : 'unknown',
+    kind: classify(err),
+    error: typeof e?.message === 'string' ? e.message.slice(0, 300) : String(err).slice(0, 300),
+  };
+}

@@ -1,0 +1,85 @@
+/** The worker's one postgres.js client, tuned to outlive a platform proxy's idle cutoff. */
+import postgres from 'postgres';
+import type { DbConfig } from '../config/config';
+import type { Logger } from '../logger';
+import type { DbStats } from '../metrics/db-stats';
+import { createSocketFactory, type SocketFactory } from './socket';
+
+export type Sql = postgres.Sql;
+
+export interface CreateSqlDeps {
+  config: DbConfig;
+  logger: Logger;
+  stats: DbStats;
+  /** Shown in pg_stat_activity: keel:<instance>:<pid>. */
+  applicationName: string;
+  random?: () => number;
+}
+
+export interface SqlHandle {
+  sql: Sql;
+  sockets: SocketFactory;
+  /** Whether the statement timeout must be set per transaction (PgBouncer transaction mode). */
+  perTransactionTimeout: boolean;
+  end(timeoutS: number): Promise<void>;
+}
+
+/** A value rolled per connection in [lo, hi], as postgres.js does for its default lifetime. */
+function roll(range: readonly [number, number], random: () => number): () => number {
+  return () => range[0] + random() * (range[1] - range[0]);
+}
+
+export function createSql(deps: CreateSqlDeps): SqlHandle {
+  const { config, logger, stats } = deps;
+  const random = deps.random ?? Math.random;
+  const target = new URL(config.url);
+  const sockets = createSocketFactory({
+    host: target.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(target.port || 5432),
+    stats,
+    logger: logger.child({ module: 'db.socket' }),
+    // A healthy query answers within the statement timeout; one second on top covers the round trip.
+    stallMs: (config.statementTimeoutMs || 30000) + 1000,
+    idleTimeoutMinS: config.idleTimeoutS?.[0] ?? null,
+  });
+  // PgBouncer (transaction mode) rejects statement_timeout as a startup parameter (08P01).
+  const perTransactionTimeout = !config.prepare;
+  const options = {
+    max: config.poolMax,
+    // Idle connections close at 60-80 % of the proxy's idle cutoff, rolled per connection.
+    idle_timeout: config.idleTimeoutS ? roll(config.idleTimeoutS, random) : 0,
+    // Every connection is replaced before the cutoff too, at a per-connection jittered age.
+    max_lifetime: roll(config.maxLifetimeS, random),
+    // Keepalive probes every 20 s find a dead idle socket long before a 300 s cutoff matters.
+    keep_alive: config.keepAliveS,
+    // A connect that takes longer than this is hopeless; the retry loop tries a fresh one.
+    connect_timeout: config.connectTimeoutS,
+    // Reconnect quickly after an outage: 50 ms doubling, capped at 500 ms (default grows to 20 s).
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5) * (0.5 + random() / 2),
+    prepare: config.prepare,
+    ssl: config.ssl,
+    socket: sockets,
+    onnotice: (notice: postgres.Notice) =>
+      logger.info('postgres notice', { severity: notice.severity, notice: notice.message }),
+    connection: {
+      application_name: deps.applicationName,
+      ...(perTransactionTimeout || !config.statementTimeoutMs
+        ? {}
+        : { statement_timeout: config.statementTimeoutMs }),
+    },
+  };
+  const sql = postgres(config.url, options as unknown as postgres.Options<Record<string, never>>);
+  return {
+    sql,
+    sockets,
+    perTransactionTimeout,
+    async end(timeoutS: number) {
+      sockets.ending();
+      try {
+        await sql.end({ timeout: timeoutS });
+      } finally {
+        sockets.stop();
+      }
+    },
+  };
+}

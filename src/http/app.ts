@@ -1,0 +1,66 @@
+/** The Koa application: middleware chain and routes. It never listens; the caller does. */
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Config } from '../config/config';
+import { UnavailableError } from '../errors';
+import type { Db } from '../db/runner';
+import type { Accounts } from '../ledger/accounts';
+import type { Transfers } from '../ledger/transfers';
+import type { Readiness } from '../lifecycle/readiness';
+import type { Logger } from '../logger';
+import type { KeelContext, KeelState } from './context';
+import { accessLog } from './middleware/access-log';
+import { deadline } from './middleware/deadline';
+import { drain } from './middleware/drain';
+import { errorHandler } from './middleware/errors';
+import { requestId } from './middleware/request-id';
+import { accountRoutes } from './routes/accounts';
+import { opsRoutes, type OpsDeps } from './routes/ops';
+import { testOnlyRoutes } from './routes/test-only';
+import { transferRoutes } from './routes/transfers';
+
+export interface AppDeps {
+  config: Pick<Config, 'requestTimeoutMs' | 'bodyLimitBytes' | 'enableTestRoutes'>;
+  logger: Logger;
+  db: Db;
+  accounts: Accounts;
+  transfers: Transfers;
+  readiness: Readiness;
+  metrics: OpsDeps['metrics'];
+  /** Called once per finished request (metrics). */
+  onRequestDone?: (ctx: KeelContext, seconds: number) => void;
+}
+
+export function createApp(deps: AppDeps): Koa<KeelState> {
+  const { config, logger } = deps;
+  const app = new Koa<KeelState>();
+  // Errors are answered by our middleware; Koa's default handler would print to stderr.
+  app.silent = true;
+  app.on('error', () => undefined);
+
+  const router = new Router<KeelState>();
+  opsRoutes(router, { db: deps.db, readiness: deps.readiness, metrics: deps.metrics });
+  accountRoutes(router, {
+    accounts: deps.accounts,
+    transfers: deps.transfers,
+    bodyLimitBytes: config.bodyLimitBytes,
+  });
+  transferRoutes(router, { transfers: deps.transfers, bodyLimitBytes: config.bodyLimitBytes });
+  if (config.enableTestRoutes) testOnlyRoutes(router, { db: deps.db });
+
+  app.use(requestId());
+  app.use(accessLog({ logger: logger.child({ module: 'http' }), onDone: deps.onRequestDone }));
+  app.use(errorHandler({ logger: logger.child({ module: 'http' }) }));
+  app.use(drain({ readiness: deps.readiness }));
+  app.use(deadline({ timeoutMs: config.requestTimeoutMs }));
+  app.use(async (ctx, next) => {
+    // Until the schema is in place (the database was not reachable at boot), the API is down.
+    if (!deps.readiness.migrated() && ctx.path.startsWith('/api/')) {
+      throw new UnavailableError('database_unavailable', 'the database is not reachable yet', 2);
+    }
+    await next();
+  });
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}

@@ -1,0 +1,30 @@
+import type { Next } from 'koa';
+import type { Logger } from '../../logger';
+import type { KeelContext } from '../context';
+
+/** One line per request, written when the response is done (or abandoned). */
+export function accessLog({
+  logger,
+  onDone,
+}: {
+  logger: Logger;
+  onDone?: (ctx: KeelContext, seconds: number) => void;
+}) {
+  return async function accessLogMiddleware(ctx: KeelContext, next: Next): Promise<void> {
+    const started = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      onDone?.(ctx, seconds);
+      logger.info('request', {
+        reqId: ctx.state.reqId,
+        method: ctx.method,
+        route,
+        status: ctx.status,
+        durationMs: Math.round(seconds * 10000) / 10,
+      });
+    }
+  };
+}

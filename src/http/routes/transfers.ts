@@ -1,0 +1,37 @@
+import Router from '@koa/router';
+import { ValidationError } from '../../errors';
+import { newTransfer, pathId } from '../../ledger/money';
+import type { Transfers } from '../../ledger/transfers';
+import { readJson } from '../body';
+import type { KeelState } from '../context';
+import { validate } from '../validate';
+
+// 1..200 printable ASCII characters, as the contract allows.
+const KEY = /^[\x20-\x7e]{1,200}$/;
+
+export function transferRoutes(
+  router: Router<KeelState>,
+  deps: { transfers: Transfers; bodyLimitBytes: number },
+): void {
+  const { transfers } = deps;
+
+  router.post('/api/transfers', async (ctx) => {
+    const rawKey = ctx.req.headers['idempotency-key'];
+    if (Array.isArray(rawKey) || (rawKey !== undefined && !KEY.test(rawKey))) {
+      throw new ValidationError('Idempotency-Key must be 1 to 200 printable characters');
+    }
+    const input = validate(newTransfer, await readJson(ctx, deps.bodyLimitBytes), 'body');
+    const result = await transfers.create(input, rawKey, ctx.state.work);
+    ctx.status = result.status;
+    if (result.replayed) ctx.set('Idempotent-Replayed', 'true');
+    if (result.status === 201) {
+      ctx.set('Location', `/api/transfers/${(result.body as { id: number }).id}`);
+    }
+    ctx.body = result.body;
+  });
+
+  router.get('/api/transfers/:id', async (ctx) => {
+    const id = validate(pathId, ctx.params.id, 'id');
+    ctx.body = await transfers.get(id, ctx.state.work);
+  });
+}

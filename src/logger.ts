@@ -1,0 +1,73 @@
+/** The root logger: winston, JSON lines on stdout, secrets scrubbed from every line. */
+import winston from 'winston';
+import type { LogLevel } from './config/config';
+
+export type Logger = winston.Logger;
+
+// postgres://user:secret@host → postgres://user:***@host, in any string anywhere in a line.
+const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)([^@\s/]+)@/gi;
+
+export function scrub(text: string, secrets: readonly string[] = []): string {
+  let out = text.replace(URL_PASSWORD, '$1***@');
+  for (const s of secrets) if (s.length >= 4) out = out.split(s).join('***');
+  return out;
+}
+
+export interface LoggerOptions {
+  level: LogLevel;
+  /** Fields on every line (worker, pid). */
+  base: Record<string, unknown>;
+  /** Literal secrets (database passwords) that must never be printed. */
+  secrets?: readonly string[];
+  stream?: NodeJS.WritableStream;
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  const secrets = options.secrets ?? [];
+  const redact = winston.format((info) => {
+    for (const key of Object.keys(info)) {
+      const v = info[key];
+      if (typeof v === 'string') info[key] = scrub(v, secrets);
+      else if (v instanceof Error) info[key] = scrub(`${v.name}: ${v.message}`, secrets);
+    }
+    if (typeof info.message === 'string') info.message = scrub(info.message, secrets);
+    return info;
+  });
+  const rename = winston.format((info) => {
+    // The contract for log lines is `msg` and `time`.
+    info.msg = info.message;
+    delete (info as { message?: unknown }).message;
+    return info;
+  });
+  const transport = options.stream
+    ? new winston.transports.Stream({ stream: options.stream })
+    : new winston.transports.Console();
+  return winston.createLogger({
+    level: options.level,
+    defaultMeta: options.base,
+    format: winston.format.combine(
+      winston.format.timestamp({ alias: 'time' }),
+      redact(),
+      rename(),
+      winston.format((info) => {
+        delete (info as { timestamp?: unknown }).timestamp;
+        return info;
+      })(),
+      winston.format.json(),
+    ),
+    transports: [transport],
+  });
+}
+
+/** Resolves once everything written so far has left the logger (shutdown calls this). */
+export function flushLogger(logger: Logger, timeoutMs = 1000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    timer.unref();
+    logger.once('finish', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    logger.end();
+  });
+}

@@ -1,0 +1,59 @@
+/**
+ * Per-worker database counters, written by the socket layer, retry loop and breaker, read by
+ * the metrics exporters. Plain numbers: cheap enough for the hot path.
+ */
+
+export const CLOSE_REASONS = [
+  'idle_timeout',
+  'max_lifetime',
+  'server_closed',
+  'network_error',
+  'stalled',
+  'shutdown',
+] as const;
+export type CloseReason = (typeof CLOSE_REASONS)[number];
+
+export const QUERY_OUTCOMES = [
+  'ok',
+  'connection',
+  'retryable',
+  'timeout',
+  'constraint',
+  'other',
+] as const;
+export type QueryOutcome = (typeof QUERY_OUTCOMES)[number];
+
+export const RETRY_OUTCOMES = ['recovered', 'exhausted'] as const;
+export type RetryOutcome = (typeof RETRY_OUTCOMES)[number];
+
+export interface DbStats {
+  open: number;
+  busy: number;
+  opened: number;
+  closed: Record<CloseReason, number>;
+  queries: Record<QueryOutcome, number>;
+  retries: number;
+  retryOutcomes: Record<RetryOutcome, number>;
+  breakerState: 'closed' | 'open';
+  breakerOpenings: number;
+  inFlight: number;
+}
+
+function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
+  return Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+}
+
+export function createDbStats(): DbStats {
+  return {
+    open: 0,
+    busy: 0,
+    opened: 0,
+    closed: zeroes(CLOSE_REASONS),
+    queries: zeroes(QUERY_OUTCOMES),
+    retries: 0,
+    retryOutcomes: zeroes(RETRY_OUTCOMES),
+    breakerState: 'closed',
+    breakerOpenings: 0,
+    inFlight: 0,
+  };
+}

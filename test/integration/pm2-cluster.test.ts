@@ -1,0 +1,80 @@
+/** The real ecosystem.config.js under real PM2: two workers, each with its own connections. */
+import { getFresh } from '../support/http';
+import { createPm2, ensureBuilt, type Pm2 } from '../support/pm2';
+import { freePort, psql, startTestPostgres, type TestPostgres } from '../support/postgres';
+
+let pg: TestPostgres;
+let pm2: Pm2;
+let url: string;
+let port: number;
+
+beforeAll(async () => {
+  ensureBuilt();
+  pg = await startTestPostgres();
+  url = await pg.createDatabase();
+  port = await freePort();
+  pm2 = createPm2({
+    DATABASE_URL: url,
+    WEB_CONCURRENCY: '2',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    KEEL_ENABLE_TEST_ROUTES: 'true',
+    SHUTDOWN_TIMEOUT_MS: '3000',
+  });
+});
+
+afterAll(async () => {
+  await pm2?.kill();
+  await pg?.destroy();
+});
+
+test('pm2 start ecosystem.config.js: two web workers answer and hold their own connections', async () => {
+  await pm2.run(['start', 'ecosystem.config.js']);
+  const procs = await pm2.waitFor(
+    (ps) => ps.filter((p) => p.name === 'web' && p.status === 'online').length === 2,
+  );
+  expect(procs.map((p) => p.name)).toEqual(['web', 'web']); // DATABASE_URL set: no `db` app
+
+  const pids = new Set<number>();
+  for (let i = 0; i < 100 && pids.size < 2; i++) {
+    const res = await getFresh(`http://127.0.0.1:${port}/__test/whoami`);
+    pids.add((JSON.parse(res.body) as { pid: number }).pid);
+  }
+  // Both workers reach the database: readiness runs `select 1` on whichever answers.
+  for (let i = 0; i < 4; i++)
+    expect((await getFresh(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+  expect([...pids].sort()).toEqual(procs.map((p) => p.pid).sort());
+
+  const rows = await psql<{ application_name: string }>(
+    url,
+    "select distinct application_name from pg_stat_activity where application_name like 'keel:%' and application_name not like '%migrate'",
+  );
+  const names = rows.map((r) => r.application_name).sort();
+  expect(names).toEqual(procs.map((p) => `keel:${p.pm_id}:${p.pid}`).sort());
+});
+
+test('a configuration error exits 78 and PM2 does not restart it', async () => {
+  const bad = createPm2({
+    DATABASE_URL: url,
+    WEB_CONCURRENCY: '1',
+    PORT: String(await freePort()),
+    DB_POOL_MAX: 'lots',
+  });
+  try {
+    await bad.run(['start', 'ecosystem.config.js']).catch(() => undefined);
+    // PM2 labels it "waiting restart" (exp_backoff sets that label), but with pid 0 and no
+    // restart scheduled: stop_exit_codes wins.
+    const procs = await bad.waitFor((ps) => ps[0]?.exitCode === 78);
+    await new Promise((r) => setTimeout(r, 2000));
+    const after = await bad.list();
+    expect(after[0]!.restarts).toBe(0);
+    expect(after[0]!.pid).toBe(0);
+    expect(procs[0]!.restarts).toBe(0);
+    const { stdout } = await bad.run(['logs', 'web', '--nostream', '--lines', '20', '--err']);
+    expect(stdout).toMatch(
+      /DB_POOL_MAX="lots" is not an integer; allowed: an integer from 1 to 1000/,
+    );
+  } finally {
+    await bad.kill();
+  }
+});

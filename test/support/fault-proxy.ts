@@ -1,0 +1,194 @@
+/**
+ * An in-process TCP proxy between the app and Postgres, for fault-injection tests.
+ *
+ * It forwards bytes chunk by chunk (no `pipe`) so it can stall, drop, cut and reset
+ * connections the way a flaky network or a hosted TCP proxy (Railway's idle cutoff) does.
+ */
+import net from 'node:net';
+
+export type FaultMode = 'pass' | 'refuse' | 'blackhole';
+export type CloseHow = 'fin' | 'rst';
+
+export interface FaultProxyOptions {
+  targetHost: string;
+  targetPort: number;
+}
+
+export interface FaultProxyStats {
+  /** Connection pairs currently open. */
+  open: number;
+  /** Client connections taken on as pairs (refused ones are not counted here). */
+  accepted: number;
+  /** Pairs closed by the idle cutoff. */
+  idleCuts: number;
+  /** Pairs closed by `resetAll`. */
+  resets: number;
+  /** Client connections reset on arrival in `refuse` mode. */
+  refused: number;
+}
+
+export interface FaultProxy {
+  readonly port: number;
+  readonly host: '127.0.0.1';
+  /** `sourceUrl` with its host and port replaced by the proxy's. */
+  url(sourceUrl: string): string;
+  /**
+   * pass: forward. refuse: reset new client connections at once (open ones keep working).
+   * blackhole: keep every socket open but drop all bytes both ways, for new connections too.
+   */
+  setMode(mode: FaultMode): void;
+  /** Closes pairs with no bytes either way for longer than `ms`; null disables. */
+  setIdleCut(ms: number | null, how?: CloseHow): void;
+  /** Closes every open pair now. */
+  resetAll(how?: CloseHow): void;
+  stats(): FaultProxyStats;
+  connections(): number;
+  /** Destroys every socket and closes the listener. Idempotent. */
+  close(): Promise<void>;
+}
+
+interface Pair {
+  client: net.Socket;
+  upstream: net.Socket;
+  lastActivity: number;
+}
+
+// A FIN close waits this long for the peer's FIN before destroying the socket.
+const FIN_GRACE_MS = 1000;
+
+export async function createFaultProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
+  const pairs = new Set<Pair>();
+  const sockets = new Set<net.Socket>();
+  const counters = { accepted: 0, idleCuts: 0, resets: 0, refused: 0 };
+  let mode: FaultMode = 'pass';
+  let idleSweep: NodeJS.Timeout | null = null;
+  let closing: Promise<void> | null = null;
+
+  const track = (socket: net.Socket): void => {
+    sockets.add(socket);
+    // Resets and refused connects are expected here; an unhandled 'error' would crash Jest.
+    socket.on('error', () => undefined);
+    socket.once('close', () => sockets.delete(socket));
+  };
+
+  const reset = (socket: net.Socket): void => {
+    if (!socket.destroyed) socket.resetAndDestroy();
+  };
+
+  const finish = (socket: net.Socket): void => {
+    if (socket.destroyed) return;
+    socket.end();
+    const timer = setTimeout(() => socket.destroy(), FIN_GRACE_MS).unref();
+    socket.once('close', () => clearTimeout(timer));
+  };
+
+  const closePair = (pair: Pair, how: CloseHow): void => {
+    if (!pairs.delete(pair)) return;
+    const close = how === 'rst' ? reset : finish;
+    close(pair.client);
+    close(pair.upstream);
+  };
+
+  const forward = (pair: Pair, from: net.Socket, to: net.Socket): void => {
+    from.on('data', (chunk: Buffer) => {
+      pair.lastActivity = Date.now();
+      // A stalled proxy reads and loses bytes; buffering them would replay them on `pass`.
+      if (mode === 'blackhole' || to.destroyed) return;
+      if (!to.write(chunk) && !from.isPaused()) {
+        from.pause();
+        to.once('drain', () => from.resume());
+      }
+    });
+    // A clean FIN travels on; an error (reset, refused upstream) becomes a reset on the other side.
+    from.once('end', () => {
+      if (pairs.delete(pair)) finish(to);
+    });
+    from.once('error', () => {
+      pairs.delete(pair);
+      reset(to);
+    });
+    from.once('close', () => {
+      if (pairs.delete(pair)) finish(to);
+    });
+  };
+
+  const onConnection = (client: net.Socket): void => {
+    track(client);
+    if (mode === 'refuse' || closing) {
+      counters.refused += 1;
+      reset(client);
+      return;
+    }
+    counters.accepted += 1;
+    client.setNoDelay(true);
+    const upstream = net.connect({ host: opts.targetHost, port: opts.targetPort, noDelay: true });
+    track(upstream);
+    const pair: Pair = { client, upstream, lastActivity: Date.now() };
+    pairs.add(pair);
+    forward(pair, client, upstream);
+    forward(pair, upstream, client);
+  };
+
+  const server = net.createServer(onConnection);
+  server.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  if (!address || typeof address === 'string') throw new Error('fault proxy has no TCP address');
+  const port = address.port;
+
+  const stopIdleSweep = (): void => {
+    if (idleSweep) clearInterval(idleSweep);
+    idleSweep = null;
+  };
+
+  return {
+    port,
+    host: '127.0.0.1',
+    url(sourceUrl) {
+      const url = new URL(sourceUrl);
+      url.hostname = '127.0.0.1';
+      url.port = String(port);
+      return url.toString();
+    },
+    setMode(next) {
+      mode = next;
+    },
+    setIdleCut(ms, how = 'fin') {
+      stopIdleSweep();
+      if (ms === null) return;
+      // Sweeping at a quarter of the cutoff closes a pair at most 25% late.
+      const every = Math.max(5, Math.min(250, Math.floor(ms / 4)));
+      idleSweep = setInterval(() => {
+        const now = Date.now();
+        for (const pair of [...pairs]) {
+          if (now - pair.lastActivity <= ms) continue;
+          counters.idleCuts += 1;
+          closePair(pair, how);
+        }
+      }, every).unref();
+    },
+    resetAll(how = 'rst') {
+      for (const pair of [...pairs]) {
+        counters.resets += 1;
+        closePair(pair, how);
+      }
+    },
+    stats: () => ({ open: pairs.size, ...counters }),
+    connections: () => pairs.size,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        stopIdleSweep();
+        pairs.clear();
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,171 @@
+/** Ledger invariants checked in the database, and a bounded mixed load of reads and transfers. */
+import { randomUUID } from 'node:crypto';
+import { psql } from './postgres';
+
+export interface LoadResult {
+  sent: number;
+  byStatus: Record<string, number>;
+  /** Transfer ids answered 201 (not replays), with the key they were sent with. */
+  okTransfers: Array<{ id: number; key: string }>;
+  /** Keys of transfers answered 4xx. */
+  refusedKeys: string[];
+  longestMs: number;
+  errors: string[];
+  timeline: Array<{ at: number; status: number | string; ms: number }>;
+}
+
+export async function seedAccounts(base: string, n: number, balance: number): Promise<number[]> {
+  const ids: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(`${base}/api/accounts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: `load-${i}`, balance }),
+    });
+    if (res.status !== 201) throw new Error(`seed failed: ${res.status} ${await res.text()}`);
+    ids.push(((await res.json()) as { id: number }).id);
+  }
+  return ids;
+}
+
+/**
+ * `concurrency` loops, each alternating a GET of an account and a keyed transfer between two
+ * random accounts, until `durationMs` has passed (bounded: never more than `maxRequests`).
+ */
+export async function runLoad(opts: {
+  base: string | (() => string);
+  accounts: number[];
+  durationMs: number;
+  concurrency: number;
+  maxRequests?: number;
+  timeoutMs?: number;
+  pauseMs?: number;
+}): Promise<LoadResult> {
+  const result: LoadResult = {
+    sent: 0,
+    byStatus: {},
+    okTransfers: [],
+    refusedKeys: [],
+    longestMs: 0,
+    errors: [],
+    timeline: [],
+  };
+  const started = Date.now();
+  const until = started + opts.durationMs;
+  const max = opts.maxRequests ?? 100000;
+  const pick = () => opts.accounts[Math.floor(Math.random() * opts.accounts.length)]!;
+  const baseOf = typeof opts.base === 'string' ? () => opts.base as string : opts.base;
+
+  async function one(i: number): Promise<void> {
+    const t0 = Date.now();
+    const read = i % 2 === 0;
+    const key = randomUUID();
+    let status: number | string;
+    try {
+      let res: Response;
+      if (read) {
+        res = await fetch(`${baseOf()}/api/accounts/${pick()}`, {
+          signal: AbortSignal.timeout(opts.timeoutMs ?? 30000),
+        });
+      } else {
+        const from = pick();
+        let to = pick();
+        while (to === from) to = pick();
+        res = await fetch(`${baseOf()}/api/transfers`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': key },
+          body: JSON.stringify({ from, to, amount: 1 + Math.floor(Math.random() * 5) }),
+          signal: AbortSignal.timeout(opts.timeoutMs ?? 30000),
+        });
+      }
+      status = res.status;
+      const body = (await res.json()) as { id?: number };
+      if (!read && res.status === 201) result.okTransfers.push({ id: body.id as number, key });
+      if (!read && res.status >= 400 && res.status < 500) result.refusedKeys.push(key);
+      if (res.status === 503 && !res.headers.get('retry-after'))
+        result.errors.push('503 without Retry-After');
+    } catch (err) {
+      status = `error:${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name}`;
+      result.errors.push(String(status));
+    }
+    const ms = Date.now() - t0;
+    result.longestMs = Math.max(result.longestMs, ms);
+    result.byStatus[String(status)] = (result.byStatus[String(status)] ?? 0) + 1;
+    result.timeline.push({ at: t0 - started, status, ms });
+  }
+
+  let counter = 0;
+  await Promise.all(
+    Array.from({ length: opts.concurrency }, async () => {
+      while (Date.now() < until && counter < max) {
+        const i = counter++;
+        result.sent += 1;
+        await one(i);
+        if (opts.pauseMs) await new Promise((r) => setTimeout(r, opts.pauseMs));
+      }
+    }),
+  );
+  return result;
+}
+
+/** The contract's invariants, checked directly in the database. */
+export async function checkInvariants(
+  url: string,
+  load?: Pick<LoadResult, 'okTransfers' | 'refusedKeys'>,
+): Promise<void> {
+  const [sum] = await psql<{ total: string; opening: string; negatives: string }>(
+    url,
+    `select coalesce(sum(balance),0)::text as total, coalesce(sum(opening_balance),0)::text as opening,
+            count(*) filter (where balance < 0)::text as negatives from accounts`,
+  );
+  if (sum!.total !== sum!.opening)
+    throw new Error(`sum of balances ${sum!.total} != opening ${sum!.opening}`);
+  if (Number(sum!.negatives) !== 0) throw new Error(`${sum!.negatives} negative balances`);
+  // Balances agree with the transfers table: opening balance + received - sent, per account.
+  const drift = await psql(
+    url,
+    `with moves as (
+       select from_id as id, -amount as delta from transfers
+       union all select to_id, amount from transfers)
+     select a.id from accounts a
+       left join (select id, sum(delta) as delta from moves group by id) m using (id)
+      where a.balance <> a.opening_balance + coalesce(m.delta, 0)`,
+  );
+  if (drift.length) throw new Error(`${drift.length} accounts disagree with their transfers`);
+  if (!load) return;
+  const ids = load.okTransfers.map((t) => t.id);
+  if (new Set(ids).size !== ids.length)
+    throw new Error('two 2xx answers carried the same transfer id');
+  if (ids.length) {
+    const rows = await psql<{ n: string }>(
+      url,
+      `select count(*)::text as n from transfers where id in (${ids.join(',')})`,
+    );
+    if (Number(rows[0]!.n) !== ids.length)
+      throw new Error(`only ${rows[0]!.n} of ${ids.length} 2xx transfers exist`);
+  }
+  const keys = load.okTransfers.map((t) => `'client:${t.key}'`);
+  if (keys.length) {
+    const rows = await psql<{ key: string; status: number; body: string }>(
+      url,
+      `select key, status, body from idempotency_keys where key in (${keys.join(',')})`,
+    );
+    if (rows.length !== keys.length) throw new Error('a 2xx transfer has no idempotency record');
+  }
+  if (load.refusedKeys.length) {
+    const refused = load.refusedKeys.map((k) => `'client:${k}'`).join(',');
+    const rows = await psql<{ n: string }>(
+      url,
+      `select count(*)::text as n from idempotency_keys k where key in (${refused}) and status between 200 and 299`,
+    );
+    if (Number(rows[0]!.n) !== 0) throw new Error(`${rows[0]!.n} transfers answered 4xx exist`);
+  }
+  // Each transfer row has exactly one idempotency record that produced it.
+  const [dups] = await psql<{ n: string }>(
+    url,
+    `select count(*)::text as n from (
+       select body::json->>'id' as id from idempotency_keys where status = 201
+       group by 1 having count(*) > 1) d`,
+  );
+  if (Number(dups!.n) !== 0) throw new Error(`${dups!.n} transfers recorded under two keys`);
+}

@@ -1,0 +1,98 @@
+/**
+ * Real PM2 from the project's own dependency, in an isolated PM2_HOME, with the version check
+ * and discrete mode settings that keep it off the network. `kill()` ends that daemon.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+export const ROOT = path.resolve(__dirname, '..', '..');
+const PM2_BIN = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
+const PM2_RUNTIME_BIN = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2-runtime');
+
+export interface Pm2Proc {
+  name: string;
+  pid: number;
+  pm_id: number;
+  status: string;
+  restarts: number;
+  exitCode?: number;
+}
+
+export interface Pm2 {
+  home: string;
+  env: NodeJS.ProcessEnv;
+  run(args: string[], timeoutMs?: number): Promise<{ stdout: string; stderr: string }>;
+  list(): Promise<Pm2Proc[]>;
+  waitFor(pred: (procs: Pm2Proc[]) => boolean, timeoutMs?: number): Promise<Pm2Proc[]>;
+  kill(): Promise<void>;
+  runtimeBin: string;
+}
+
+export function ensureBuilt(): void {
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'main.js'))) {
+    throw new Error('dist/ is missing: run `npm run build` first (npm test does)');
+  }
+}
+
+export function createPm2(env: Record<string, string>): Pm2 {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-pm2-'));
+  const fullEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    PM2_HOME: home,
+    PM2_DISCRETE_MODE: '1',
+    PM2_DISABLE_VERSION_CHECK: '1',
+    ...env,
+  };
+  // The jest process's own settings must not leak into the workers.
+  delete fullEnv.NODE_ENV;
+  delete fullEnv.JEST_WORKER_ID;
+  if (env.NODE_ENV) fullEnv.NODE_ENV = env.NODE_ENV;
+
+  const pm2: Pm2 = {
+    home,
+    env: fullEnv,
+    runtimeBin: PM2_RUNTIME_BIN,
+    run: (args, timeoutMs = 60000) =>
+      execFileAsync(process.execPath, [PM2_BIN, ...args], {
+        cwd: ROOT,
+        env: fullEnv,
+        timeout: timeoutMs,
+      }),
+    async list() {
+      const { stdout } = await pm2.run(['jlist']);
+      const start = stdout.indexOf('[');
+      const procs = JSON.parse(stdout.slice(start)) as Array<{
+        name: string;
+        pid: number;
+        pm_id: number;
+        pm2_env: { status: string; restart_time: number; exit_code?: number };
+      }>;
+      return procs.map((p) => ({
+        name: p.name,
+        pid: p.pid,
+        pm_id: p.pm_id,
+        status: p.pm2_env.status,
+        restarts: p.pm2_env.restart_time,
+        exitCode: p.pm2_env.exit_code,
+      }));
+    },
+    async waitFor(pred, timeoutMs = 30000) {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const procs = await pm2.list();
+        if (pred(procs)) return procs;
+        if (Date.now() > until) throw new Error(`pm2 state not reached: ${JSON.stringify(procs)}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    },
+    async kill() {
+      await pm2.run(['kill'], 30000).catch(() => undefined);
+      fs.rmSync(home, { recursive: true, force: true });
+    },
+  };
+  return pm2;
+}

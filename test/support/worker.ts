@@ -1,0 +1,91 @@
+/**
+ * Starts the production wiring (`startWorker` from src/main.ts) in-process on port 0 against a
+ * real database, with logs captured for assertions. Everything it opens, `stop()` closes.
+ */
+import { Writable } from 'node:stream';
+import { loadConfig } from '../../src/config/config';
+import { createLogger } from '../../src/logger';
+import { startWorker, type Worker } from '../../src/main';
+
+export interface TestWorker {
+  worker: Worker;
+  base: string;
+  logs: Array<Record<string, unknown>>;
+  rawLogs: string[];
+  exitCodes: number[];
+  stop(): Promise<void>;
+}
+
+export async function startTestWorker(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+): Promise<TestWorker> {
+  const config = loadConfig({
+    DATABASE_URL: databaseUrl,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'debug',
+    SHUTDOWN_TIMEOUT_MS: '2000',
+    ...env,
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const rawLogs: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line) continue;
+        rawLogs.push(line);
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      cb();
+    },
+  });
+  const logger = createLogger({
+    level: config.logLevel,
+    base: { worker: config.instanceId, pid: process.pid },
+    secrets: [decodeURIComponent(new URL(databaseUrl).password)],
+    stream,
+  });
+  const exitCodes: number[] = [];
+  const worker = await startWorker(config, { logger, exit: (code) => exitCodes.push(code) });
+  await worker.prepared;
+  return {
+    worker,
+    base: `http://127.0.0.1:${worker.port}`,
+    logs,
+    rawLogs,
+    exitCodes,
+    async stop() {
+      await worker.shutdown('test done');
+      await new Promise<void>((resolve) => {
+        if (!worker.server.listening) return resolve();
+        worker.server.close(() => resolve());
+      });
+      logger.close();
+    },
+  };
+}
+
+/** fetch() with a JSON body; returns status, headers and parsed body. */
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await fetch(base + path, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, headers: res.headers, body: parsed };
+}
