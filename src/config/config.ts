@@ -56,16 +56,16 @@ export function deriveTimers(
   idle: number | undefined,
   life: number | undefined,
 ): { idle: readonly [number, number] | null; life: readonly [number, number] } {
-  // Recycle an idle connection by 60 % of the cutoff (jittered up to 80 %): the proxy never
+  // Close an idle connection at 50-70 % of the cutoff (rolled per connection): the proxy never
   // gets to kill one of ours, and connections don't all close in the same second.
-  const idleRange = idle === 0 ? null : idle ? fixed(idle) : jitter(cutoffS * 0.6, cutoffS * 0.8);
-  // Lifetime bounds how long any socket lives, even a busy one (30-60 min as postgres.js does,
-  // capped under the cutoff when the cutoff is shorter than that).
+  const idleRange = idle === 0 ? null : idle ? fixed(idle) : jitter(cutoffS * 0.5, cutoffS * 0.7);
+  // Replace every connection, busy or not, at 80-95 % of the cutoff (30-60 min, as postgres.js
+  // does, when the cutoff is an hour or more): later than the idle timer, still under the cutoff.
   const lifeRange = life
     ? fixed(life)
     : cutoffS >= 3600
       ? jitter(1800, 3600)
-      : jitter(Math.max(cutoffS * 0.7, 1), Math.max(cutoffS * 0.9, 1));
+      : jitter(Math.max(cutoffS * 0.8, 1), Math.max(cutoffS * 0.95, 1));
   return { idle: idleRange, life: lifeRange };
 }
 

@@ -12,6 +12,8 @@ export interface LoadResult {
   longestMs: number;
   errors: string[];
   timeline: Array<{ at: number; status: number | string; ms: number }>;
+  /** Answers outside 200/201/409/503, for diagnosis. */
+  unexpected: Array<{ request: string; status: number; body: unknown }>;
 }
 
 export async function seedAccounts(base: string, n: number, balance: number): Promise<number[]> {
@@ -49,6 +51,7 @@ export async function runLoad(opts: {
     longestMs: 0,
     errors: [],
     timeline: [],
+    unexpected: [],
   };
   const started = Date.now();
   const until = started + opts.durationMs;
@@ -61,16 +64,19 @@ export async function runLoad(opts: {
     const read = i % 2 === 0;
     const key = randomUUID();
     let status: number | string;
+    let request = '';
     try {
       let res: Response;
       if (read) {
-        res = await fetch(`${baseOf()}/api/accounts/${pick()}`, {
+        request = `GET /api/accounts/${pick()}`;
+        res = await fetch(`${baseOf()}${request.slice(4)}`, {
           signal: AbortSignal.timeout(opts.timeoutMs ?? 30000),
         });
       } else {
         const from = pick();
         let to = pick();
         while (to === from) to = pick();
+        request = `POST /api/transfers ${from}->${to}`;
         res = await fetch(`${baseOf()}/api/transfers`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'idempotency-key': key },
@@ -80,6 +86,8 @@ export async function runLoad(opts: {
       }
       status = res.status;
       const body = (await res.json()) as { id?: number };
+      if (![200, 201, 409, 503].includes(res.status))
+        result.unexpected.push({ request, status: res.status, body });
       if (!read && res.status === 201) result.okTransfers.push({ id: body.id as number, key });
       if (!read && res.status >= 400 && res.status < 500) result.refusedKeys.push(key);
       if (res.status === 503 && !res.headers.get('retry-after'))

@@ -38,7 +38,8 @@ describe('loadConfig', () => {
 
   test('derived idle timeout and lifetime stay below the cutoff, with jitter ranges', () => {
     const c = loadConfig({ DATABASE_URL: URL_ });
-    expect(c.db.idleTimeoutS).toEqual([180, 240]);
+    expect(c.db.idleTimeoutS).toEqual([150, 210]);
+    expect(c.db.maxLifetimeS).toEqual([240, 285]);
     expect(c.db.maxLifetimeS[1]).toBeLessThan(300);
     expect(c.db.maxLifetimeS[0]).toBeLessThan(c.db.maxLifetimeS[1]);
     const scaled = loadConfig({ DATABASE_URL: URL_, DB_IDLE_CUTOFF_S: '2' });
