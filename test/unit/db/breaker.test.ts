@@ -1,0 +1,74 @@
+import { createBreaker } from '../../../src/db/breaker';
+import { createLogger } from '../../../src/logger';
+import { createDbStats } from '../../../src/metrics/db-stats';
+import { Writable } from 'node:stream';
+
+const quiet = createLogger({
+  level: 'error',
+  base: {},
+  stream: new Writable({ write: (_c, _e, cb) => cb() }),
+});
+
+function setup(probeOk: () => boolean) {
+  const stats = createDbStats();
+  let probes = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const breaker = createBreaker({
+    logger: quiet,
+    stats,
+    threshold: 3,
+    probeIntervalMs: 20,
+    probe: async () => {
+      probes += 1;
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setTimeout(r, 5));
+      inFlight -= 1;
+      if (!probeOk()) throw new Error('down');
+    },
+  });
+  return { breaker, stats, probes: () => probes, maxInFlight: () => maxInFlight };
+}
+
+test('opens after consecutive failures, probes one at a time, closes on the first good probe', async () => {
+  let up = false;
+  const { breaker, stats, probes, maxInFlight } = setup(() => up);
+  breaker.failure();
+  breaker.failure();
+  expect(breaker.isOpen()).toBe(false);
+  breaker.failure();
+  expect(breaker.isOpen()).toBe(true);
+  expect(stats.breakerState).toBe('open');
+  const waiting = breaker.admit(Date.now() + 2000);
+  await new Promise((r) => setTimeout(r, 100));
+  expect(probes()).toBeGreaterThan(1);
+  up = true;
+  await waiting;
+  expect(breaker.isOpen()).toBe(false);
+  expect(stats.breakerOpenings).toBe(1);
+  expect(maxInFlight()).toBe(1);
+  breaker.stop();
+});
+
+test('a request whose budget ends while the breaker is open gets a 503 with Retry-After', async () => {
+  const { breaker } = setup(() => false);
+  for (let i = 0; i < 3; i++) breaker.failure();
+  await expect(breaker.admit(Date.now() + 50)).rejects.toMatchObject({
+    status: 503,
+    code: 'database_unavailable',
+    headers: { 'Retry-After': expect.stringMatching(/^\d+$/) },
+  });
+  breaker.stop();
+});
+
+test('a success in between resets the failure count', () => {
+  const { breaker } = setup(() => true);
+  breaker.failure();
+  breaker.failure();
+  breaker.success();
+  breaker.failure();
+  breaker.failure();
+  expect(breaker.isOpen()).toBe(false);
+  breaker.stop();
+});
