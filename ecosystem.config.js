@@ -16,8 +16,10 @@ const num = (name, fallback) => {
 const instances = num('WEB_CONCURRENCY', Math.max(1, os.availableParallelism()));
 const shutdownTimeoutMs = num('SHUTDOWN_TIMEOUT_MS', 10000);
 // PM2 sends SIGKILL kill_timeout after SIGINT: 5 s beyond our own drain deadline (PM2's 1.6 s default would cut every drain short).
+// A worker's worst case is the drain, then up to 1 s to close the pool and 2 s to flush logs: 3 s past the deadline.
 const killTimeoutMs = shutdownTimeoutMs + 5000;
 // A worker reports ready after listening, migrating and reaching the database, or after READY_WAIT_MS.
+// A reload stops the old worker after listen_timeout even without `ready`: 10 s above that bound for the boot itself.
 const readyWaitMs = num('READY_WAIT_MS', 10000);
 const listenTimeoutMs = readyWaitMs + 10000;
 const embedded = !env.DATABASE_URL;
@@ -29,12 +31,15 @@ const web = {
   cwd: __dirname,
   exec_mode: 'cluster',
   instances,
+  // `pm2 reload` starts the new worker, waits for its `ready`, then stops the old one.
   wait_ready: true,
   listen_timeout: listenTimeoutMs,
+  // Stopped with SIGINT. No shutdown_with_message: it is for Windows, and PM2 skips it for a
+  // reload's outgoing worker anyway; the worker still honours the message if PM2 sends it.
   kill_timeout: killTimeoutMs,
   // Exit code 78 is a configuration error: restarting cannot fix it.
   stop_exit_codes: [78],
-  // A crash loop backs off exponentially (100 ms doubling, capped by PM2 at 15 s) ...
+  // A crash loop backs off exponentially (100 ms, x1.5 per restart, capped by PM2 at 15 s, reset after 30 s up) ...
   exp_backoff_restart_delay: 100,
   // ... and a worker that dies 15 times without living 10 s is left stopped.
   max_restarts: 15,

@@ -5,6 +5,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config/config';
 import { describe } from './db/errors';
 import { MIGRATIONS_DIR, migrate } from './db/migrate';
@@ -13,15 +15,19 @@ import { createSql, type SqlHandle } from './db/sql';
 import { prepareDatabase } from './db/wait';
 import { createApp } from './http/app';
 import { createAccounts } from './ledger/accounts';
+import { createKeyJanitor } from './ledger/idempotency';
 import { createTransfers } from './ledger/transfers';
 import { trackConnections } from './lifecycle/connections';
 import { installCrashHandlers } from './lifecycle/crash';
+import { streamDrained } from './lifecycle/flush';
 import { createReadiness } from './lifecycle/readiness';
 import { createShutdown, type Shutdown } from './lifecycle/shutdown';
-import { createLogger, flushLogger, type Logger } from './logger';
+import { createBatchedStream, createLogger, flushLogger, type Logger } from './logger';
 import { createDbStats, type DbStats } from './metrics/db-stats';
 import { createMetricsEndpoint, registryRenderer } from './metrics/endpoint';
+import { createPm2Metrics, injectedPm2Io } from './metrics/pm2';
 import { createWorkerMetrics } from './metrics/prometheus';
+import { createSiblingMetrics, type SiblingMetrics } from './metrics/siblings';
 
 export interface WorkerOptions {
   /** Defaults to a JSON logger on stdout. */
@@ -29,6 +35,9 @@ export interface WorkerOptions {
   exit?: (code: number) => void;
   /** Install signal and crash handlers on this process (production only). */
   proc?: NodeJS.Process;
+  /** Running under PM2: live figures for `pm2 monit`, and a /metrics for every worker of the
+   * app, which meet in `metricsDir`. */
+  pm2?: { metricsDir: string };
 }
 
 export interface Worker {
@@ -38,6 +47,7 @@ export interface Worker {
   db: Db;
   handle: SqlHandle;
   shutdown: Shutdown;
+  logger: Logger;
   /** Resolves when the schema is current (may be after `startWorker` returns). */
   prepared: Promise<void>;
 }
@@ -50,12 +60,14 @@ function passwords(config: Config): string[] {
 
 export async function startWorker(config: Config, options: WorkerOptions = {}): Promise<Worker> {
   const worker = config.instanceId;
+  const stdout = createBatchedStream(process.stdout);
   const logger =
     options.logger ??
     createLogger({
       level: config.logLevel,
       base: { worker, pid: process.pid },
       secrets: passwords(config),
+      stream: stdout,
     });
   const log = logger.child({ module: 'main' });
   const stats = createDbStats();
@@ -74,6 +86,23 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     statementTimeoutMs: config.db.statementTimeoutMs,
   });
   const metrics = createWorkerMetrics({ stats, worker });
+  // Under PM2 cluster mode a scrape lands on one random worker, which answers for all of them.
+  const machineMetrics = (dir: string): Promise<SiblingMetrics | null> =>
+    createSiblingMetrics({
+      dir,
+      worker,
+      registry: metrics.registry,
+      logger: logger.child({ module: 'metrics' }),
+    }).catch((err: unknown) => {
+      log.warn('machine-wide /metrics unavailable: this worker answers for itself', {
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return null;
+    });
+  const siblings = options.pm2 ? await machineMetrics(options.pm2.metricsDir) : null;
+  const pm2Io = options.pm2 ? injectedPm2Io() : null;
+  const pm2Metrics = pm2Io ? createPm2Metrics({ io: pm2Io, stats }) : null;
+  if (options.pm2 && !pm2Io) log.info('PM2 injected no @pm2/io agent (pmx: false): no pm2 metrics');
   const app = createApp({
     config,
     logger,
@@ -82,16 +111,23 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     accounts: createAccounts({ db }),
     transfers: createTransfers({ db }),
     metrics: createMetricsEndpoint({
-      ...registryRenderer(metrics.registry),
+      ...(siblings
+        ? { render: siblings.render, contentType: siblings.contentType }
+        : registryRenderer(metrics.registry)),
       token: config.metricsToken,
     }),
     onRequestDone: (ctx, seconds) => {
       const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       metrics.observeRequest(ctx.method, route, ctx.status, seconds);
+      pm2Metrics?.observeRequest(route, seconds);
     },
   });
 
   const server = http.createServer(app.callback());
+  server.once('close', () => {
+    pm2Metrics?.stop();
+    void siblings?.close();
+  });
   // Longer than any load balancer's idle timeout in front (Railway's edge: 60 s), so the
   // balancer, not us, closes idle keep-alive sockets and never reuses one we just closed.
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
@@ -110,7 +146,13 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
       db.breaker.stop();
       await handle.end(timeoutS);
     },
-    flushLogs: () => (options.logger ? Promise.resolve() : flushLogger(logger)),
+    flushLogs: async () => {
+      if (options.logger) return;
+      await flushLogger(logger);
+      stdout.flush();
+      // Under PM2, stdout is an async file stream: wait for it, or exit drops the last lines.
+      await streamDrained(process.stdout, 1000);
+    },
     log: (msg, meta) => log.info(msg, meta),
     exit: options.exit ?? ((code) => process.exit(code)),
   });
@@ -143,16 +185,28 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     log.error('migrations failed', describe(err));
     await shutdown('migration failure', 1);
   });
+  // A referenced timer: while the database is unreachable nothing else keeps the process alive
+  // until the server listens (an unref'd one let it exit 0 at once on ECONNREFUSED).
+  let readyWait: NodeJS.Timeout | undefined;
   const inTime = await Promise.race([
     prepared.then(() => true),
-    new Promise<false>((r) => setTimeout(r, config.readyWaitMs, false).unref()),
+    new Promise<false>((r) => (readyWait = setTimeout(r, config.readyWaitMs, false))),
   ]);
+  clearTimeout(readyWait);
   if (!inTime) log.warn('database not reachable yet: starting not-ready');
 
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const port = (server.address() as AddressInfo).port;
   log.info('listening', { host: config.host, port });
-  return { server, port, stats, db, handle, shutdown, prepared };
+  // One worker per machine sweeps expired idempotency keys.
+  if (config.instanceId === '0') {
+    const janitor = createKeyJanitor({ db, logger: logger.child({ module: 'idempotency' }) });
+    void prepared.then(() => {
+      if (!readiness.draining()) janitor.start();
+    });
+    server.once('close', () => janitor.stop());
+  }
+  return { server, port, stats, db, handle, shutdown, prepared, logger };
 }
 
 export async function main(env: NodeJS.ProcessEnv): Promise<void> {
@@ -169,8 +223,16 @@ export async function main(env: NodeJS.ProcessEnv): Promise<void> {
     }
     throw err;
   }
-  await startWorker(config, { proc: process });
+  await startWorker(config, { proc: process, pm2: underPm2(env) });
   process.send?.('ready');
+}
+
+/** PM2 sets pm_id and an IPC channel in every process it starts. */
+function underPm2(env: NodeJS.ProcessEnv): WorkerOptions['pm2'] {
+  if (env.pm_id === undefined || typeof process.send !== 'function') return undefined;
+  // One directory per app per PM2 daemon: the app's workers, and nothing else, meet there.
+  const home = env.PM2_HOME || path.join(os.homedir(), '.pm2');
+  return { metricsDir: path.join(home, 'keel-metrics', encodeURIComponent(env.name ?? 'app')) };
 }
 
 if (require.main === module) {

@@ -13,6 +13,8 @@ export interface BreakerDeps {
   stats: DbStats;
   /** Consecutive connection failures that open it. */
   threshold?: number;
+  /** How long a run of failures must last before it counts as an outage. */
+  minFailingMs?: number;
   /** Pause between probes while open. */
   probeIntervalMs?: number;
   now?: () => number;
@@ -31,11 +33,16 @@ export interface Breaker {
 export function createBreaker(deps: BreakerDeps): Breaker {
   const { logger, stats } = deps;
   const now = deps.now ?? Date.now;
-  // Five in a row: one terminated backend fails only the queries on it, an outage fails them all.
+  // Five in a row over at least minFailingMs: one terminated backend fails only the queries on
+  // it, an outage fails them all and keeps failing them.
   const threshold = deps.threshold ?? 5;
   // Probing every 100 ms lets traffic through within a tenth of a second of recovery.
   const probeIntervalMs = deps.probeIntervalMs ?? 100;
+  // A run of failures must also last this long: terminating every backend at once fails a
+  // pool's worth of queries within milliseconds, and that is not an outage.
+  const minFailingMs = deps.minFailingMs ?? 250;
   let failures = 0;
+  let failingSince = 0;
   let openedAt: number | null = null;
   let waiters: Array<() => void> = [];
   let timer: NodeJS.Timeout | null = null;
@@ -101,8 +108,9 @@ export function createBreaker(deps: BreakerDeps): Breaker {
       if (openedAt !== null) close();
     },
     failure() {
+      if (failures === 0) failingSince = now();
       failures += 1;
-      if (failures >= threshold) open();
+      if (failures >= threshold && now() - failingSince >= minFailingMs) open();
     },
     isOpen: () => openedAt !== null,
     stop() {

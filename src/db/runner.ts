@@ -78,7 +78,13 @@ export function createDb(deps: DbDeps): Db {
     const deadline = Math.min(ctx.deadline, now() + deps.budgetMs);
     for (let attempt = 0; ; attempt++) {
       if (ctx.signal?.aborted) throw new ClientGoneError();
-      await breaker.admit(deadline);
+      try {
+        await breaker.admit(deadline);
+      } catch (err) {
+        // The budget ran out while the breaker was open: count it like any exhausted budget.
+        if (attempt > 0) stats.retryOutcomes.exhausted += 1;
+        throw err;
+      }
       try {
         const result = await withTimeout(attemptOnce(), deadline - now(), ctx.signal);
         stats.queries.ok += 1;
@@ -89,6 +95,11 @@ export function createDb(deps: DbDeps): Db {
         }
         return result;
       } catch (err) {
+        if (err instanceof UnavailableError) {
+          // The deadline came while the attempt was still running.
+          stats.queries.timeout += 1;
+          if (attempt > 0) stats.retryOutcomes.exhausted += 1;
+        }
         if (err instanceof AppError) throw err;
         const kind = classify(err);
         stats.queries[kind === 'shutdown' ? 'connection' : kind] += 1;

@@ -3,14 +3,20 @@
  * that stop answering (a proxy that stalls without closing: TCP keepalive never fires while
  * bytes are outstanding, so the driver would wait forever).
  *
- * For plain TCP it follows the protocol's message framing to know exactly when a connection is
- * busy (from the first write until ReadyForQuery 'I'). Over TLS the bytes are encrypted and the
- * TLS layer bypasses our hooks, so TLS sockets are counted open/closed but not busy/stalled;
- * keepalive and the statement timeout cover them.
+ * For plain TCP it follows the protocol's message framing (./wire) to know exactly when a
+ * connection is busy (from the first write until ReadyForQuery 'I') and to read the server's
+ * FATAL errors.
+ * Over TLS the bytes are encrypted and the TLS layer bypasses our hooks: TLS sockets are counted
+ * open (as idle) and closed, their activity is read from the byte counters, and the reason of a
+ * clean close is inferred from idleness and age; keepalive and the statement timeout cover stalls.
+ *
+ * Events are observed by wrapping `emit`, not by listeners: the driver calls
+ * `removeAllListeners()` on the raw socket when it switches to TLS and again when it closes.
  */
 import net from 'node:net';
 import type { Logger } from '../logger';
 import type { CloseReason, DbStats } from '../metrics/db-stats';
+import { createMessageReader, firstMessage } from './wire';
 
 export interface SocketFactoryDeps {
   host: string;
@@ -21,24 +27,34 @@ export interface SocketFactoryDeps {
   stallMs: number;
   /** Lower bound of the per-connection idle timeout (s), to tell idle closes from lifetime ones. */
   idleTimeoutMinS: number | null;
+  /** Lower bound of the per-connection lifetime (s); only TLS closes need it. */
+  maxLifetimeMinS?: number | null;
   now?: () => number;
 }
 
+type Framing = 'startup' | 'ssl-answer' | 'messages' | 'opaque';
+
 interface Tracked {
   socket: net.Socket;
+  /** The short-lived socket of a cancel request, not a pool connection. */
+  cancel: boolean;
   id: number;
   openedAt: number;
   lastActivity: number;
   awaitingSince: number | null;
   lastRead: number;
   busy: boolean;
-  /** Bytes still to skip of the current server message, or -1 while reading a header. */
-  header: Buffer;
-  skip: number;
-  zPending: boolean;
+  /** How the bytes read are interpreted: see `onWrite`. */
+  framing: Framing;
+  tls: boolean;
+  read: (chunk: Buffer, from?: number) => void;
+  established: boolean;
+  peerEnded: boolean;
   closedByUs: boolean;
   stalled: boolean;
-  parse: boolean;
+  bytes: number;
+  error: string | null;
+  fatal: { code: string; message: string } | null;
 }
 
 export interface SocketFactory {
@@ -50,6 +66,8 @@ export interface SocketFactory {
   live(): number;
 }
 
+const IDLE = 0x49; // 'I': ReadyForQuery outside a transaction
+
 export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   const { stats, logger } = deps;
   const now = deps.now ?? Date.now;
@@ -57,13 +75,25 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   let nextId = 1;
   let shuttingDown = false;
 
-  // Check four times per stall window: a stalled socket is gone at most 25 % late.
-  const watchdog = setInterval(checkStalls, Math.max(50, Math.floor(deps.stallMs / 4)));
+  // Four checks per stall window (a stall is caught at most 25 % late), at least one a second so
+  // TLS activity, read from byte counters, is known to within a second.
+  const tick = Math.max(50, Math.min(1000, Math.floor(deps.stallMs / 4)));
+  const watchdog = setInterval(checkSockets, tick);
   watchdog.unref();
 
-  function checkStalls(): void {
+  function checkSockets(): void {
     const t = now();
     for (const c of live) {
+      // Bytes went out without a write through us: the driver negotiated TLS directly.
+      if (c.framing === 'startup' && c.socket.bytesWritten > 0) unreadable(c);
+      if (c.tls) {
+        const bytes = c.socket.bytesRead + c.socket.bytesWritten;
+        if (bytes !== c.bytes) {
+          c.bytes = bytes;
+          c.lastActivity = t;
+        }
+        continue;
+      }
       if (c.awaitingSince === null || c.stalled) continue;
       if (t - Math.max(c.awaitingSince, c.lastRead) <= deps.stallMs) continue;
       c.stalled = true;
@@ -73,9 +103,7 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
       });
       const err = Object.assign(
         new Error('database connection stalled: no answer from the server'),
-        {
-          code: 'KEEL_STALLED',
-        },
+        { code: 'KEEL_STALLED' },
       );
       c.socket.destroy(err);
     }
@@ -85,67 +113,100 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
     if (c.busy === busy) return;
     c.busy = busy;
     stats.busy += busy ? 1 : -1;
+    stats.idle += busy ? -1 : 1;
+  }
+
+  /** The first bytes we send say how to read the server's: plain protocol, TLS, or neither. */
+  function onWrite(c: Tracked, data: unknown): void {
+    const t = now();
+    c.lastActivity = t;
+    if (c.framing === 'startup') {
+      const kind = firstMessage(data);
+      if (kind === 'ssl-request') c.framing = 'ssl-answer';
+      else if (kind === 'startup' || kind === 'cancel') c.framing = 'messages';
+      else unreadable(c);
+      c.cancel = kind === 'cancel';
+    }
+    if (c.tls) return;
+    if (c.awaitingSince === null) c.awaitingSince = t;
+    setBusy(c, true);
+  }
+
+  /** From here on the bytes are encrypted: activity comes from the byte counters. */
+  function unreadable(c: Tracked): void {
+    c.framing = 'opaque';
+    c.tls = true;
+    c.awaitingSince = null;
+    c.bytes = c.socket.bytesRead + c.socket.bytesWritten;
   }
 
   function onData(c: Tracked, chunk: Buffer): void {
     const t = now();
     c.lastRead = t;
     c.lastActivity = t;
-    if (!c.parse) {
+    let i = 0;
+    if (c.framing === 'ssl-answer' && chunk.length > 0) {
+      // 'S': the driver wraps this socket in TLS next. 'N' (sslmode=prefer): plain from here on.
+      if (chunk[0] === 0x53) {
+        unreadable(c);
+        setBusy(c, false);
+        return;
+      }
+      c.framing = 'messages';
+      i = 1;
+    }
+    if (c.framing !== 'messages') {
       c.awaitingSince = null;
       return;
     }
-    let i = 0;
-    while (i < chunk.length) {
-      if (c.skip > 0) {
-        if (c.zPending) {
-          c.zPending = false;
-          setBusy(c, chunk[i] !== 0x49 /* I: idle, outside a transaction */);
-        }
-        const n = Math.min(c.skip, chunk.length - i);
-        c.skip -= n;
-        i += n;
-        continue;
-      }
-      // Collect the 5-byte header (type + int32 length), which may straddle chunks.
-      const need = 5 - c.header.length;
-      c.header = Buffer.concat([c.header, chunk.subarray(i, i + need)]);
-      i += Math.min(need, chunk.length - i);
-      if (c.header.length < 5) break;
-      const type = c.header[0];
-      const length = c.header.readInt32BE(1);
-      c.header = Buffer.alloc(0);
-      c.skip = length - 4;
-      if (type === 0x5a /* Z: ReadyForQuery; its status byte is read in the skip branch */) {
-        c.awaitingSince = null;
-        c.zPending = true;
-      }
-    }
+    c.read(chunk, i);
   }
 
   function onClose(c: Tracked, hadError: boolean): void {
     if (!live.delete(c)) return;
-    setBusy(c, false);
+    if (c.busy) stats.busy -= 1;
+    else stats.idle -= 1;
     stats.open -= 1;
     const reason = closeReason(c, hadError);
     stats.closed[reason] += 1;
+    const t = now();
     logger.info('db connection closed', {
       conn: c.id,
       reason,
-      ageS: Math.round((now() - c.openedAt) / 100) / 10,
+      ageS: seconds(t - c.openedAt),
+      idleS: seconds(t - c.lastActivity),
+      ...(c.established ? {} : { established: false }),
+      ...(c.tls ? { tls: true } : {}),
+      ...(c.error ? { error: c.error } : {}),
+      ...(c.fatal ? { serverCode: c.fatal.code, serverMessage: c.fatal.message } : {}),
     });
   }
 
   function closeReason(c: Tracked, hadError: boolean): CloseReason {
+    if (c.cancel) return 'cancel_request';
     if (c.stalled) return 'stalled';
     if (shuttingDown) return 'shutdown';
-    if (c.closedByUs) {
-      const idleS = (now() - c.lastActivity) / 1000;
-      if (deps.idleTimeoutMinS !== null && idleS >= deps.idleTimeoutMinS * 0.95)
-        return 'idle_timeout';
-      return 'max_lifetime';
+    if (c.framing === 'startup' && c.socket.bytesWritten > 0) unreadable(c);
+    // TLS activity is seen once per tick, so a TLS connection may have been idle a tick longer.
+    const idleS = (now() - c.lastActivity + (c.tls ? tick : 0)) / 1000;
+    const idleTimedOut = deps.idleTimeoutMinS != null && idleS >= deps.idleTimeoutMinS * 0.95;
+    if (c.tls) {
+      // Encrypted: the FIN and our own `end()` are invisible, so infer from idleness and age.
+      if (hadError) return 'network_error';
+      if (idleTimedOut) return 'idle_timeout';
+      const ageS = (now() - c.openedAt) / 1000;
+      if (deps.maxLifetimeMinS != null && ageS >= deps.maxLifetimeMinS * 0.99)
+        return 'max_lifetime';
+      return 'server_closed';
     }
-    return hadError ? 'network_error' : 'server_closed';
+    // The driver ends a connection only for its idle timer, its lifetime or `sql.end()`; an
+    // idle connection past the idle timeout's lower bound was closed by the idle timer.
+    if (c.closedByUs) return idleTimedOut ? 'idle_timeout' : 'max_lifetime';
+    // A FIN from the far end (the server, or a proxy's cut), or the server's FATAL error
+    // (pg_terminate_backend, a restart) even when our next write then met a reset.
+    if (c.peerEnded || c.fatal) return 'server_closed';
+    // A reset, a refused or unreachable connect, or a connect the driver gave up on.
+    return 'network_error';
   }
 
   const factory = (() => {
@@ -153,46 +214,62 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
     const t = now();
     const c: Tracked = {
       socket,
+      cancel: false,
       id: nextId++,
       openedAt: t,
       lastActivity: t,
       awaitingSince: null,
       lastRead: t,
       busy: false,
-      header: Buffer.alloc(0),
-      skip: 0,
-      zPending: false,
+      framing: 'startup',
+      tls: false,
+      read: () => undefined,
+      established: false,
+      peerEnded: false,
       closedByUs: false,
       stalled: false,
-      parse: true,
+      bytes: 0,
+      error: null,
+      fatal: null,
     };
+    c.read = createMessageReader({
+      ready(status) {
+        c.awaitingSince = null;
+        setBusy(c, status !== IDLE);
+      },
+      fatal(code, message) {
+        c.fatal = { code, message };
+      },
+    });
     live.add(c);
     stats.open += 1;
+    stats.idle += 1;
     stats.opened += 1;
     logger.info('db connection opened', { conn: c.id });
-
+    const emit = socket.emit as (
+      this: net.Socket,
+      event: string | symbol,
+      ...a: unknown[]
+    ) => boolean;
+    socket.emit = function (this: net.Socket, event: string | symbol, ...args: unknown[]) {
+      if (event === 'data') onData(c, args[0] as Buffer);
+      else if (event === 'connect') c.established = true;
+      else if (event === 'end') c.peerEnded = true;
+      else if (event === 'error') c.error = errorCode(args[0]);
+      else if (event === 'close') onClose(c, args[0] === true);
+      return emit.apply(this, [event, ...args]);
+    } as net.Socket['emit'];
     const write = socket.write;
     socket.write = function (this: net.Socket, ...args: Parameters<net.Socket['write']>) {
-      const at = now();
-      c.lastActivity = at;
-      if (c.awaitingSince === null) c.awaitingSince = at;
-      if (c.parse) setBusy(c, true);
-      // An SSLRequest (8 bytes, code 80877103) switches to TLS: stop parsing from here on.
-      const data = args[0];
-      if (Buffer.isBuffer(data) && data.length === 8 && data.readInt32BE(4) === 80877103) {
-        c.parse = false;
-        setBusy(c, false);
-      }
+      onWrite(c, args[0]);
       return write.apply(this, args);
     } as net.Socket['write'];
     const end = socket.end;
     socket.end = function (this: net.Socket, ...args: unknown[]) {
-      c.closedByUs = true;
+      // Node ends the socket itself after the peer's FIN: that close is the peer's, not ours.
+      if (!c.peerEnded) c.closedByUs = true;
       return (end as (...a: unknown[]) => net.Socket).apply(this, args);
     } as net.Socket['end'];
-
-    socket.on('data', (chunk: Buffer) => onData(c, chunk));
-    socket.on('close', (hadError: boolean) => onClose(c, hadError));
     socket.on('error', () => undefined); // the driver's own listener reports it
     return socket;
   }) as SocketFactory;
@@ -203,4 +280,13 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   factory.stop = () => clearInterval(watchdog);
   factory.live = () => live.size;
   return factory;
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'unknown';
+}
+
+function seconds(ms: number): number {
+  return Math.round(ms / 100) / 10;
 }

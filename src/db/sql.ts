@@ -41,6 +41,7 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
     // A healthy query answers within the statement timeout; one second on top covers the round trip.
     stallMs: (config.statementTimeoutMs || 30000) + 1000,
     idleTimeoutMinS: config.idleTimeoutS?.[0] ?? null,
+    maxLifetimeMinS: config.maxLifetimeS[0],
   });
   // PgBouncer (transaction mode) rejects statement_timeout as a startup parameter (08P01).
   const perTransactionTimeout = !config.prepare;

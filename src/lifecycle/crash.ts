@@ -3,25 +3,43 @@
  * sequence; a second signal exits at once. An uncaught exception or unhandled rejection is
  * logged (with the request id when the error carries one) and the worker shuts down with a
  * non-zero code so PM2 replaces it.
+ *
+ * PM2 on Linux stops a worker with SIGINT (then SIGKILL after kill_timeout); the `shutdown`
+ * message is only sent with `shutdown_with_message` / PM2_KILL_USE_MESSAGE (meant for Windows,
+ * and skipped anyway for a reload's outgoing worker), so we do not set it but still honour it.
  */
 import type { Logger } from '../logger';
 import type { Shutdown } from './shutdown';
+
+// A repeat within this window is the same stop delivered twice, not an operator insisting:
+// Ctrl+C in a terminal, systemd's KillMode=control-group or `kill -- -pgid` signal the whole
+// process group, and PM2 then relays its own SIGINT to the worker (80-400 ms later under load
+// here). Exiting on that relay would drop every in-flight request.
+export const DUPLICATE_SIGNAL_WINDOW_MS = 2000;
 
 export interface CrashDeps {
   logger: Logger;
   shutdown: Shutdown;
   proc: NodeJS.Process;
+  now?: () => number;
 }
 
-export function installCrashHandlers({ logger, shutdown, proc }: CrashDeps): void {
-  let signals = 0;
+export function installCrashHandlers({ logger, shutdown, proc, now = Date.now }: CrashDeps): void {
+  let firstSignalAt: number | null = null;
   const onSignal = (signal: string) => {
-    signals += 1;
-    if (signals > 1) {
-      logger.warn('second signal: exiting now', { signal });
-      proc.exit(1);
+    const at = now();
+    if (firstSignalAt === null) {
+      firstSignalAt = at;
+      void shutdown(signal);
+      return;
     }
-    void shutdown(signal);
+    const afterMs = at - firstSignalAt;
+    if (afterMs < DUPLICATE_SIGNAL_WINDOW_MS) {
+      logger.info('repeated stop signal: already draining', { signal, afterMs });
+      return;
+    }
+    logger.warn('second signal: exiting now', { signal, afterMs });
+    proc.exit(1);
   };
   proc.on('SIGINT', () => onSignal('SIGINT'));
   proc.on('SIGTERM', () => onSignal('SIGTERM'));

@@ -1,8 +1,15 @@
 /**
  * The one shutdown sequence, idempotent: not ready → stop accepting → drain → close the pool →
- * flush logs → exit. Idle keep-alive sockets are left to their clients until the deadline
- * (destroying them early resets a client that is writing its next request right then); every
- * answer from now on says `Connection: close`, so clients leave on their own.
+ * flush logs → exit. Idle keep-alive sockets are not destroyed when the signal arrives
+ * (that resets a client that is writing its next request right then): every answer from now on
+ * says `Connection: close`, so busy clients leave on their own, and a socket left idle for a
+ * whole second after its last answer is closed gracefully.
+ *
+ * Hand-written rather than a library, on purpose: http-terminator and @godaddy/terminus (via
+ * stoppable) end idle keep-alive sockets the moment shutdown starts, which is the ECONNRESET
+ * race above, and terminus re-raises the signal (or exits 0) instead of exiting with our code;
+ * close-with-grace only covers signals, and exits on any second signal (see crash.ts for why
+ * we don't). What is left here is ~100 lines with each step unit-tested.
  */
 import net from 'node:net';
 import type http from 'node:http';
@@ -20,10 +27,14 @@ export interface ShutdownDeps {
   exit: (code: number) => void;
 }
 
+const IDLE_SOCKET_GRACE_MS = 1000;
+
 export type Shutdown = (reason: string, exitCode?: number) => Promise<void>;
 
 export function createShutdown(deps: ShutdownDeps): Shutdown {
   let started: Promise<void> | null = null;
+  // A crash during a signal's drain still makes the exit non-zero.
+  let requestedCode = 0;
 
   async function step(name: string, fn: () => Promise<void> | void): Promise<void> {
     try {
@@ -37,7 +48,7 @@ export function createShutdown(deps: ShutdownDeps): Shutdown {
     }
   }
 
-  async function run(reason: string, requestedCode: number): Promise<void> {
+  async function run(reason: string): Promise<void> {
     const started = Date.now();
     deps.log('shutdown started', {
       reason,
@@ -55,10 +66,16 @@ export function createShutdown(deps: ShutdownDeps): Shutdown {
       const deadline = new Promise<'deadline'>((resolve) =>
         setTimeout(resolve, deps.timeoutMs, 'deadline').unref(),
       );
+      // A keep-alive socket that stayed idle a whole second after its last answer is closed
+      // (FIN): a client that was going to reuse it has had its chance, and one that holds it
+      // open (a balancer's pool) must not hold the drain to its deadline.
+      const sweeper = setInterval(() => deps.tracker.endIdle(IDLE_SOCKET_GRACE_MS), 250);
+      sweeper.unref();
       const outcome = await Promise.race([
         deps.tracker.whenClosed().then(() => 'drained' as const),
         deadline,
       ]);
+      clearInterval(sweeper);
       if (outcome === 'deadline') {
         forced = deps.tracker.inFlight() > 0;
         deps.log('shutdown deadline reached', {
@@ -68,8 +85,9 @@ export function createShutdown(deps: ShutdownDeps): Shutdown {
         deps.tracker.destroyAll();
       }
     });
-    // What is left of the budget goes to in-progress queries; at least one second.
-    const leftS = Math.max(1, (deps.timeoutMs - (Date.now() - started)) / 1000);
+    // Requests are done; queries still running belong to abandoned requests: they get what is
+    // left of the budget, at least one second and at most three.
+    const leftS = Math.min(3, Math.max(1, (deps.timeoutMs - (Date.now() - started)) / 1000));
     await step('close database', () => deps.closeDb(leftS));
     const code = requestedCode !== 0 ? requestedCode : forced ? 1 : 0;
     deps.log('shutdown complete', { reason, code, ms: Date.now() - started });
@@ -78,8 +96,9 @@ export function createShutdown(deps: ShutdownDeps): Shutdown {
   }
 
   return (reason, exitCode = 0) => {
+    if (exitCode !== 0 && requestedCode === 0) requestedCode = exitCode;
     if (started) return started;
-    started = run(reason, exitCode);
+    started = run(reason);
     return started;
   };
 }

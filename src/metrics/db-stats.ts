@@ -10,6 +10,8 @@ export const CLOSE_REASONS = [
   'network_error',
   'stalled',
   'shutdown',
+  // The server ends the short-lived socket of a cancel request (a client left mid-query).
+  'cancel_request',
 ] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 
@@ -27,8 +29,12 @@ export const RETRY_OUTCOMES = ['recovered', 'exhausted'] as const;
 export type RetryOutcome = (typeof RETRY_OUTCOMES)[number];
 
 export interface DbStats {
+  /** Sockets to the database, connecting or connected; always busy + idle. */
   open: number;
+  /** Connections between a request written and ReadyForQuery outside a transaction. */
   busy: number;
+  /** Connections waiting for work (TLS connections, whose bytes we cannot read, count here). */
+  idle: number;
   opened: number;
   closed: Record<CloseReason, number>;
   queries: Record<QueryOutcome, number>;
@@ -47,6 +53,7 @@ export function createDbStats(): DbStats {
   return {
     open: 0,
     busy: 0,
+    idle: 0,
     opened: 0,
     closed: zeroes(CLOSE_REASONS),
     queries: zeroes(QUERY_OUTCOMES),

@@ -33,6 +33,8 @@ export function createWorkerMetrics({
     registers: [registry],
   });
 
+  // Every figure below is read from `stats` when scraped: all of them in the same tick, so one
+  // scrape is a consistent snapshot (open == busy + idle).
   const gauge = (name: string, help: string, read: () => number) =>
     new client.Gauge({
       name,
@@ -42,28 +44,38 @@ export function createWorkerMetrics({
         this.set(read());
       },
     });
-  gauge('keel_db_connections_open', 'Database connections open in this worker', () => stats.open);
+  gauge('keel_db_connections_open', 'Database connections open (busy + idle)', () => stats.open);
   gauge(
     'keel_db_connections_busy',
-    'Database connections running a query or transaction',
+    'Database connections running a query or holding a transaction',
     () => stats.busy,
   );
   gauge(
     'keel_db_connections_idle',
-    'Database connections open and idle',
-    () => stats.open - stats.busy,
+    'Database connections open and waiting for work',
+    () => stats.idle,
   );
-  gauge('keel_db_breaker_open', '1 while the database breaker is open (outage)', () =>
+  gauge('keel_db_breaker_open', '1 while the database breaker is open (an outage)', () =>
     stats.breakerState === 'open' ? 1 : 0,
   );
   gauge('keel_http_requests_in_flight', 'HTTP requests being served', () => stats.inFlight);
 
-  const counterFrom = (
+  const counter = (name: string, help: string, read: () => number) =>
+    new client.Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  const counterBy = <K extends string>(
     name: string,
     help: string,
     label: string,
-    keys: readonly string[],
-    read: (k: string) => number,
+    keys: readonly K[],
+    read: (k: K) => number,
   ) =>
     new client.Counter({
       name,
@@ -75,52 +87,42 @@ export function createWorkerMetrics({
         for (const k of keys) this.inc({ [label]: k }, read(k));
       },
     });
-  new client.Counter({
-    name: 'keel_db_connections_opened_total',
-    help: 'Database connections opened',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(stats.opened);
-    },
-  });
-  counterFrom(
+  counter(
+    'keel_db_connections_opened_total',
+    'Database connections opened (connect attempts included)',
+    () => stats.opened,
+  );
+  counterBy(
     'keel_db_connections_closed_total',
     'Database connections closed, by reason',
     'reason',
     CLOSE_REASONS,
-    (k) => stats.closed[k as keyof DbStats['closed']],
+    (k) => stats.closed[k],
   );
-  counterFrom(
+  counterBy(
     'keel_db_queries_total',
-    'Database units of work, by outcome',
+    'Database units of work (a query or a transaction, each attempt), by outcome',
     'outcome',
     QUERY_OUTCOMES,
-    (k) => stats.queries[k as keyof DbStats['queries']],
+    (k) => stats.queries[k],
   );
-  counterFrom(
+  counter(
     'keel_db_retries_total',
-    'Retries of database work after a transient failure',
-    'kind',
-    ['attempt'],
+    'Attempts repeated after a transient database failure',
     () => stats.retries,
   );
-  counterFrom(
+  counterBy(
     'keel_db_retry_outcomes_total',
-    'Requests that needed retries, by final outcome',
+    'Units of work that needed retries, by final outcome',
     'outcome',
     RETRY_OUTCOMES,
-    (k) => stats.retryOutcomes[k as keyof DbStats['retryOutcomes']],
+    (k) => stats.retryOutcomes[k],
   );
-  new client.Counter({
-    name: 'keel_db_breaker_openings_total',
-    help: 'Times the database breaker opened',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(stats.breakerOpenings);
-    },
-  });
+  counter(
+    'keel_db_breaker_openings_total',
+    'Times the database breaker opened (outages)',
+    () => stats.breakerOpenings,
+  );
 
   return {
     registry,

@@ -62,7 +62,6 @@ export async function startTestWorker(
         if (!worker.server.listening) return resolve();
         worker.server.close(() => resolve());
       });
-      logger.close();
     },
   };
 }

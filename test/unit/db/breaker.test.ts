@@ -18,6 +18,7 @@ function setup(probeOk: () => boolean) {
     logger: quiet,
     stats,
     threshold: 3,
+    minFailingMs: 0,
     probeIntervalMs: 20,
     probe: async () => {
       probes += 1;
@@ -70,5 +71,24 @@ test('a success in between resets the failure count', () => {
   breaker.failure();
   breaker.failure();
   expect(breaker.isOpen()).toBe(false);
+  breaker.stop();
+});
+
+test('a burst of failures within milliseconds (all backends killed at once) is not an outage', () => {
+  const stats = createDbStats();
+  let t = 1000;
+  const breaker = createBreaker({
+    logger: quiet,
+    stats,
+    threshold: 3,
+    minFailingMs: 250,
+    now: () => t,
+    probe: async () => {},
+  });
+  for (let i = 0; i < 10; i++) breaker.failure();
+  expect(breaker.isOpen()).toBe(false);
+  t += 300;
+  breaker.failure();
+  expect(breaker.isOpen()).toBe(true);
   breaker.stop();
 });

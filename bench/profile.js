@@ -1,0 +1,195 @@
+'use strict';
+/**
+ * `npm run bench -- --profile [--baseline]`: CPU profiles under the benchmark's load, and where
+ * the time went.
+ *  - keel (default): the real PM2 cluster (2 workers, ecosystem.config.js), every process
+ *    profiled by bench/cpu-prof-preload.js, so the workers run exactly as in the benchmark, with what PM2
+ *    injects; the busier worker and the PM2 daemon (which carries the workers' stdout to the
+ *    log file) are analysed. Requests per worker come from Keel's own access log.
+ *  - --baseline: one baseline worker (node:cluster passes --cpu-prof on), to compare.
+ * Profiles stay in bench/results/profile-<target>-<ts>/ for Chrome DevTools or speedscope.
+ */
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { setTimeout: sleep } = require('node:timers/promises');
+const { ROOT, freePort } = require('./fixtures');
+const { analyseProfile, renderProfile } = require('./cpuprofile');
+const { createBenchDatabase } = require('./database');
+const { createSnapshot } = require('./snapshot');
+const { CONNECTIONS, startLoad } = require('./load');
+const out = require('./output');
+const { startProgress } = require('./progress');
+const { summarise } = require('./stats');
+const { POOL_MAX, createKeel, waitAnswering, waitGone } = require('./targets');
+
+function profiles(dir) {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => ({
+      file: path.join(dir, f),
+      pid: Number(/(\d+)(?:\.0\.\d+)?\.cpuprofile$/.exec(f)?.[1]),
+    }));
+}
+
+/** Access-log lines per worker pid: how many requests each worker answered. */
+function requestsPerPid(logFile) {
+  const counts = new Map();
+  for (const line of fs.readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('"msg":"request"')) continue;
+    const pid = Number(/"pid":(\d+)/.exec(line)?.[1]);
+    counts.set(pid, (counts.get(pid) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** Runs the load for warm-up + measure seconds; returns the load summary. */
+async function drive({ port, db, opts, label, pids, cleanup }) {
+  const load = startLoad({
+    port,
+    connections: CONNECTIONS,
+    accounts: db.accounts,
+    keyPrefix: `profile-${Date.now()}`,
+  });
+  const progress = startProgress({ label, load, pids, phase: () => 'profiling' });
+  const stopLoad = cleanup.add('stop load', async () => {
+    progress.stop();
+    await load.stop();
+  });
+  await sleep((opts.warmupS + opts.measureS) * 1000);
+  const end = load.elapsed();
+  await stopLoad();
+  return { summary: summarise(load.recorder.view(), opts.warmupS * 1000, end), load };
+}
+
+async function profileKeel({ app, db, dir, opts, cleanup, log }) {
+  const keel = createKeel({
+    app,
+    databaseUrl: db.url,
+    port: await freePort(),
+    cleanup,
+    env: {
+      ...opts.keelEnv,
+      NODE_OPTIONS: `--require ${path.join(__dirname, 'cpu-prof-preload.js')}`,
+      KEEL_BENCH_PROF_DIR: dir,
+    },
+  });
+  const pids = await keel.start();
+  const daemon = keel.daemonPid();
+  log(`[profile] keel workers ${pids.join(', ')} (PM2 daemon ${daemon}) ready`);
+  const { summary, load } = await drive({
+    port: keel.port,
+    db,
+    opts,
+    label: 'profile keel',
+    pids: keel.pids,
+    cleanup,
+  });
+  const perPid = requestsPerPid(keel.logFile());
+  // Graceful stop: each worker ends in process.exit, which writes its profile; so does the daemon.
+  await keel.stop();
+  await keel.kill();
+  // `pm2 kill` returns before the daemon has finished exiting (and writing its profile).
+  if (daemon) await waitGone([daemon], 10000);
+  const all = profiles(dir);
+  const workers = all
+    .filter((p) => pids.includes(p.pid))
+    .sort((a, b) => (perPid.get(b.pid) ?? 0) - (perPid.get(a.pid) ?? 0));
+  // Without access-log lines (LOG_LEVEL above info) the answers are split evenly: an estimate.
+  const total = load.recorder.size();
+  const share = (pid) => perPid.get(pid) ?? Math.round(total / pids.length);
+  const results = [];
+  if (workers[0]) {
+    const requests = share(workers[0].pid);
+    results.push({
+      role: `keel worker ${workers[0].pid}`,
+      requests,
+      analysis: analyseProfile(workers[0].file),
+    });
+  }
+  const god = all.find((p) => p.pid === daemon);
+  if (god) {
+    const requests = perPid.size ? [...perPid.values()].reduce((a, b) => a + b, 0) : total;
+    results.push({ role: `PM2 daemon ${daemon}`, requests, analysis: analyseProfile(god.file) });
+  }
+  return { summary, results };
+}
+
+async function profileBaseline({ db, dir, opts, cleanup, log }) {
+  const port = await freePort();
+  const logFd = fs.openSync(path.join(dir, 'baseline.log'), 'w');
+  const child = spawn(
+    process.execPath,
+    ['--cpu-prof', `--cpu-prof-dir=${dir}`, path.join(__dirname, 'baseline.js')],
+    {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        BASELINE_DATABASE_URL: db.url,
+        BASELINE_PORT: String(port),
+        BASELINE_WORKERS: '1',
+        BASELINE_POOL_MAX: String(POOL_MAX),
+      },
+      stdio: ['ignore', logFd, logFd, 'ipc'],
+    },
+  );
+  fs.closeSync(logFd);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const undo = cleanup.add('stop profiled baseline', async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  await waitAnswering(port, `/api/accounts/${db.accounts.lo}`, 60000);
+  log(`[profile] one baseline worker ready`);
+  const { summary, load } = await drive({
+    port,
+    db,
+    opts,
+    label: 'profile baseline',
+    pids: () => [],
+    cleanup,
+  });
+  child.kill('SIGTERM');
+  await Promise.race([exited, sleep(30000)]);
+  await undo();
+  // The primary writes a (tiny) profile too: the worker's is the largest.
+  const [worker] = profiles(dir).sort(
+    (a, b) => fs.statSync(b.file).size - fs.statSync(a.file).size,
+  );
+  if (!worker) throw new Error(`no .cpuprofile written in ${dir}`);
+  return {
+    summary,
+    results: [
+      {
+        role: 'baseline worker',
+        requests: load.recorder.size(),
+        analysis: analyseProfile(worker.file),
+      },
+    ],
+  };
+}
+
+async function runProfile({ opts, cleanup, log }) {
+  const app = createSnapshot({ cleanup });
+  const db = await createBenchDatabase({ app, cleanup, log });
+  const target = opts.baseline ? 'baseline' : 'keel';
+  const dir = path.join(__dirname, 'results', `profile-${target}-${out.timestamp()}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const run = opts.baseline ? profileBaseline : profileKeel;
+  const { summary, results } = await run({ app, db, dir, opts, cleanup, log });
+  log(
+    `[profile] ${target}: ${summary.opsPerS.toFixed(0)} ops/s, p99 ` +
+      `${summary.latencyMs.p99?.toFixed(1)} ms (profiling slows it down a little)`,
+  );
+  for (const r of results) {
+    process.stdout.write(`\n== ${r.role}\n${renderProfile(r.analysis, r.requests)}\n`);
+  }
+  fs.writeFileSync(
+    path.join(dir, 'summary.json'),
+    JSON.stringify({ target, summary, results }, null, 2),
+  );
+  log(`profiles and summary: ${dir}`);
+}
+
+module.exports = { runProfile };

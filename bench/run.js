@@ -1,0 +1,111 @@
+'use strict';
+/**
+ * `npm run bench` [-- --faults | --profile [--baseline]] [--warmup-s N] [--measure-s N] [--pairs N]
+ *
+ *   (default)   Keel vs the bare baseline, A B A B: table on stdout, JSON in bench/results/,
+ *               summary in bench/LATEST.md.
+ *   --faults    Keel alone under the same load while faults are injected; HTML timeline in
+ *               bench/results/faults-<ts>.html (and bench/faults-report.png when chromium exists).
+ *   --profile   One Keel worker run directly with --cpu-prof under the same load; prints where
+ *               the CPU time goes (--baseline: one baseline worker, for comparison).
+ *
+ *   --keel-env NAME=value   (repeatable) extra environment for Keel's workers, to measure what a
+ *               setting would change (e.g. LOG_LEVEL=warn) without editing anything.
+ *   --variant NAME=value    (repeatable) adds a third target to every round: Keel with this
+ *               environment, next to plain Keel and the baseline (A B C A B C).
+ *
+ * Everything started is stopped on the way out, also on failure and Ctrl-C.
+ */
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { parseArgs } = require('node:util');
+const { DEFAULTS } = require('./output');
+
+const ROOT = path.resolve(__dirname, '..');
+
+function envPairs(flag, list) {
+  return Object.fromEntries(
+    list.map((kv) => {
+      const i = kv.indexOf('=');
+      if (i < 1) throw new Error(`--${flag} takes NAME=value, not ${kv}`);
+      return [kv.slice(0, i), kv.slice(i + 1)];
+    }),
+  );
+}
+
+function options(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      faults: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      baseline: { type: 'boolean', default: false },
+      'keel-env': { type: 'string', multiple: true, default: [] },
+      variant: { type: 'string', multiple: true, default: [] },
+      'warmup-s': { type: 'string', default: String(DEFAULTS.warmupS) },
+      'measure-s': { type: 'string', default: String(DEFAULTS.measureS) },
+      pairs: { type: 'string', default: String(DEFAULTS.pairs) },
+    },
+  });
+  const int = (name, lo, hi) => {
+    const v = Number(values[name]);
+    if (!Number.isInteger(v) || v < lo || v > hi) {
+      throw new Error(`--${name} must be an integer from ${lo} to ${hi}, not ${values[name]}`);
+    }
+    return v;
+  };
+  return {
+    mode: values.faults ? 'faults' : values.profile ? 'profile' : 'compare',
+    warmupS: int('warmup-s', 1, 60),
+    measureS: int('measure-s', 1, 300),
+    pairs: int('pairs', 1, 10),
+    baseline: values.baseline,
+    keelEnv: envPairs('keel-env', values['keel-env']),
+    variantEnv: envPairs('variant', values.variant),
+  };
+}
+
+/** Benchmarks measure dist/ as built; a fresh clone has none yet, so build it then. */
+function ensureBuilt(log) {
+  const main = path.join(ROOT, 'dist', 'main.js');
+  if (!fs.existsSync(main)) {
+    log('dist/ is missing: running npm run build');
+    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+    return;
+  }
+  const built = fs.statSync(main).mtimeMs;
+  const newer = fs
+    .readdirSync(path.join(ROOT, 'src'), { recursive: true })
+    .filter((f) => f.endsWith('.ts'))
+    .some((f) => fs.statSync(path.join(ROOT, 'src', f)).mtimeMs > built);
+  if (newer) log('note: src/ has changes newer than dist/ (run `npm run build` to measure them)');
+}
+
+async function main() {
+  const opts = options(process.argv.slice(2));
+  const t0 = Date.now();
+  const log = (msg) =>
+    process.stdout.write(`${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s  ${msg}\n`);
+  ensureBuilt(log);
+  // Loaded after the build check: the fixtures need nothing from dist/, the modes do.
+  const { createCleanup } = require('./cleanup');
+  const cleanup = createCleanup({ log });
+  cleanup.installSignalHandlers(process);
+  let code = 0;
+  try {
+    if (opts.mode === 'faults') await require('./faults').runFaults({ opts, cleanup, log });
+    else if (opts.mode === 'profile') await require('./profile').runProfile({ opts, cleanup, log });
+    else await require('./compare').runCompare({ opts, cleanup, log });
+  } catch (err) {
+    log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    code = 1;
+  } finally {
+    log('cleaning up');
+    await cleanup.run();
+  }
+  log(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  process.exit(code);
+}
+
+void main();

@@ -1,0 +1,161 @@
+'use strict';
+/**
+ * Memory and CPU of processes from /proc, sampled every 500 ms: the highest VmRSS seen, the
+ * kernel's own high-water mark (VmHWM: the peak between samples too) and CPU time. Plus the
+ * whole machine's busy share, to tell a saturated box from a slow server.
+ */
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const { setInterval, clearInterval } = require('node:timers');
+
+const SAMPLE_MS = 500;
+
+let clockTicks = null;
+function ticksPerSecond() {
+  if (clockTicks === null) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** { rssKb, hwmKb, cpuS } of a live pid, or null. */
+function readProc(pid) {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+    // Fields after the command name (which may hold spaces): utime and stime are 14th and 15th.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpuS = (Number(rest[11]) + Number(rest[12])) / ticksPerSecond();
+    return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM'), cpuS };
+  } catch {
+    return null;
+  }
+}
+
+/** Pids whose parent is `parent` (one scan of /proc). */
+function childrenOf(parent) {
+  const out = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) out.push(Number(entry));
+    } catch {
+      // Gone between readdir and read.
+    }
+  }
+  return out;
+}
+
+/** Jiffies busy and total since boot, from the first line of /proc/stat. */
+function machineCpu() {
+  const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1);
+  const n = fields.map(Number);
+  const total = n.reduce((a, b) => a + b, 0);
+  const idle = (n[3] ?? 0) + (n[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** Samples `pids()` (re-read each time: a reload replaces workers) until `stop()`. */
+function startSampler(pids) {
+  const peaks = new Map();
+  const sample = () => {
+    for (const pid of pids()) {
+      const p = readProc(pid);
+      if (!p) continue;
+      const seen = peaks.get(pid) ?? { peakRssKb: 0, hwmKb: 0 };
+      seen.peakRssKb = Math.max(seen.peakRssKb, p.rssKb);
+      seen.hwmKb = Math.max(seen.hwmKb, p.hwmKb);
+      peaks.set(pid, seen);
+    }
+  };
+  sample();
+  const timer = setInterval(sample, SAMPLE_MS);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return [...peaks].map(([pid, v]) => ({ pid, ...v }));
+    },
+  };
+}
+
+/**
+ * CPU seconds per group of pids between `start` and `end()`, plus the machine: busy share of
+ * its capacity and the CPU used by processes in none of the groups nor this one ("others":
+ * whatever else runs on a shared box). `groups()` is read at both ends, so a process that
+ * starts inside the window (a new backend) counts whole and one that ends counts nothing.
+ */
+function cpuWindow(groups) {
+  const read = () => {
+    const g = groups();
+    const cpu = new Map();
+    for (const pid of Object.values(g).flat()) cpu.set(pid, readProc(pid)?.cpuS ?? null);
+    return { g, cpu, machine: machineCpu(), self: process.cpuUsage() };
+  };
+  const first = read();
+  return {
+    end() {
+      const last = read();
+      const bySum = {};
+      let ours = 0;
+      for (const name of Object.keys(last.g)) {
+        const pids = new Set([...(first.g[name] ?? []), ...last.g[name]]);
+        let sum = 0;
+        for (const pid of pids) {
+          const a = first.cpu.get(pid) ?? 0;
+          const b = last.cpu.get(pid);
+          if (b !== null && b !== undefined) sum += b - a;
+        }
+        bySum[name] = sum;
+        ours += sum;
+      }
+      const hz = ticksPerSecond();
+      const busyS = (last.machine.busy - first.machine.busy) / hz;
+      const capacityS = (last.machine.total - first.machine.total) / hz;
+      const selfS = (last.self.user + last.self.system - first.self.user - first.self.system) / 1e6;
+      ours += selfS;
+      return {
+        groupsS: { ...bySum, loadgen: selfS },
+        perPid: last.g.workers.map((pid) => ({
+          pid,
+          cpuS: (last.cpu.get(pid) ?? 0) - (first.cpu.get(pid) ?? 0),
+        })),
+        machineBusy: capacityS > 0 ? busyS / capacityS : 0,
+        othersShare: capacityS > 0 ? Math.max(0, busyS - ours) / capacityS : 0,
+      };
+    },
+  };
+}
+
+/**
+ * The box's CPU over time, every SAMPLE_MS: the share used by `groups()` plus this process
+ * ("ours") and by everything else ("others": on a shared machine, other people's work).
+ */
+function startBoxSampler(groups, clock) {
+  const points = [];
+  let window = cpuWindow(groups);
+  const timer = setInterval(() => {
+    const w = window.end();
+    window = cpuWindow(groups);
+    points.push({
+      t: clock() / 1000,
+      ours: Math.max(0, w.machineBusy - w.othersShare),
+      others: w.othersShare,
+    });
+  }, SAMPLE_MS);
+  return {
+    stop() {
+      clearInterval(timer);
+      return points;
+    },
+  };
+}
+
+module.exports = { startSampler, startBoxSampler, cpuWindow, readProc, childrenOf, SAMPLE_MS };

@@ -1,0 +1,39 @@
+'use strict';
+/**
+ * The Keel that a run measures, frozen when the run starts: dist/, migrations/, package.json and
+ * the real ecosystem.config.js copied to a temp dir (node_modules linked). The working tree is
+ * shared and rebuilt while a run takes minutes; without this, pair 1 and pair 2 could measure
+ * different code. The fingerprint (a hash of the copied files) goes into the results.
+ */
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { ROOT } = require('./fixtures');
+
+const COPIED = ['dist', 'migrations', 'package.json', 'ecosystem.config.js'];
+
+function hashTree(dir, hash) {
+  for (const entry of fs
+    .readdirSync(dir, { withFileTypes: true })
+    .sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) hashTree(full, hash);
+    else if (!entry.name.endsWith('.map')) hash.update(entry.name).update(fs.readFileSync(full));
+  }
+}
+
+function createSnapshot({ cleanup }) {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-bench-app-'));
+  cleanup.add('remove keel snapshot', () => fs.rmSync(root, { recursive: true, force: true }));
+  for (const name of COPIED) {
+    fs.cpSync(path.join(ROOT, name), path.join(root, name), { recursive: true });
+  }
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'), 'dir');
+  const hash = crypto.createHash('sha256');
+  hashTree(path.join(root, 'dist'), hash);
+  hash.update(fs.readFileSync(path.join(root, 'ecosystem.config.js')));
+  return { root, fingerprint: hash.digest('hex').slice(0, 12) };
+}
+
+module.exports = { createSnapshot };

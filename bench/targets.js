@@ -1,0 +1,180 @@
+'use strict';
+/**
+ * The two things the benchmark measures, behind one shape: `start()` resolves with the worker
+ * pids once the target answers, `stop()` resolves when those pids are gone.
+ *  - keel: the real ecosystem.config.js under PM2 cluster mode (the fixture's isolated PM2).
+ *  - baseline: bench/baseline.js, node:cluster.
+ */
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { setTimeout: sleep } = require('node:timers/promises');
+const { Client } = require('undici');
+const { ROOT, createPm2 } = require('./fixtures');
+
+const WORKERS = 2;
+// Keel's default DB_POOL_MAX, set explicitly so both targets get the same pool per worker.
+const POOL_MAX = 10;
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitGone(pids, timeoutMs) {
+  const until = Date.now() + timeoutMs;
+  while (pids.some(alive)) {
+    if (Date.now() > until) return false;
+    await sleep(100);
+  }
+  return true;
+}
+
+/**
+ * Polls `GET path` until it answers 200 (bounded). Each probe uses its own connection, closed
+ * right after: an idle keep-alive socket left behind would hold the server's drain until its
+ * shutdown deadline, and every stop would look 10 s slow.
+ */
+async function waitAnswering(port, urlPath, timeoutMs) {
+  const until = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < until) {
+    const client = new Client(`http://127.0.0.1:${port}`, {
+      headersTimeout: 2000,
+      bodyTimeout: 2000,
+    });
+    try {
+      const res = await client.request({ method: 'GET', path: urlPath });
+      await res.body.dump();
+      if (res.statusCode === 200) return;
+      last = `status ${res.statusCode}`;
+    } catch (err) {
+      last = err.code ?? err.message;
+    } finally {
+      await client.destroy();
+    }
+    await sleep(200);
+  }
+  throw new Error(
+    `127.0.0.1:${port}${urlPath} did not answer 200 within ${timeoutMs} ms (${last})`,
+  );
+}
+
+/**
+ * Keel under PM2 from the run's snapshot (`app.root`, see snapshot.js) with its real
+ * ecosystem.config.js; one daemon for the whole run, `pm2 kill` when the run ends (any way).
+ */
+function createKeel({ app, databaseUrl, port, cleanup, env = {}, name = 'keel' }) {
+  const pm2 = createPm2({
+    DATABASE_URL: databaseUrl,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    WEB_CONCURRENCY: String(WORKERS),
+    DB_POOL_MAX: String(POOL_MAX),
+    NODE_ENV: 'production',
+    ...env,
+  });
+  const kill = cleanup.add('pm2 kill', () => pm2.kill());
+  let pids = [];
+
+  const webPids = async () =>
+    (await pm2.list()).filter((p) => p.name === 'web' && p.status === 'online').map((p) => p.pid);
+
+  return {
+    name,
+    pm2,
+    port,
+    /** `pm2 kill` now (and not again at cleanup). */
+    kill,
+    pids: () => pids,
+    /** PM2's daemon pid: in cluster mode it also carries every worker's stdout to the log file. */
+    daemonPid() {
+      const file = path.join(pm2.home, 'pm2.pid');
+      return fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8').trim()) : null;
+    },
+    logFile: () => path.join(pm2.home, 'logs', 'web-out.log'),
+    async start() {
+      await pm2.run(['start', path.join(app.root, 'ecosystem.config.js')], 90000);
+      await waitAnswering(port, '/readyz', 60000);
+      const procs = await pm2.waitFor(
+        (ps) => ps.filter((p) => p.name === 'web' && p.status === 'online').length === WORKERS,
+        30000,
+      );
+      pids = procs.filter((p) => p.name === 'web').map((p) => p.pid);
+      return pids;
+    },
+    /** After a reload the workers are new processes. */
+    async refreshPids() {
+      pids = await webPids();
+      return pids;
+    },
+    async stop() {
+      const old = pids;
+      await pm2.run(['delete', 'web'], 60000);
+      if (!(await waitGone(old, 20000))) throw new Error(`keel workers ${old} still alive`);
+      pids = [];
+    },
+  };
+}
+
+/** bench/baseline.js under node:cluster, stopped by pid (SIGTERM, then SIGKILL). */
+function createBaseline({ databaseUrl, port, cleanup, probePath }) {
+  let child = null;
+  let pids = [];
+  let undo = null;
+
+  async function stop() {
+    if (!child) return;
+    const primary = child;
+    const all = [primary.pid, ...pids];
+    child = null;
+    if (alive(primary.pid)) primary.kill('SIGTERM');
+    if (!(await waitGone(all, 10000))) {
+      for (const pid of all.filter(alive)) process.kill(pid, 'SIGKILL');
+      await waitGone(all, 5000);
+    }
+    pids = [];
+  }
+
+  return {
+    name: 'baseline',
+    port,
+    pids: () => pids,
+    daemonPid: () => null,
+    async start() {
+      child = spawn(process.execPath, [path.join(__dirname, 'baseline.js')], {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          BASELINE_DATABASE_URL: databaseUrl,
+          BASELINE_PORT: String(port),
+          BASELINE_WORKERS: String(WORKERS),
+          BASELINE_POOL_MAX: String(POOL_MAX),
+        },
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      undo = cleanup.add('stop baseline', stop);
+      const ready = await Promise.race([
+        new Promise((resolve) =>
+          child.on('message', (m) => m && m.type === 'ready' && resolve(m.pids)),
+        ),
+        new Promise((resolve) => child.once('exit', () => resolve(null))),
+        sleep(30000, null),
+      ]);
+      if (!ready) throw new Error('the baseline did not start within 30 s');
+      pids = ready;
+      await waitAnswering(port, probePath, 10000);
+      return pids;
+    },
+    async stop() {
+      if (undo) await undo();
+      undo = null;
+    },
+  };
+}
+
+module.exports = { createKeel, createBaseline, waitAnswering, waitGone, WORKERS, POOL_MAX };

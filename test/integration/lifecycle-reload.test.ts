@@ -1,0 +1,81 @@
+/**
+ * Zero-downtime reload under real PM2: `pm2 reload web` twice while clients keep reading and
+ * making keyed transfers, over keep-alive sockets and fresh connections. Nothing may fail.
+ */
+import { checkInvariants, seedAccounts } from '../support/ledger';
+import { failures, ledgerOutcome, startLoad, tally } from '../support/load';
+import { createPm2, ensureBuilt, type Pm2 } from '../support/pm2';
+import { freePort, startTestPostgres, type TestPostgres } from '../support/postgres';
+
+let pg: TestPostgres;
+let pm2: Pm2;
+let url: string;
+let base: string;
+
+beforeAll(async () => {
+  ensureBuilt();
+  pg = await startTestPostgres();
+  url = await pg.createDatabase();
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  pm2 = createPm2({
+    DATABASE_URL: url,
+    WEB_CONCURRENCY: '2',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    KEEL_ENABLE_TEST_ROUTES: 'true',
+    // Scaled down from 10 s so each worker's drain (and the suite) stays short.
+    SHUTDOWN_TIMEOUT_MS: '3000',
+    LOG_LEVEL: 'warn',
+  });
+  await pm2.run(['start', 'ecosystem.config.js']);
+  await pm2.waitFor((ps) => ps.filter((p) => p.status === 'online').length === 2);
+});
+
+afterAll(async () => {
+  await pm2?.kill();
+  await pg?.destroy();
+});
+
+test('pm2 reload web twice under load: no failed request, no connection error', async () => {
+  const before = await pm2.list();
+  const accounts = await seedAccounts(base, 20, 1_000_000);
+  const started = Date.now();
+  const load = startLoad({ base, accounts, concurrency: 12, maxMs: 45000, maxRequests: 200000 });
+
+  await new Promise((r) => setTimeout(r, 1000));
+  const reloads: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const t0 = Date.now();
+    await pm2.run(['reload', 'web']);
+    reloads.push(Date.now() - t0);
+  }
+  // At least 15 s of load in all, and some after the second reload.
+  await new Promise((r) => setTimeout(r, Math.max(1000, 15000 - (Date.now() - started))));
+  const samples = await load.stop();
+  const after = await pm2.list();
+
+  const failed = failures(samples);
+  console.log(
+    JSON.stringify({
+      scenario: 'reload x2',
+      loadMs: Date.now() - started,
+      reloadMs: reloads,
+      sent: samples.length,
+      byStatus: tally(samples),
+      failed: failed.length,
+      pidsBefore: before.map((p) => p.pid),
+      pidsAfter: after.map((p) => p.pid),
+    }),
+  );
+
+  expect(samples.length).toBeGreaterThan(1000);
+  expect(failed).toEqual([]);
+  // Every answer is one a healthy ledger gives: 200 reads, 201 transfers, 409 when a balance runs dry.
+  for (const s of samples) expect([200, 201, 409]).toContain(s.status);
+  // Both workers were replaced twice.
+  expect(after.map((p) => p.restarts)).toEqual([2, 2]);
+  expect(after.every((p) => p.status === 'online')).toBe(true);
+  expect(after.map((p) => p.pid).filter((pid) => before.some((b) => b.pid === pid))).toEqual([]);
+  await checkInvariants(url, ledgerOutcome(samples));
+});

@@ -1,0 +1,261 @@
+/**
+ * Connection accounting under injected faults: every close is counted under the reason that was
+ * injected, retries are counted, and /metrics, scraped again and again during the load, always
+ * has busy + idle == open. Time is scaled down (idle timeouts of 1 s, cuts after 500 ms).
+ */
+import postgres from 'postgres';
+import { CLOSE_REASONS, type CloseReason, type DbStats } from '../../src/metrics/db-stats';
+import { createFaultProxy, type CloseHow, type FaultProxy } from '../support/fault-proxy';
+import { checkInvariants, runLoad, seedAccounts, type LoadResult } from '../support/ledger';
+import { inconsistent, scrapeLoop } from '../support/metrics';
+import { startTestPostgres, type TestPostgres } from '../support/postgres';
+import { startTestWorker, type TestWorker } from '../support/worker';
+
+let pg: TestPostgres;
+let w: TestWorker | undefined;
+let proxy: FaultProxy | undefined;
+
+const POOL = 5;
+const BASE_ENV = {
+  DB_POOL_MAX: String(POOL),
+  DB_STATEMENT_TIMEOUT_MS: '1000',
+  DB_RETRY_BUDGET_MS: '6000',
+  REQUEST_TIMEOUT_MS: '8000',
+  LOG_LEVEL: 'info',
+};
+
+beforeAll(async () => {
+  pg = await startTestPostgres({ localOnly: true });
+});
+
+afterEach(async () => {
+  await w?.stop();
+  w = undefined;
+  await proxy?.close();
+  proxy = undefined;
+});
+
+afterAll(async () => {
+  await pg?.destroy();
+});
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+async function setup(env: Record<string, string>, viaProxy = false) {
+  const url = await pg.createDatabase();
+  let appUrl = url;
+  if (viaProxy) {
+    proxy = await createFaultProxy({ targetHost: '127.0.0.1', targetPort: pg.port });
+    appUrl = proxy.url(url);
+  }
+  w = await startTestWorker(appUrl, { ...BASE_ENV, ...env });
+  const ids = await seedAccounts(w.base, 8, 10000);
+  return { url, ids, w, database: new URL(url).pathname.slice(1) };
+}
+
+/** What changed in the counters since `before`. */
+function closedSince(before: DbStats['closed'], stats: DbStats): Record<CloseReason, number> {
+  const out = { ...stats.closed };
+  for (const k of Object.keys(out) as CloseReason[]) out[k] -= before[k];
+  return out;
+}
+
+function only(reason: CloseReason, n: number): Record<CloseReason, number> {
+  const all = Object.fromEntries(CLOSE_REASONS.map((r) => [r, 0])) as Record<CloseReason, number>;
+  all[reason] = n;
+  return all;
+}
+
+/** Opens `n` connections at once: `n` concurrent reads that each hold one for 200 ms. */
+async function openConnections(base: string, n: number): Promise<void> {
+  const results = await Promise.all(
+    Array.from({ length: n }, () => fetch(`${base}/__test/slow?ms=200`).then((r) => r.status)),
+  );
+  expect(results).toEqual(Array.from({ length: n }, () => 200));
+}
+
+/** Only answers the ledger allows: no 5xx, no wrong 404, no transport error. */
+function noFailures(load: LoadResult): void {
+  const bad = Object.keys(load.byStatus).filter((s) => !['200', '201', '409'].includes(s));
+  expect(bad).toEqual([]);
+  expect(load.errors).toEqual([]);
+}
+
+/** pg_terminate_backend on the database's Keel backends every `everyMs`, over a direct connection. */
+function terminateLoop(database: string, everyMs: number) {
+  const sql = postgres(pg.url(), {
+    max: 1,
+    onnotice: () => undefined,
+    connection: { application_name: 'test-terminator' },
+  });
+  let killed = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const [row] = await sql<{ n: number }[]>`
+        select count(*) filter (where pg_terminate_backend(pid))::int as n
+          from pg_stat_activity
+         where datname = ${database} and application_name like 'keel:%'`;
+      killed += row?.n ?? 0;
+      await sleep(everyMs);
+    }
+  })();
+  return {
+    async stop(): Promise<number> {
+      running = false;
+      await loop;
+      await sql.end({ timeout: 1 });
+      return killed;
+    },
+  };
+}
+
+test('terminate-loop: every kill is one server_closed close, retries are counted, gauges agree at every scrape', async () => {
+  const { url, ids, w, database } = await setup({});
+  const before = structuredClone(w.worker.stats);
+  const scraper = scrapeLoop(`${w.base}/metrics`);
+  const killer = terminateLoop(database, 500);
+  const load = await runLoad({ base: w.base, accounts: ids, durationMs: 4000, concurrency: 8 });
+  const killed = await killer.stop();
+  const scrapes = await scraper.stop();
+  const stats = w.worker.stats;
+  await until(
+    'every kill to be counted',
+    () => stats.closed.server_closed - before.closed.server_closed >= killed,
+  );
+
+  expect(killed).toBeGreaterThan(3);
+  expect(closedSince(before.closed, stats)).toEqual(only('server_closed', killed));
+  const closes = w.logs.filter(
+    (l) => l.msg === 'db connection closed' && l.reason === 'server_closed',
+  );
+  expect(closes).toHaveLength(killed);
+  // The close line says why: the server's own FATAL error.
+  expect(closes.every((l) => l.serverCode === '57P01')).toBe(true);
+
+  // Requests that hit a dying connection were retried, and the retries are in the counters
+  // and in the log (one line each, with the request id).
+  noFailures(load);
+  const retries = stats.retries - before.retries;
+  expect(retries).toBeGreaterThan(0);
+  expect(stats.queries.connection - before.queries.connection).toBeGreaterThan(0);
+  expect(stats.retryOutcomes.recovered - before.retryOutcomes.recovered).toBeGreaterThan(0);
+  const retryLines = w.logs.filter((l) => l.msg === 'db retry');
+  expect(retryLines).toHaveLength(retries);
+  expect(retryLines.every((l) => typeof l.reqId === 'string')).toBe(true);
+
+  // Nothing leaks: what was opened is closed or still open.
+  const opened = stats.opened - before.opened;
+  const closed = Object.values(closedSince(before.closed, stats)).reduce((a, b) => a + b, 0);
+  expect(opened - closed).toBe(stats.open - before.open);
+  expect(scrapes.length).toBeGreaterThan(30);
+  expect(inconsistent(scrapes)).toEqual([]);
+  expect(Math.max(...scrapes.map((s) => s.busy))).toBeGreaterThan(0);
+  expect(Math.max(...scrapes.map((s) => s.open))).toBeLessThanOrEqual(POOL);
+  process.stderr.write(
+    `metrics terminate-loop: killed=${killed} retries=${retries} sent=${load.sent} scrapes=${scrapes.length} statuses=${JSON.stringify(load.byStatus)}\n`,
+  );
+  await checkInvariants(url, load);
+});
+
+test.each<[CloseHow, CloseReason]>([
+  ['fin', 'server_closed'],
+  ['rst', 'network_error'],
+])('idle-cut (%s): every cut is counted as %s', async (how, reason) => {
+  // Keel believes the cutoff is 10 s (idle timer 5-7 s); the proxy really cuts after 500 ms.
+  const { w } = await setup({ DB_IDLE_CUTOFF_S: '10', KEEL_ENABLE_TEST_ROUTES: 'true' }, true);
+  proxy!.setIdleCut(500, how);
+  await until('seed connections to be cut', () => w.worker.stats.open === 0);
+  const before = structuredClone(w.worker.stats);
+  const cutsBefore = proxy!.stats().idleCuts;
+
+  const scraper = scrapeLoop(`${w.base}/metrics`);
+  await openConnections(w.base, POOL);
+  expect(w.worker.stats.open).toBe(POOL);
+  await until('the proxy to cut them all', () => w.worker.stats.open === 0);
+  const scrapes = await scraper.stop();
+
+  const cuts = proxy!.stats().idleCuts - cutsBefore;
+  expect(cuts).toBe(POOL);
+  expect(closedSince(before.closed, w.worker.stats)).toEqual(only(reason, cuts));
+  expect(inconsistent(scrapes)).toEqual([]);
+  // The pool reconnects on demand.
+  expect((await fetch(`${w.base}/api/accounts?limit=1`)).status).toBe(200);
+});
+
+test('idle timeout: connections Keel closes for idleness are counted as idle_timeout', async () => {
+  const { w } = await setup({
+    DB_IDLE_CUTOFF_S: '10',
+    DB_IDLE_TIMEOUT_S: '1',
+    KEEL_ENABLE_TEST_ROUTES: 'true',
+  });
+  await until('seed connections to idle out', () => w.worker.stats.open === 0);
+  const before = structuredClone(w.worker.stats);
+  const scraper = scrapeLoop(`${w.base}/metrics`);
+  await openConnections(w.base, POOL);
+  await until('the idle timer to close them', () => w.worker.stats.open === 0);
+  const scrapes = await scraper.stop();
+  expect(w.worker.stats.opened - before.opened).toBe(POOL);
+  expect(closedSince(before.closed, w.worker.stats)).toEqual(only('idle_timeout', POOL));
+  expect(inconsistent(scrapes)).toEqual([]);
+  const lines = w.logs.filter((l) => l.msg === 'db connection closed').slice(-POOL);
+  expect(lines.map((l) => l.reason)).toEqual(Array.from({ length: POOL }, () => 'idle_timeout'));
+});
+
+test('max lifetime: connections replaced for age, even busy ones, are counted as max_lifetime', async () => {
+  const { ids, w } = await setup({
+    DB_IDLE_CUTOFF_S: '10',
+    DB_IDLE_TIMEOUT_S: '0',
+    DB_MAX_LIFETIME_S: '1',
+  });
+  const before = structuredClone(w.worker.stats);
+  const scraper = scrapeLoop(`${w.base}/metrics`);
+  const load = await runLoad({ base: w.base, accounts: ids, durationMs: 3000, concurrency: 4 });
+  const scrapes = await scraper.stop();
+  noFailures(load);
+  const closed = closedSince(before.closed, w.worker.stats);
+  expect(closed.max_lifetime).toBeGreaterThanOrEqual(POOL);
+  expect(closed).toEqual(only('max_lifetime', closed.max_lifetime));
+  expect(inconsistent(scrapes)).toEqual([]);
+});
+
+test('a stalled connection is destroyed and counted as stalled; shutdown closes count as shutdown', async () => {
+  // Statement timeout 500 ms: a connection silent for 1.5 s with a query outstanding is stalled.
+  const { w: tw } = await setup(
+    { DB_STATEMENT_TIMEOUT_MS: '500', DB_RETRY_BUDGET_MS: '1000', KEEL_ENABLE_TEST_ROUTES: 'true' },
+    true,
+  );
+  const stats = tw.worker.stats;
+  await openConnections(tw.base, 1);
+  const before = structuredClone(stats);
+  proxy!.setMode('blackhole');
+  const started = Date.now();
+  const res = await fetch(`${tw.base}/api/accounts?limit=1`);
+  expect(res.status).toBe(503);
+  await until('the stall to be detected', () => stats.closed.stalled > before.closed.stalled);
+  expect(Date.now() - started).toBeLessThan(3000);
+  proxy!.setMode('pass');
+  const stalled = stats.closed.stalled - before.closed.stalled;
+  expect(closedSince(before.closed, stats)).toEqual(only('stalled', stalled));
+  expect(tw.logs.some((l) => l.msg === 'db connection stalled, destroying it')).toBe(true);
+  expect((await fetch(`${tw.base}/api/accounts?limit=1`)).status).toBe(200);
+
+  const atStop = structuredClone(stats);
+  expect(atStop.open).toBeGreaterThan(0);
+  w = undefined;
+  await tw.stop();
+  await until('every socket to close', () => stats.open === 0);
+  expect([stats.busy, stats.idle]).toEqual([0, 0]);
+  // Sockets still stuck from the blackhole may stall before the pool ends; all others: shutdown.
+  const closed = closedSince(atStop.closed, stats);
+  expect(closed.shutdown + closed.stalled).toBe(atStop.open);
+  expect(closed.shutdown).toBeGreaterThan(0);
+});

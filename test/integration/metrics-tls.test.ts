@@ -1,0 +1,147 @@
+/**
+ * Connection accounting over TLS (sslmode=require). The driver wraps our socket in TLS after
+ * SSLRequest and drops every listener on it, and the bytes are encrypted: connections must still
+ * be counted open and closed, with the reason inferred from idleness, and never leak.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import postgres from 'postgres';
+import { inconsistent, scrapeLoop } from '../support/metrics';
+import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { startTestWorker, type TestWorker } from '../support/worker';
+
+let pg: TestPostgres;
+let certDir: string;
+let w: TestWorker | undefined;
+
+function haveOpenssl(): boolean {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const maybe = haveOpenssl() ? test : test.skip;
+
+beforeAll(async () => {
+  if (!haveOpenssl()) return;
+  certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-tls-'));
+  const cert = path.join(certDir, 'server.crt');
+  const key = path.join(certDir, 'server.key');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  );
+  fs.chmodSync(key, 0o600);
+  // The server runs as "postgres" when the tests run as root: it must own its key.
+  if (process.getuid?.() === 0) {
+    const line = fs
+      .readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('postgres:'));
+    const [, , uid, gid] = line!.split(':');
+    fs.chmodSync(certDir, 0o755);
+    for (const f of [cert, key]) fs.chownSync(f, Number(uid), Number(gid));
+  }
+  pg = await startTestPostgres({
+    localOnly: true,
+    settings: { ssl: 'on', ssl_cert_file: `'${cert}'`, ssl_key_file: `'${key}'` },
+  });
+});
+
+afterAll(async () => {
+  await w?.stop();
+  await pg?.destroy();
+  if (certDir) fs.rmSync(certDir, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function until(what: string, check: () => boolean, ms = 8000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+maybe(
+  'TLS connections are counted open and closed, by inferred reason, and never leak',
+  async () => {
+    const url = `${await pg.createDatabase()}?sslmode=require`;
+    const database = new URL(url).pathname.slice(1);
+    w = await startTestWorker(url, {
+      DB_POOL_MAX: '4',
+      DB_IDLE_CUTOFF_S: '10',
+      DB_IDLE_TIMEOUT_S: '2',
+      DB_STATEMENT_TIMEOUT_MS: '1000',
+      KEEL_ENABLE_TEST_ROUTES: 'true',
+    });
+    const stats = w.worker.stats;
+    const [row] = await psql<{ n: number }>(
+      pg.url(),
+      `select count(*)::int as n from pg_stat_ssl s join pg_stat_activity a using (pid)
+      where a.datname = '${database}' and s.ssl`,
+    );
+    expect(row!.n).toBeGreaterThan(0); // the worker's connections really are encrypted
+
+    await until('boot connections to idle out', () => stats.open === 0);
+    const before = structuredClone(stats);
+    const scraper = scrapeLoop(`${w.base}/metrics`);
+    const statuses = await Promise.all(
+      Array.from({ length: 4 }, () => fetch(`${w!.base}/__test/slow?ms=200`).then((r) => r.status)),
+    );
+    expect(statuses).toEqual([200, 200, 200, 200]);
+    expect(stats.open).toBe(4);
+    expect(stats.idle).toBe(4); // encrypted: never seen busy
+    await until('the idle timer to close them', () => stats.open === 0);
+    const scrapes = await scraper.stop();
+    expect(inconsistent(scrapes)).toEqual([]);
+    expect(stats.opened - before.opened).toBe(4);
+    expect(stats.closed.idle_timeout - before.closed.idle_timeout).toBe(4);
+
+    // Terminated by the server: not counted as one of ours.
+    expect((await fetch(`${w.base}/api/accounts?limit=1`)).status).toBe(200);
+    const mid = structuredClone(stats);
+    const admin = postgres(pg.url(), { max: 1, onnotice: () => undefined });
+    const [killed] = await admin<{ n: number }[]>`
+    select count(*) filter (where pg_terminate_backend(pid))::int as n from pg_stat_activity
+     where datname = ${database} and application_name like 'keel:%'`;
+    await admin.end({ timeout: 1 });
+    expect(killed!.n).toBeGreaterThan(0);
+    await until('the kills to be counted', () => stats.open === mid.open - killed!.n);
+    const theirs =
+      stats.closed.server_closed -
+      mid.closed.server_closed +
+      (stats.closed.network_error - mid.closed.network_error);
+    expect(theirs).toBe(killed!.n);
+
+    expect((await fetch(`${w.base}/api/accounts?limit=1`)).status).toBe(200);
+    const open = stats.open;
+    const atStop = structuredClone(stats);
+    // The pool ends (as the shutdown's last step does): every close from now on is a shutdown one.
+    await w.worker.handle.end(2);
+    await until('every socket to close', () => stats.open === 0);
+    expect(stats.closed.shutdown - atStop.closed.shutdown).toBe(open);
+    expect([stats.busy, stats.idle]).toEqual([0, 0]);
+  },
+);

@@ -1,0 +1,277 @@
+/**
+ * Connection resilience under injected faults, with scaled-down time (an idle cutoff of 2 s
+ * stands in for Railway's 300 s). Each scenario runs concurrent reads and keyed transfers, then
+ * checks the ledger invariants in the database.
+ */
+import { connectionSampler, sleep, terminateLoop } from '../support/faults';
+import { createFaultProxy, type FaultProxy } from '../support/fault-proxy';
+import { checkInvariants, runLoad, seedAccounts, type LoadResult } from '../support/ledger';
+import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { startTestWorker, type TestWorker } from '../support/worker';
+
+let pg: TestPostgres;
+let w: TestWorker | undefined;
+let proxy: FaultProxy | undefined;
+
+const POOL = 5;
+// Scaled: statement timeout 1 s → a stalled connection is destroyed after 2 s.
+const BASE_ENV = {
+  DB_POOL_MAX: String(POOL),
+  DB_STATEMENT_TIMEOUT_MS: '1000',
+  DB_CONNECT_TIMEOUT_S: '2',
+  REQUEST_TIMEOUT_MS: '8000',
+  DB_RETRY_BUDGET_MS: '6000',
+  LOG_LEVEL: 'info',
+};
+
+beforeAll(async () => {
+  pg = await startTestPostgres({ localOnly: true });
+});
+
+afterEach(async () => {
+  await w?.stop();
+  w = undefined;
+  await proxy?.close();
+  proxy = undefined;
+});
+
+afterAll(async () => {
+  await pg?.destroy();
+});
+
+function only2xx(load: LoadResult): void {
+  const bad = Object.entries(load.byStatus).filter(([s]) => !['200', '201', '409'].includes(s));
+  expect(load.unexpected).toEqual([]);
+  expect(bad).toEqual([]);
+  expect(load.errors).toEqual([]);
+}
+
+function summary(name: string, load: LoadResult, extra: Record<string, unknown> = {}): void {
+  // One line per scenario for the issue note: sent, statuses, longest request.
+  process.stderr.write(
+    `resilience ${name}: sent=${load.sent} statuses=${JSON.stringify(load.byStatus)} longestMs=${load.longestMs} ${JSON.stringify(extra)}\n`,
+  );
+}
+
+async function setup(env: Record<string, string>, viaProxy: boolean) {
+  const url = await pg.createDatabase();
+  let appUrl = url;
+  if (viaProxy) {
+    proxy = await createFaultProxy({ targetHost: '127.0.0.1', targetPort: pg.port });
+    appUrl = proxy.url(url);
+  }
+  w = await startTestWorker(appUrl, { ...BASE_ENV, ...env });
+  const ids = await seedAccounts(w.base, 8, 10000);
+  return { url, ids, w };
+}
+
+test('idle-cut: a proxy that cuts idle connections after 2 s never reaches a client', async () => {
+  const { url, ids, w } = await setup({ DB_IDLE_CUTOFF_S: '2' }, true);
+  proxy!.setIdleCut(2000, 'fin');
+  const loads: LoadResult[] = [];
+  for (let burst = 0; burst < 3; burst++) {
+    loads.push(await runLoad({ base: w.base, accounts: ids, durationMs: 700, concurrency: 8 }));
+    await sleep(3000);
+  }
+  const all = merge(loads);
+  summary('idle-cut', all, { proxyCuts: proxy!.stats().idleCuts, closed: w.worker.stats.closed });
+  only2xx(all);
+  // Keel's own timers closed every connection before the proxy could.
+  expect(proxy!.stats().idleCuts).toBe(0);
+  expect(w.worker.stats.closed.idle_timeout + w.worker.stats.closed.max_lifetime).toBeGreaterThan(
+    0,
+  );
+  expect(w.worker.stats.closed.server_closed + w.worker.stats.closed.network_error).toBe(0);
+  await checkInvariants(url, all);
+});
+
+test('idle-cut with the idle timer disabled: the retry layer absorbs what the timer missed', async () => {
+  // Keel is told the cutoff is 10 s (so its lifetime is 8-9.5 s) and its idle timer is off,
+  // while the proxy really cuts after 1 s of idleness.
+  const { url, ids, w } = await setup({ DB_IDLE_CUTOFF_S: '10', DB_IDLE_TIMEOUT_S: '0' }, true);
+  proxy!.setIdleCut(1000, 'rst');
+  const loads: LoadResult[] = [];
+  for (let burst = 0; burst < 3; burst++) {
+    loads.push(await runLoad({ base: w.base, accounts: ids, durationMs: 700, concurrency: 8 }));
+    await sleep(1600);
+  }
+  const all = merge(loads);
+  summary('idle-cut-no-timer', all, {
+    proxyCuts: proxy!.stats().idleCuts,
+    closed: w.worker.stats.closed,
+    retries: w.worker.stats.retries,
+  });
+  only2xx(all);
+  expect(proxy!.stats().idleCuts).toBeGreaterThan(0);
+  expect(w.worker.stats.closed.idle_timeout).toBe(0);
+  expect(w.worker.stats.closed.network_error + w.worker.stats.closed.server_closed).toBeGreaterThan(
+    0,
+  );
+  await checkInvariants(url, all);
+});
+
+test('terminate-loop: every Keel backend killed every 500 ms, clients see only answers', async () => {
+  const { url, ids, w } = await setup({}, false);
+  const sampler = connectionSampler(pg.url());
+  const killer = terminateLoop(pg.url(), 500);
+  const load = await runLoad({ base: w.base, accounts: ids, durationMs: 5000, concurrency: 12 });
+  const killed = await killer.stop();
+  const maxConns = await sampler.stop();
+  summary('terminate-loop', load, { killed, retries: w.worker.stats.retries, maxConns });
+  expect(killed).toBeGreaterThan(5);
+  only2xx(load);
+  // The connection budget holds under the fault: never more than the pool's max.
+  expect(maxConns).toBeLessThanOrEqual(POOL);
+  await checkInvariants(url, load);
+});
+
+test('restart: Postgres down for 3 s is absorbed by the default budget', async () => {
+  const { url, ids, w } = await setup({}, false);
+  const loadP = runLoad({ base: w.base, accounts: ids, durationMs: 7000, concurrency: 8 });
+  await sleep(1500);
+  await pg.stop('fast');
+  await sleep(3000);
+  await pg.start();
+  const upAt = Date.now();
+  const load = await loadP;
+  summary('restart', load, { recoveryMs: recovery(load, upAt - 0) });
+  only2xx(load);
+  expect(load.longestMs).toBeLessThan(8000);
+  await checkInvariants(url, load);
+});
+
+test('restart longer than the budget: 2xx or 503 with Retry-After, and back within 1 s', async () => {
+  const { url, ids, w } = await setup(
+    { DB_RETRY_BUDGET_MS: '1000', REQUEST_TIMEOUT_MS: '3000' },
+    false,
+  );
+  const started = Date.now();
+  const loadP = runLoad({ base: w.base, accounts: ids, durationMs: 8000, concurrency: 8 });
+  await sleep(1500);
+  await pg.stop('fast');
+  await sleep(3000);
+  await pg.start();
+  const upAt = Date.now() - started;
+  const load = await loadP;
+  const back = firstOkAfter(load, upAt);
+  summary('restart-short-budget', load, { backAfterMs: back });
+  expect(Object.keys(load.byStatus).every((s) => ['200', '201', '409', '503'].includes(s))).toBe(
+    true,
+  );
+  expect(load.byStatus['503']).toBeGreaterThan(0);
+  expect(load.errors).toEqual([]);
+  expect(load.longestMs).toBeLessThan(3000 + 500);
+  expect(back).toBeLessThan(1000);
+  await checkInvariants(url, load);
+});
+
+test('blackhole 5 s: no request outlives its deadline; full recovery within 1 s', async () => {
+  const { url, ids, w } = await setup(
+    { DB_RETRY_BUDGET_MS: '2000', REQUEST_TIMEOUT_MS: '3000' },
+    true,
+  );
+  const started = Date.now();
+  const loadP = runLoad({ base: w.base, accounts: ids, durationMs: 10000, concurrency: 8 });
+  await sleep(1500);
+  proxy!.setMode('blackhole');
+  await sleep(5000);
+  proxy!.setMode('pass');
+  const resumedAt = Date.now() - started;
+  const load = await loadP;
+  const tail = load.timeline.filter((t) => t.at > resumedAt + 1000);
+  summary('blackhole', load, {
+    stalled: w.worker.stats.closed.stalled,
+    backAfterMs: firstOkAfter(load, resumedAt),
+  });
+  expect(Object.keys(load.byStatus).every((s) => ['200', '201', '409', '503'].includes(s))).toBe(
+    true,
+  );
+  expect(load.errors).toEqual([]);
+  expect(load.longestMs).toBeLessThan(3000 + 500);
+  expect(tail.length).toBeGreaterThan(0);
+  expect(tail.filter((t) => t.status !== 200 && t.status !== 201 && t.status !== 409)).toEqual([]);
+  await checkInvariants(url, load);
+});
+
+test('refused connections and too many connections are transient', async () => {
+  const { url, ids, w } = await setup({}, true);
+  const loadP = runLoad({ base: w.base, accounts: ids, durationMs: 4000, concurrency: 6 });
+  await sleep(500);
+  proxy!.setMode('refuse');
+  proxy!.resetAll('rst');
+  await sleep(1000);
+  proxy!.setMode('pass');
+  // 53300: a role limit of 1 connection while the pool wants 5.
+  await psql(pg.url(), `alter role postgres connection limit 1`);
+  const db = new URL(url).pathname.slice(1);
+  await psql(
+    pg.url(),
+    `select pg_terminate_backend(pid) from pg_stat_activity where datname = '${db}'`,
+  );
+  await sleep(800);
+  await psql(pg.url(), `alter role postgres connection limit -1`);
+  const load = await loadP;
+  summary('refuse-53300', load, { queries: w.worker.stats.queries });
+  only2xx(load);
+  await checkInvariants(url, load);
+});
+
+test('a client that disconnects mid-query leaves no connection behind', async () => {
+  const { w } = await setup(
+    { KEEL_ENABLE_TEST_ROUTES: 'true', DB_STATEMENT_TIMEOUT_MS: '10000' },
+    false,
+  );
+  await sleep(200);
+  const idleOpen = w.worker.stats.open;
+  const controllers = Array.from({ length: POOL }, () => new AbortController());
+  const pending = controllers.map((c) =>
+    fetch(`${w.base}/__test/slow?ms=5000`, { signal: c.signal }).catch(() => 'aborted'),
+  );
+  await sleep(500);
+  expect(w.worker.stats.busy).toBeGreaterThan(0);
+  for (const c of controllers) c.abort();
+  await Promise.all(pending);
+  // Cancelled on the server: busy drops long before the 5 s sleep would end.
+  const until = Date.now() + 2000;
+  while (w.worker.stats.busy > 0 && Date.now() < until) await sleep(50);
+  expect(w.worker.stats.busy).toBe(0);
+  expect(w.worker.stats.open).toBeLessThanOrEqual(Math.max(idleOpen, POOL));
+  const r = await fetch(`${w.base}/api/accounts?limit=1`);
+  expect(r.status).toBe(200);
+});
+
+function merge(loads: LoadResult[]): LoadResult {
+  const out: LoadResult = {
+    sent: 0,
+    byStatus: {},
+    okTransfers: [],
+    refusedKeys: [],
+    longestMs: 0,
+    errors: [],
+    timeline: [],
+    unexpected: [],
+  };
+  for (const l of loads) {
+    out.sent += l.sent;
+    for (const [k, v] of Object.entries(l.byStatus)) out.byStatus[k] = (out.byStatus[k] ?? 0) + v;
+    out.okTransfers.push(...l.okTransfers);
+    out.refusedKeys.push(...l.refusedKeys);
+    out.longestMs = Math.max(out.longestMs, l.longestMs);
+    out.errors.push(...l.errors);
+    out.timeline.push(...l.timeline);
+    out.unexpected.push(...l.unexpected);
+  }
+  return out;
+}
+
+/** ms from `at` until the first request that started after it and was answered 2xx. */
+function firstOkAfter(load: LoadResult, at: number): number {
+  const ok = load.timeline
+    .filter((t) => t.at >= at && (t.status === 200 || t.status === 201))
+    .map((t) => t.at + t.ms - at);
+  return ok.length ? Math.min(...ok) : Infinity;
+}
+
+function recovery(load: LoadResult, _upAt: number): number {
+  return load.longestMs;
+}

@@ -1,0 +1,191 @@
+/**
+ * Helpers for the PM2 lifecycle tests: raw HTTP/1.1 connections pinned to one worker, watching
+ * processes (by pid) until they exit, and what the database and PM2's log files say about them.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import { psql } from './postgres';
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** One HTTP/1.1 keep-alive connection, one request at a time, so the test knows its worker. */
+export interface RawConn {
+  request(path: string): Promise<RawResponse>;
+  /** Resolves when the server (or we) closed the socket. */
+  closed: Promise<void>;
+  close(): void;
+}
+
+function rawConnect(port: number): Promise<RawConn> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let buf = Buffer.alloc(0);
+    let pending: { resolve: (r: RawResponse) => void; reject: (e: Error) => void } | null = null;
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+
+    const parse = () => {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0 || !pending) return;
+      const [statusLine, ...lines] = buf.subarray(0, end).toString('latin1').split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const l of lines) {
+        const i = l.indexOf(':');
+        headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+      }
+      const length = Number(headers['content-length'] ?? 0);
+      if (buf.length < end + 4 + length) return;
+      const body = buf.subarray(end + 4, end + 4 + length).toString('utf8');
+      buf = buf.subarray(end + 4 + length);
+      const p = pending;
+      pending = null;
+      p.resolve({ status: Number(statusLine!.split(' ')[1]), headers, body });
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      parse();
+    });
+    socket.on('error', () => undefined);
+    socket.once('close', () => {
+      pending?.reject(new Error('socket closed before the answer'));
+      pending = null;
+    });
+    socket.once('connect', () =>
+      resolve({
+        closed,
+        close: () => socket.destroy(),
+        request(path) {
+          if (pending) return Promise.reject(new Error('one request at a time'));
+          if (socket.destroyed) return Promise.reject(new Error('socket closed'));
+          return new Promise((res, rej) => {
+            pending = { resolve: res, reject: rej };
+            socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+          });
+        },
+      }),
+    );
+    socket.once('error', reject);
+  });
+}
+
+/**
+ * Opens `n` keep-alive connections that PM2's master handed to the worker with `pid` (it
+ * balances new connections round-robin, so about every other one lands there).
+ */
+export async function connectionsTo(port: number, pid: number, n: number): Promise<RawConn[]> {
+  const kept: RawConn[] = [];
+  for (let attempt = 0; kept.length < n && attempt < n * 10; attempt++) {
+    const conn = await rawConnect(port);
+    const res = await conn.request('/__test/whoami');
+    if ((JSON.parse(res.body) as { pid: number }).pid === pid) kept.push(conn);
+    else conn.close();
+  }
+  if (kept.length < n) throw new Error(`only ${kept.length} of ${n} connections reached ${pid}`);
+  return kept;
+}
+
+/** True while the process exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return process.platform !== 'linux';
+  }
+}
+
+/** Resolves with Date.now() at the first poll that finds none of `pids` alive. */
+export async function waitGone(pids: number[], timeoutMs: number): Promise<number> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (!pids.some(alive)) return Date.now();
+    if (Date.now() > until) throw new Error(`still alive after ${timeoutMs} ms: ${pids}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Every live descendant of `pid` (Linux /proc). */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out.filter(alive);
+}
+
+/** Polls until `pred` holds (bounded); returns its last value. */
+export async function until<T>(
+  probe: () => Promise<T>,
+  pred: (v: T) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (pred(v)) return v;
+    if (Date.now() > end)
+      throw new Error(`${what}: not reached in ${timeoutMs} ms (${JSON.stringify(v)})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Database sessions of one worker (`application_name` keel:<pm_id>:<pid>[:migrate]). */
+export async function sessionsOf(url: string, pmId: number, pid: number): Promise<number> {
+  const rows = await psql<{ n: string }>(
+    url,
+    `select count(*)::text as n from pg_stat_activity where application_name like 'keel:${pmId}:${pid}%'`,
+  );
+  return Number(rows[0]!.n);
+}
+
+/** Sessions of one worker currently inside pg_sleep (the slow test route). */
+export async function sleepingIn(url: string, pmId: number, pid: number): Promise<number> {
+  const rows = await psql<{ n: string }>(
+    url,
+    `select count(*)::text as n from pg_stat_activity
+      where application_name = 'keel:${pmId}:${pid}' and query like '%pg_sleep%' and state = 'active'`,
+  );
+  return Number(rows[0]!.n);
+}
+
+/** The JSON lines the workers wrote (PM2 merges them into one file per app). */
+export function workerLogs(pm2Home: string, app = 'web'): Array<Record<string, unknown>> {
+  const file = `${pm2Home}/logs/${app}-out.log`;
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    });
+}
