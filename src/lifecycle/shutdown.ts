@@ -86,8 +86,8 @@ export function createShutdown(deps: ShutdownDeps): Shutdown {
       }
     });
     // Requests are done; queries still running belong to abandoned requests: they get what is
-    // left of the budget, at least one second and at most three.
-    const leftS = Math.min(3, Math.max(1, (deps.timeoutMs - (Date.now() - started)) / 1000));
+    // left of the budget, at least one second and at most two (kill_timeout arithmetic).
+    const leftS = Math.min(2, Math.max(1, (deps.timeoutMs - (Date.now() - started)) / 1000));
     await step('close database', () => deps.closeDb(leftS));
     const code = requestedCode !== 0 ? requestedCode : forced ? 1 : 0;
     deps.log('shutdown complete', { reason, code, ms: Date.now() - started });
