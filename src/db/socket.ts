@@ -210,7 +210,7 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   }
 
   const factory = (() => {
-    const socket = net.connect({ host: deps.host, port: deps.port, noDelay: true });
+    const socket = net.connect({ host: deps.host, port: deps.port });
     const t = now();
     const c: Tracked = {
       socket,

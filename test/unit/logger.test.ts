@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { createLogger, scrub } from '../../src/logger';
+import { createBatchedStream, createLogger, scrub } from '../../src/logger';
 
 test('scrub removes URL passwords and literal secrets', () => {
   expect(scrub('connect postgres://u:p%40ss@h:5/db failed')).toBe(
@@ -38,4 +38,23 @@ test('log lines are JSON with level, time, msg and the base fields; secrets scru
   });
   expect(line.time).toEqual(expect.any(String));
   expect(lines.join('')).not.toContain('topsecret');
+});
+
+test('the batched stream hands lines on in one write, and flush() sends what is pending', async () => {
+  const writes: string[] = [];
+  const out = new Writable({
+    write(c: Buffer, _e, cb) {
+      writes.push(c.toString());
+      cb();
+    },
+  });
+  const batched = createBatchedStream(out);
+  batched.write('a\n');
+  batched.write('b\n');
+  expect(writes).toEqual([]);
+  batched.flush();
+  expect(writes).toEqual(['a\nb\n']);
+  batched.write('c\n');
+  await new Promise((r) => setTimeout(r, 80));
+  expect(writes).toEqual(['a\nb\n', 'c\n']);
 });
