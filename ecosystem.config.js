@@ -44,7 +44,7 @@ const web = {
   // ... and a worker that dies 15 times without living 10 s is left stopped.
   max_restarts: 15,
   min_uptime: 10000,
-  // Peak RSS under load is ~80 MB; 400 MB means a leak, so recycle the worker.
+  // A worker idles at ~85 MB and peaks at ~180 MB under the benchmark's load; 400 MB means a leak.
   max_memory_restart: '400M',
   merge_logs: true,
   // Every line is JSON with its own `time` (ms, UTC); PM2's date prefix would break the JSON.

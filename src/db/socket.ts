@@ -52,10 +52,14 @@ interface Tracked {
   peerEnded: boolean;
   closedByUs: boolean;
   stalled: boolean;
+  /** The server has sent at least one byte on this socket. */
+  answered: boolean;
   bytes: number;
   error: string | null;
   fatal: { code: string; message: string } | null;
 }
+
+const STARTUP_STALL_MS = 1000;
 
 export interface SocketFactory {
   (): net.Socket;
@@ -75,9 +79,9 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   let nextId = 1;
   let shuttingDown = false;
 
-  // Four checks per stall window (a stall is caught at most 25 % late), at least one a second so
-  // TLS activity, read from byte counters, is known to within a second.
-  const tick = Math.max(50, Math.min(1000, Math.floor(deps.stallMs / 4)));
+  // Four checks per stall window (a stall is caught at most 25 % late), and at least four a
+  // second, for the one-second startup limit and for TLS activity read from byte counters.
+  const tick = Math.max(50, Math.min(250, Math.floor(deps.stallMs / 4)));
   const watchdog = setInterval(checkSockets, tick);
   watchdog.unref();
 
@@ -95,7 +99,10 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
         continue;
       }
       if (c.awaitingSince === null || c.stalled) continue;
-      if (t - Math.max(c.awaitingSince, c.lastRead) <= deps.stallMs) continue;
+      // A server answers a startup message at once (no query runs yet): a new connection that
+      // has heard nothing for a second leads into a stalled path, so give up on it early.
+      const limit = c.answered ? deps.stallMs : Math.min(deps.stallMs, STARTUP_STALL_MS);
+      if (t - Math.max(c.awaitingSince, c.lastRead) <= limit) continue;
       c.stalled = true;
       logger.warn('db connection stalled, destroying it', {
         conn: c.id,
@@ -142,6 +149,7 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
 
   function onData(c: Tracked, chunk: Buffer): void {
     const t = now();
+    c.answered = true;
     c.lastRead = t;
     c.lastActivity = t;
     let i = 0;
@@ -228,6 +236,7 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
       peerEnded: false,
       closedByUs: false,
       stalled: false,
+      answered: false,
       bytes: 0,
       error: null,
       fatal: null,
