@@ -126,7 +126,16 @@ export function createDb(deps: DbDeps): Db {
           });
           throw unavailable(err);
         }
-        if (kind === 'timeout' || kind === 'shutdown') throw unavailable(err);
+        if (kind === 'shutdown') {
+          // Our own pool has closed: this worker is going away, the client should retry elsewhere.
+          throw new UnavailableError(
+            'shutting_down',
+            'this worker is shutting down, retry',
+            1,
+            err,
+          );
+        }
+        if (kind === 'timeout') throw unavailable(err);
         throw err;
       }
     }

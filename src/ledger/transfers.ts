@@ -6,7 +6,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../errors';
 import type { Db, Tx, WorkContext } from '../db/runner';
-import type { NewTransfer, Page } from './money';
+import { MAX_MONEY, type NewTransfer, type Page } from './money';
 
 export interface Transfer {
   id: number;
@@ -107,6 +107,15 @@ export function createTransfers({ db }: { db: Db }): Transfers {
       result = {
         status: 409,
         body: errorBody('insufficient_funds', `account ${input.from} has insufficient funds`),
+      };
+    } else if ((balances.get(input.to) ?? 0) + input.amount > MAX_MONEY) {
+      // The destination would pass the largest amount the API can express (2^53 - 1).
+      result = {
+        status: 400,
+        body: errorBody(
+          'invalid_request',
+          `account ${input.to} cannot hold more than ${MAX_MONEY}`,
+        ),
       };
     } else {
       await tx`update accounts set balance = balance - ${input.amount} where id = ${input.from}`;

@@ -246,6 +246,15 @@ describe('transfers', () => {
     expect((await call(base, 'GET', `/api/accounts/${a}`)).body.balance).toBe(100);
   });
 
+  test('a transfer that would push a balance past 2^53-1 is refused and changes nothing', async () => {
+    const rich = await account(9007199254740991);
+    const other = await account(10);
+    const r = await call(base, 'POST', '/api/transfers', { from: other, to: rich, amount: 5 });
+    expectError(r, 400, 'invalid_request');
+    expect((await call(base, 'GET', `/api/accounts/${other}`)).body.balance).toBe(10);
+    expect((await call(base, 'GET', `/api/accounts/${rich}`)).body.balance).toBe(9007199254740991);
+  });
+
   test('Idempotency-Key: replay, reuse with another body, bad keys', async () => {
     const a = await account(1000);
     const b = await account(0);

@@ -50,3 +50,16 @@ test('an idle keep-alive socket does not hold the drain to its deadline, and a b
   // Drained without waiting for the 8 s deadline.
   expect(w.logs.some((l) => l.msg === 'shutdown deadline reached')).toBe(false);
 });
+
+test('once the pool has closed, a request is answered 503 shutting_down, never a 500', async () => {
+  const late = await startTestWorker(await pg.createDatabase(), { SHUTDOWN_TIMEOUT_MS: '2000' });
+  try {
+    await late.worker.handle.end(1);
+    const res = await fetch(`${late.base}/api/accounts/1`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('shutting_down');
+  } finally {
+    await late.stop();
+  }
+});
