@@ -8,8 +8,8 @@ import { Agent, request } from 'undici';
 import { checkInvariants, seedAccounts } from '../support/ledger';
 import { waitGone, workerLogs } from '../support/lifecycle';
 import { failures, ledgerOutcome, startLoad, tally, type Sample } from '../support/load';
-import { createPm2, ensureBuilt, type Pm2 } from '../support/pm2';
-import { freePort, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { startWebCluster, type Pm2 } from '../support/pm2';
+import type { TestPostgres } from '../support/postgres';
 
 const SHUTDOWN_TIMEOUT_MS = 3000;
 
@@ -21,21 +21,10 @@ let accounts: number[];
 const fresh = new Agent({ pipelining: 0 });
 
 beforeAll(async () => {
-  ensureBuilt();
-  pg = await startTestPostgres();
-  url = await pg.createDatabase();
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  pm2 = createPm2({
-    DATABASE_URL: url,
-    WEB_CONCURRENCY: '2',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    KEEL_ENABLE_TEST_ROUTES: 'true',
+  ({ pg, pm2, url, base } = await startWebCluster({
     SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
-  });
-  await pm2.run(['start', 'ecosystem.config.js']);
-  await pm2.waitFor((ps) => ps.filter((p) => p.status === 'online').length === 2);
+  }));
+
   accounts = await seedAccounts(base, 20, 1_000_000);
 });
 

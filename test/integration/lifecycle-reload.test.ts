@@ -4,8 +4,8 @@
  */
 import { checkInvariants, seedAccounts } from '../support/ledger';
 import { failures, ledgerOutcome, startLoad, tally } from '../support/load';
-import { createPm2, ensureBuilt, type Pm2 } from '../support/pm2';
-import { freePort, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { startWebCluster, type Pm2 } from '../support/pm2';
+import type { TestPostgres } from '../support/postgres';
 
 let pg: TestPostgres;
 let pm2: Pm2;
@@ -13,23 +13,8 @@ let url: string;
 let base: string;
 
 beforeAll(async () => {
-  ensureBuilt();
-  pg = await startTestPostgres();
-  url = await pg.createDatabase();
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  pm2 = createPm2({
-    DATABASE_URL: url,
-    WEB_CONCURRENCY: '2',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    KEEL_ENABLE_TEST_ROUTES: 'true',
-    // Scaled down from 10 s so each worker's drain (and the suite) stays short.
-    SHUTDOWN_TIMEOUT_MS: '3000',
-    LOG_LEVEL: 'warn',
-  });
-  await pm2.run(['start', 'ecosystem.config.js']);
-  await pm2.waitFor((ps) => ps.filter((p) => p.status === 'online').length === 2);
+  // Drain scaled down from 10 s to 3 s, so each worker's drain (and the suite) stays short.
+  ({ pg, pm2, url, base } = await startWebCluster({ LOG_LEVEL: 'warn' }));
 });
 
 afterAll(async () => {

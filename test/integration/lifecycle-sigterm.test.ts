@@ -11,8 +11,8 @@ import {
   waitGone,
   workerLogs,
 } from '../support/lifecycle';
-import { createPm2, ensureBuilt, type Pm2 } from '../support/pm2';
-import { freePort, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { startWebCluster, type Pm2 } from '../support/pm2';
+import type { TestPostgres } from '../support/postgres';
 
 const SHUTDOWN_TIMEOUT_MS = 3000;
 const SLOW_MS = 1500;
@@ -23,22 +23,11 @@ let url: string;
 let port: number;
 
 beforeAll(async () => {
-  ensureBuilt();
-  pg = await startTestPostgres();
-  url = await pg.createDatabase();
-  port = await freePort();
-  pm2 = createPm2({
-    DATABASE_URL: url,
-    WEB_CONCURRENCY: '2',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    KEEL_ENABLE_TEST_ROUTES: 'true',
+  ({ pg, pm2, url, port } = await startWebCluster({
     SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
     // One connection per slow request, so all 50 sleep at the same time.
     DB_POOL_MAX: '50',
-  });
-  await pm2.run(['start', 'ecosystem.config.js']);
-  await pm2.waitFor((ps) => ps.filter((p) => p.status === 'online').length === 2);
+  }));
 });
 
 afterAll(async () => {

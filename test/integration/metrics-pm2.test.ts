@@ -10,34 +10,17 @@ import postgres from 'postgres';
 import { PM2_METRICS } from '../../src/metrics/pm2';
 import { getFresh } from '../support/http';
 import { parseExposition, valueOf } from '../support/metrics';
-import { createPm2, ensureBuilt, type Pm2 } from '../support/pm2';
-import { freePort, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { startWebCluster, type Pm2 } from '../support/pm2';
+import type { TestPostgres } from '../support/postgres';
 
 let pg: TestPostgres;
 let pm2: Pm2;
-let url: string;
 let base: string;
 const TOKEN = 'metrics-token-for-the-test';
 const auth = { Authorization: `Bearer ${TOKEN}` };
 
 beforeAll(async () => {
-  ensureBuilt();
-  pg = await startTestPostgres();
-  url = await pg.createDatabase();
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  pm2 = createPm2({
-    DATABASE_URL: url,
-    WEB_CONCURRENCY: '2',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    METRICS_TOKEN: TOKEN,
-    SHUTDOWN_TIMEOUT_MS: '3000',
-  });
-  await pm2.run(['start', 'ecosystem.config.js']);
-  await pm2.waitFor(
-    (ps) => ps.filter((p) => p.name === 'web' && p.status === 'online').length === 2,
-  );
+  ({ pg, pm2, base } = await startWebCluster({ METRICS_TOKEN: TOKEN }));
 });
 
 afterAll(async () => {

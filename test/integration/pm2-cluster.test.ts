@@ -1,7 +1,7 @@
 /** The real ecosystem.config.js under real PM2: two workers, each with its own connections. */
 import { getFresh } from '../support/http';
-import { createPm2, ensureBuilt, type Pm2 } from '../support/pm2';
-import { freePort, psql, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { createPm2, startWebCluster, type Pm2 } from '../support/pm2';
+import { freePort, psql, type TestPostgres } from '../support/postgres';
 
 let pg: TestPostgres;
 let pm2: Pm2;
@@ -9,18 +9,7 @@ let url: string;
 let port: number;
 
 beforeAll(async () => {
-  ensureBuilt();
-  pg = await startTestPostgres();
-  url = await pg.createDatabase();
-  port = await freePort();
-  pm2 = createPm2({
-    DATABASE_URL: url,
-    WEB_CONCURRENCY: '2',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    KEEL_ENABLE_TEST_ROUTES: 'true',
-    SHUTDOWN_TIMEOUT_MS: '3000',
-  });
+  ({ pg, pm2, url, port } = await startWebCluster({}, { start: false }));
 });
 
 afterAll(async () => {

@@ -1,22 +1,23 @@
 /** Fault injectors that act on the real server: backend terminations and restarts. */
 import postgres from 'postgres';
 
-/** Terminates every Keel backend (application_name keel:*) every `everyMs` until stopped. */
-export function terminateLoop(adminUrl: string, everyMs: number): { stop(): Promise<number> } {
+/** Runs `step` on its own admin connection every `everyMs` until `stop()`. */
+function adminLoop(
+  adminUrl: string,
+  name: string,
+  everyMs: number,
+  step: (sql: postgres.Sql) => Promise<void>,
+): { stop(): Promise<void> } {
   const sql = postgres(adminUrl, {
     max: 1,
     onnotice: () => undefined,
-    connection: { application_name: 'test-admin' },
+    connection: { application_name: name },
   });
-  let killed = 0;
   let running = true;
   const loop = (async () => {
     while (running) {
       try {
-        const rows = await sql`
-          select pg_terminate_backend(pid) as ok from pg_stat_activity
-          where application_name like 'keel:%' and pid <> pg_backend_pid()`;
-        killed += rows.filter((r) => r.ok).length;
+        await step(sql);
       } catch {
         // the admin connection itself may be hit by a restart; try again next round
       }
@@ -28,41 +29,32 @@ export function terminateLoop(adminUrl: string, everyMs: number): { stop(): Prom
       running = false;
       await loop;
       await sql.end({ timeout: 1 });
-      return killed;
     },
   };
 }
 
+/** Terminates every Keel backend (application_name keel:*) every `everyMs` until stopped. */
+export function terminateLoop(adminUrl: string, everyMs: number): { stop(): Promise<number> } {
+  let killed = 0;
+  const loop = adminLoop(adminUrl, 'test-admin', everyMs, async (sql) => {
+    const rows = await sql`
+      select pg_terminate_backend(pid) as ok from pg_stat_activity
+      where application_name like 'keel:%' and pid <> pg_backend_pid()`;
+    killed += rows.filter((r) => r.ok).length;
+  });
+  return { stop: () => loop.stop().then(() => killed) };
+}
+
 /** Samples the number of server connections held by Keel workers (max seen). */
 export function connectionSampler(adminUrl: string, everyMs = 100): { stop(): Promise<number> } {
-  const sql = postgres(adminUrl, {
-    max: 1,
-    onnotice: () => undefined,
-    connection: { application_name: 'test-sampler' },
-  });
   let max = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      try {
-        const [row] = await sql<{ n: number }[]>`
-          select count(*)::int as n from pg_stat_activity
-          where application_name like 'keel:%' and application_name not like '%:migrate'`;
-        max = Math.max(max, row?.n ?? 0);
-      } catch {
-        // restarts hit the sampler too
-      }
-      await new Promise((r) => setTimeout(r, everyMs));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      await sql.end({ timeout: 1 });
-      return max;
-    },
-  };
+  const loop = adminLoop(adminUrl, 'test-sampler', everyMs, async (sql) => {
+    const [row] = await sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity
+      where application_name like 'keel:%' and application_name not like '%:migrate'`;
+    max = Math.max(max, row?.n ?? 0);
+  });
+  return { stop: () => loop.stop().then(() => max) };
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { freePort, startTestPostgres, type TestPostgres } from './postgres';
 
 const execFileAsync = promisify(execFile);
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -95,4 +96,43 @@ export function createPm2(env: Record<string, string>): Pm2 {
     },
   };
   return pm2;
+}
+
+export interface WebCluster {
+  pg: TestPostgres;
+  pm2: Pm2;
+  url: string;
+  port: number;
+  base: string;
+}
+
+/**
+ * A real Postgres and the real ecosystem.config.js's `web` app under PM2: 2 workers on
+ * 127.0.0.1, test routes on, a 3 s drain. `env` overrides; `start: false` leaves the
+ * `pm2 start` to the test. The caller ends it with `pm2.kill()` and `pg.destroy()`.
+ */
+export async function startWebCluster(
+  env: Record<string, string> = {},
+  { start = true }: { start?: boolean } = {},
+): Promise<WebCluster> {
+  ensureBuilt();
+  const pg = await startTestPostgres();
+  const url = await pg.createDatabase();
+  const port = await freePort();
+  const pm2 = createPm2({
+    DATABASE_URL: url,
+    WEB_CONCURRENCY: '2',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    KEEL_ENABLE_TEST_ROUTES: 'true',
+    SHUTDOWN_TIMEOUT_MS: '3000',
+    ...env,
+  });
+  if (start) {
+    await pm2.run(['start', 'ecosystem.config.js']);
+    await pm2.waitFor(
+      (ps) => ps.filter((p) => p.name === 'web' && p.status === 'online').length === 2,
+    );
+  }
+  return { pg, pm2, url, port, base: `http://127.0.0.1:${port}` };
 }
