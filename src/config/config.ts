@@ -119,7 +119,7 @@ export function loadConfig(env: RawEnv): Config {
   const timers = deriveTimers(cutoff, raw.DB_IDLE_TIMEOUT_S, raw.DB_MAX_LIFETIME_S);
 
   const embedded = raw.DATABASE_URL === undefined;
-  const url = raw.DATABASE_URL ?? embeddedUrl(raw.KEEL_DB_PORT);
+  const url = raw.DATABASE_URL ?? embeddedUrl(raw.KEEL_DB_PORT, raw.KEEL_DB_PASSWORD);
   const migrationUrl = raw.DATABASE_MIGRATION_URL ?? raw.DATABASE_UNPOOLED_URL ?? url;
 
   // Under PM2 the ecosystem passes its kill_timeout down, so the arithmetic is checked at start.
@@ -165,8 +165,9 @@ export function loadConfig(env: RawEnv): Config {
   return deepFreeze(config);
 }
 
-function embeddedUrl(port: number): string {
-  return `postgres://postgres:${EMBEDDED_DB_PASSWORD}@127.0.0.1:${port}/keel`;
+function embeddedUrl(port: number, password: string): string {
+  // The embedded `db` app and the workers read the same KEEL_DB_PORT / KEEL_DB_PASSWORD.
+  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/keel`;
 }
 
 function sslFromUrl(url: string): DbConfig['ssl'] {

@@ -108,6 +108,7 @@ const specs = {
   DATABASE_MIGRATION_URL: [postgresUrl, undefined],
   DATABASE_UNPOOLED_URL: [postgresUrl, undefined],
   KEEL_DB_PORT: [int(1, 65535), '5433'],
+  KEEL_DB_PASSWORD: [{ ...text(200), secret: true }, 'keel-local'],
   DB_POOL_MAX: [int(1, 1000), '10'],
   DB_MAX_CONNECTIONS: [int(1, 100000), undefined],
   DB_IDLE_CUTOFF_S: [int(2, 86400), '300'],

@@ -30,10 +30,12 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(c.db)).toBe(true);
   });
 
-  test('no DATABASE_URL means the embedded database', () => {
+  test('no DATABASE_URL means the embedded database, with its port and password', () => {
     const c = loadConfig({});
     expect(c.db.embedded).toBe(true);
     expect(c.db.url).toMatch(/^postgres:\/\/postgres:[^@]+@127\.0\.0\.1:5433\/keel$/);
+    const custom = loadConfig({ KEEL_DB_PORT: '6543', KEEL_DB_PASSWORD: 'p@ss word' });
+    expect(custom.db.url).toBe('postgres://postgres:p%40ss%20word@127.0.0.1:6543/keel');
   });
 
   test('derived idle timeout and lifetime stay below the cutoff, with jitter ranges', () => {
