@@ -85,7 +85,9 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     budgetMs: config.db.retryBudgetMs,
     statementTimeoutMs: config.db.statementTimeoutMs,
   });
-  const metrics = createWorkerMetrics({ stats, worker });
+  const server = http.createServer();
+  const tracker = trackConnections(server);
+  const metrics = createWorkerMetrics({ stats, worker, inFlight: tracker.inFlight });
   // Under PM2 cluster mode a scrape lands on one random worker, which answers for all of them.
   const machineMetrics = (dir: string): Promise<SiblingMetrics | null> =>
     createSiblingMetrics({
@@ -101,7 +103,9 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     });
   const siblings = options.pm2 ? await machineMetrics(options.pm2.metricsDir) : null;
   const pm2Io = options.pm2 ? injectedPm2Io() : null;
-  const pm2Metrics = pm2Io ? createPm2Metrics({ io: pm2Io, stats }) : null;
+  const pm2Metrics = pm2Io
+    ? createPm2Metrics({ io: pm2Io, stats, inFlight: tracker.inFlight })
+    : null;
   if (options.pm2 && !pm2Io) log.info('PM2 injected no @pm2/io agent (pmx: false): no pm2 metrics');
   const app = createApp({
     config,
@@ -123,7 +127,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     },
   });
 
-  const server = http.createServer(app.callback());
+  server.on('request', app.callback());
   server.once('close', () => {
     pm2Metrics?.stop();
     void siblings?.close();
@@ -132,11 +136,6 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   // balancer, not us, closes idle keep-alive sockets and never reuses one we just closed.
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
   server.headersTimeout = config.keepAliveTimeoutMs + 1000;
-  server.on('request', (_req, res) => {
-    stats.inFlight += 1;
-    res.once('close', () => (stats.inFlight -= 1));
-  });
-  const tracker = trackConnections(server);
   const shutdown = createShutdown({
     server,
     tracker,

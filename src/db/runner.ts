@@ -214,5 +214,3 @@ function cancellable<T>(work: Promise<T>, signal: AbortSignal | undefined): Prom
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
-
-export { UnavailableError };

@@ -42,7 +42,6 @@ export interface DbStats {
   retryOutcomes: Record<RetryOutcome, number>;
   breakerState: 'closed' | 'open';
   breakerOpenings: number;
-  inFlight: number;
 }
 
 function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
@@ -61,6 +60,5 @@ export function createDbStats(): DbStats {
     retryOutcomes: zeroes(RETRY_OUTCOMES),
     breakerState: 'closed',
     breakerOpenings: 0,
-    inFlight: 0,
   };
 }

@@ -26,6 +26,8 @@ export function injectedPm2Io(): Pm2Io | null {
 export interface Pm2MetricsDeps {
   io: Pm2Io;
   stats: DbStats;
+  /** HTTP requests being served (counted by the connection tracker). */
+  inFlight: () => number;
   now?: () => number;
 }
 
@@ -78,7 +80,7 @@ export function createPm2Metrics(deps: Pm2MetricsDeps): Pm2Metrics {
     'db errors/min': () => history.delta('errors', 60000),
     'retries/min': () => history.delta('retries', 60000),
     'req p95 ms': () => round(p95.quantile(0.95)),
-    'in flight': () => stats.inFlight,
+    'in flight': deps.inFlight,
     'db breaker': () => stats.breakerState,
   };
   for (const name of PM2_METRICS) io.metric({ name, value: read[name] });

@@ -10,9 +10,12 @@ export interface WorkerMetrics {
 export function createWorkerMetrics({
   stats,
   worker,
+  inFlight,
 }: {
   stats: DbStats;
   worker: string;
+  /** HTTP requests being served (counted by the connection tracker). */
+  inFlight: () => number;
 }): WorkerMetrics {
   const registry = new client.Registry();
   registry.setDefaultLabels({ worker });
@@ -58,7 +61,7 @@ export function createWorkerMetrics({
   gauge('keel_db_breaker_open', '1 while the database breaker is open (an outage)', () =>
     stats.breakerState === 'open' ? 1 : 0,
   );
-  gauge('keel_http_requests_in_flight', 'HTTP requests being served', () => stats.inFlight);
+  gauge('keel_http_requests_in_flight', 'HTTP requests being served', inFlight);
 
   const counter = (name: string, help: string, read: () => number) =>
     new client.Counter({

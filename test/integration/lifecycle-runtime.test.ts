@@ -11,7 +11,7 @@ import { getFresh } from '../support/http';
 import { checkInvariants, seedAccounts } from '../support/ledger';
 import { alive, descendants, until, waitGone } from '../support/lifecycle';
 import { ledgerOutcome, startLoad, tally } from '../support/load';
-import { createPm2, ensureBuilt, ROOT, type Pm2 } from '../support/pm2';
+import { createPm2, ensureBuilt, ROOT, webEnv, type Pm2 } from '../support/pm2';
 import { freePort, psql, startTestPostgres, type TestPostgres } from '../support/postgres';
 
 const SHUTDOWN_TIMEOUT_MS = 3000;
@@ -51,14 +51,7 @@ async function stopUnderLoad(how: 'SIGTERM to pm2-runtime' | 'SIGINT to the proc
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   // Only for its isolated PM2_HOME and environment: pm2-runtime runs PM2 in-process.
-  const pm2 = createPm2({
-    DATABASE_URL: url,
-    WEB_CONCURRENCY: '2',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    KEEL_ENABLE_TEST_ROUTES: 'true',
-    SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
-  });
+  const pm2 = createPm2({ ...webEnv(url, port), SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) });
   // Its own process group (detached), so a group signal reaches only what this test started.
   const proc = spawn(process.execPath, [pm2.runtimeBin, 'start', 'ecosystem.config.js'], {
     cwd: ROOT,

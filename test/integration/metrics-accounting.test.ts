@@ -4,6 +4,7 @@
  * has busy + idle == open. Time is scaled down (idle timeouts of 1 s, cuts after 500 ms).
  */
 import postgres from 'postgres';
+import { FAULT_ENV, FAULT_POOL } from '../support/faults';
 import { CLOSE_REASONS, type CloseReason, type DbStats } from '../../src/metrics/db-stats';
 import { createFaultProxy, type CloseHow, type FaultProxy } from '../support/fault-proxy';
 import { checkInvariants, runLoad, seedAccounts, type LoadResult } from '../support/ledger';
@@ -15,14 +16,7 @@ let pg: TestPostgres;
 let w: TestWorker | undefined;
 let proxy: FaultProxy | undefined;
 
-const POOL = 5;
-const BASE_ENV = {
-  DB_POOL_MAX: String(POOL),
-  DB_STATEMENT_TIMEOUT_MS: '1000',
-  DB_RETRY_BUDGET_MS: '6000',
-  REQUEST_TIMEOUT_MS: '8000',
-  LOG_LEVEL: 'info',
-};
+const POOL = FAULT_POOL;
 
 beforeAll(async () => {
   pg = await startTestPostgres({ localOnly: true });
@@ -56,7 +50,7 @@ async function setup(env: Record<string, string>, viaProxy = false) {
     proxy = await createFaultProxy({ targetHost: '127.0.0.1', targetPort: pg.port });
     appUrl = proxy.url(url);
   }
-  w = await startTestWorker(appUrl, { ...BASE_ENV, ...env });
+  w = await startTestWorker(appUrl, { ...FAULT_ENV, ...env });
   const ids = await seedAccounts(w.base, 8, 10000);
   return { url, ids, w, database: new URL(url).pathname.slice(1) };
 }

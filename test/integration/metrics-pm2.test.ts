@@ -116,8 +116,10 @@ test('/metrics needs the token, then reports both workers whichever worker answe
     }
     // Every series says whose it is.
     expect(samples.filter((s) => s.labels.worker === undefined)).toEqual([]);
-    await sleep(50); // the access-log line is written when the response is done
-    const by = answeredBy(reqId);
+    // The access-log line reaches PM2's log file shortly after the response.
+    let by: string | undefined;
+    for (const end = Date.now() + 2000; !by && Date.now() < end; await sleep(25))
+      by = answeredBy(reqId);
     if (by) answering.add(by);
   }
   expect([...answering].sort()).toEqual(['0', '1']);

@@ -1,5 +1,5 @@
 /** The resilience scenarios again with a real PgBouncer (transaction mode) in the path. */
-import { sleep, terminateLoop } from '../support/faults';
+import { FAULT_ENV, restartFor, sleep, terminateLoop } from '../support/faults';
 import { checkInvariants, runLoad, seedAccounts, type LoadResult } from '../support/ledger';
 import { startPgBouncer, type PgBouncer } from '../support/pgbouncer';
 import { startTestPostgres, type TestPostgres } from '../support/postgres';
@@ -9,15 +9,7 @@ let pg: TestPostgres;
 let bouncer: PgBouncer;
 let w: TestWorker | undefined;
 
-const ENV = {
-  DB_PREPARE: 'false',
-  DB_POOL_MAX: '5',
-  DB_STATEMENT_TIMEOUT_MS: '1000',
-  DB_CONNECT_TIMEOUT_S: '2',
-  REQUEST_TIMEOUT_MS: '8000',
-  DB_RETRY_BUDGET_MS: '6000',
-  LOG_LEVEL: 'info',
-};
+const ENV = { ...FAULT_ENV, DB_PREPARE: 'false' };
 
 beforeAll(async () => {
   pg = await startTestPostgres({ localOnly: true });
@@ -80,9 +72,7 @@ test('restart behind PgBouncer: a 3 s outage is absorbed', async () => {
   const { direct, ids, w } = await setup();
   const loadP = runLoad({ base: w.base, accounts: ids, durationMs: 7000, concurrency: 8 });
   await sleep(1500);
-  await pg.stop('fast');
-  await sleep(3000);
-  await pg.start();
+  await restartFor(pg, 3000);
   const load = await loadP;
   process.stderr.write(
     `resilience pgbouncer-restart: sent=${load.sent} statuses=${JSON.stringify(load.byStatus)} longestMs=${load.longestMs} retries=${w.worker.stats.retries}\n`,

@@ -3,9 +3,23 @@
  * stands in for Railway's 300 s). Each scenario runs concurrent reads and keyed transfers, then
  * checks the ledger invariants in the database.
  */
-import { connectionSampler, sleep, terminateLoop } from '../support/faults';
+import {
+  connectionSampler,
+  FAULT_ENV,
+  FAULT_POOL,
+  restartFor,
+  sleep,
+  terminateLoop,
+  until,
+} from '../support/faults';
 import { createFaultProxy, type FaultProxy } from '../support/fault-proxy';
-import { checkInvariants, runLoad, seedAccounts, type LoadResult } from '../support/ledger';
+import {
+  checkInvariants,
+  mergeLoads,
+  runLoad,
+  seedAccounts,
+  type LoadResult,
+} from '../support/ledger';
 import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
 import { startTestWorker, type TestWorker } from '../support/worker';
 
@@ -13,16 +27,7 @@ let pg: TestPostgres;
 let w: TestWorker | undefined;
 let proxy: FaultProxy | undefined;
 
-const POOL = 5;
-// Scaled: statement timeout 1 s → a stalled connection is destroyed after 2 s.
-const BASE_ENV = {
-  DB_POOL_MAX: String(POOL),
-  DB_STATEMENT_TIMEOUT_MS: '1000',
-  DB_CONNECT_TIMEOUT_S: '2',
-  REQUEST_TIMEOUT_MS: '8000',
-  DB_RETRY_BUDGET_MS: '6000',
-  LOG_LEVEL: 'info',
-};
+const POOL = FAULT_POOL;
 
 beforeAll(async () => {
   pg = await startTestPostgres({ localOnly: true });
@@ -60,7 +65,7 @@ async function setup(env: Record<string, string>, viaProxy: boolean) {
     proxy = await createFaultProxy({ targetHost: '127.0.0.1', targetPort: pg.port });
     appUrl = proxy.url(url);
   }
-  w = await startTestWorker(appUrl, { ...BASE_ENV, ...env });
+  w = await startTestWorker(appUrl, { ...FAULT_ENV, ...env });
   const ids = await seedAccounts(w.base, 8, 10000);
   return { url, ids, w };
 }
@@ -73,7 +78,7 @@ test('idle-cut: a proxy that cuts idle connections after 2 s never reaches a cli
     loads.push(await runLoad({ base: w.base, accounts: ids, durationMs: 700, concurrency: 8 }));
     await sleep(3000);
   }
-  const all = merge(loads);
+  const all = mergeLoads(loads);
   summary('idle-cut', all, { proxyCuts: proxy!.stats().idleCuts, closed: w.worker.stats.closed });
   only2xx(all);
   // Keel's own timers closed every connection before the proxy could.
@@ -95,7 +100,7 @@ test('idle-cut with the idle timer disabled: the retry layer absorbs what the ti
     loads.push(await runLoad({ base: w.base, accounts: ids, durationMs: 700, concurrency: 8 }));
     await sleep(1600);
   }
-  const all = merge(loads);
+  const all = mergeLoads(loads);
   summary('idle-cut-no-timer', all, {
     proxyCuts: proxy!.stats().idleCuts,
     closed: w.worker.stats.closed,
@@ -130,9 +135,7 @@ test('restart: Postgres down for 3 s is absorbed by the default budget', async (
   const started = Date.now();
   const loadP = runLoad({ base: w.base, accounts: ids, durationMs: 7000, concurrency: 8 });
   await sleep(1500);
-  await pg.stop('fast');
-  await sleep(3000);
-  await pg.start();
+  await restartFor(pg, 3000);
   const upAt = Date.now() - started;
   const load = await loadP;
   const back = firstOkAfter(load, upAt);
@@ -152,9 +155,7 @@ test('restart longer than the budget: 2xx or 503 with Retry-After, and back with
   const started = Date.now();
   const loadP = runLoad({ base: w.base, accounts: ids, durationMs: 8000, concurrency: 8 });
   await sleep(1500);
-  await pg.stop('fast');
-  await sleep(3000);
-  await pg.start();
+  await restartFor(pg, 3000);
   const upAt = Date.now() - started;
   const load = await loadP;
   const back = firstOkAfter(load, upAt);
@@ -225,48 +226,22 @@ test('a client that disconnects mid-query leaves no connection behind', async ()
     { KEEL_ENABLE_TEST_ROUTES: 'true', DB_STATEMENT_TIMEOUT_MS: '10000' },
     false,
   );
-  await sleep(200);
   const idleOpen = w.worker.stats.open;
   const controllers = Array.from({ length: POOL }, () => new AbortController());
   const pending = controllers.map((c) =>
     fetch(`${w.base}/__test/slow?ms=5000`, { signal: c.signal }).catch(() => 'aborted'),
   );
-  await sleep(500);
+  await until(() => w.worker.stats.busy > 0, 2000);
   expect(w.worker.stats.busy).toBeGreaterThan(0);
   for (const c of controllers) c.abort();
   await Promise.all(pending);
   // Cancelled on the server: busy drops long before the 5 s sleep would end.
-  const until = Date.now() + 2000;
-  while (w.worker.stats.busy > 0 && Date.now() < until) await sleep(50);
+  await until(() => w.worker.stats.busy === 0, 2000);
   expect(w.worker.stats.busy).toBe(0);
   expect(w.worker.stats.open).toBeLessThanOrEqual(Math.max(idleOpen, POOL));
   const r = await fetch(`${w.base}/api/accounts?limit=1`);
   expect(r.status).toBe(200);
 });
-
-function merge(loads: LoadResult[]): LoadResult {
-  const out: LoadResult = {
-    sent: 0,
-    byStatus: {},
-    okTransfers: [],
-    refusedKeys: [],
-    longestMs: 0,
-    errors: [],
-    timeline: [],
-    unexpected: [],
-  };
-  for (const l of loads) {
-    out.sent += l.sent;
-    for (const [k, v] of Object.entries(l.byStatus)) out.byStatus[k] = (out.byStatus[k] ?? 0) + v;
-    out.okTransfers.push(...l.okTransfers);
-    out.refusedKeys.push(...l.refusedKeys);
-    out.longestMs = Math.max(out.longestMs, l.longestMs);
-    out.errors.push(...l.errors);
-    out.timeline.push(...l.timeline);
-    out.unexpected.push(...l.unexpected);
-  }
-  return out;
-}
 
 /** ms from `at` until the first request that started after it and was answered 2xx. */
 function firstOkAfter(load: LoadResult, at: number): number {

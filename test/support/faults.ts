@@ -57,4 +57,39 @@ export function connectionSampler(adminUrl: string, everyMs = 100): { stop(): Pr
   return { stop: () => loop.stop().then(() => max) };
 }
 
+/** Scaled-down settings for fault tests: statement timeout 1 s, so a stalled connection goes after 2 s. */
+export const FAULT_POOL = 5;
+export const FAULT_ENV = {
+  DB_POOL_MAX: String(FAULT_POOL),
+  DB_STATEMENT_TIMEOUT_MS: '1000',
+  DB_CONNECT_TIMEOUT_S: '2',
+  REQUEST_TIMEOUT_MS: '8000',
+  DB_RETRY_BUDGET_MS: '6000',
+  LOG_LEVEL: 'info',
+};
+
+/** Stops the server (fast shutdown), keeps it down for `downMs`, starts it again. */
+export async function restartFor(
+  pg: { stop(mode: 'fast'): Promise<void>; start(): Promise<void> },
+  downMs: number,
+) {
+  await pg.stop('fast');
+  await sleep(downMs);
+  await pg.start();
+}
+
+/** Polls `check` until it holds or `timeoutMs` passes; returns whether it held. */
+export async function until(
+  check: () => boolean,
+  timeoutMs: number,
+  everyMs = 25,
+): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) return false;
+    await sleep(everyMs);
+  }
+  return true;
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

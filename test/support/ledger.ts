@@ -16,6 +16,35 @@ export interface LoadResult {
   unexpected: Array<{ request: string; status: number; body: unknown }>;
 }
 
+export function emptyLoad(): LoadResult {
+  return {
+    sent: 0,
+    byStatus: {},
+    okTransfers: [],
+    refusedKeys: [],
+    longestMs: 0,
+    errors: [],
+    timeline: [],
+    unexpected: [],
+  };
+}
+
+/** One result for several bursts of load. */
+export function mergeLoads(loads: LoadResult[]): LoadResult {
+  const out = emptyLoad();
+  for (const l of loads) {
+    out.sent += l.sent;
+    for (const [k, v] of Object.entries(l.byStatus)) out.byStatus[k] = (out.byStatus[k] ?? 0) + v;
+    out.okTransfers.push(...l.okTransfers);
+    out.refusedKeys.push(...l.refusedKeys);
+    out.longestMs = Math.max(out.longestMs, l.longestMs);
+    out.errors.push(...l.errors);
+    out.timeline.push(...l.timeline);
+    out.unexpected.push(...l.unexpected);
+  }
+  return out;
+}
+
 export async function seedAccounts(base: string, n: number, balance: number): Promise<number[]> {
   const ids: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -43,16 +72,7 @@ export async function runLoad(opts: {
   timeoutMs?: number;
   pauseMs?: number;
 }): Promise<LoadResult> {
-  const result: LoadResult = {
-    sent: 0,
-    byStatus: {},
-    okTransfers: [],
-    refusedKeys: [],
-    longestMs: 0,
-    errors: [],
-    timeline: [],
-    unexpected: [],
-  };
+  const result = emptyLoad();
   const started = Date.now();
   const until = started + opts.durationMs;
   const max = opts.maxRequests ?? 100000;

@@ -98,6 +98,18 @@ export function createPm2(env: Record<string, string>): Pm2 {
   return pm2;
 }
 
+/** The environment of the test `web` app: 2 workers on 127.0.0.1, test routes on, a 3 s drain. */
+export function webEnv(databaseUrl: string, port: number): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    WEB_CONCURRENCY: '2',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    KEEL_ENABLE_TEST_ROUTES: 'true',
+    SHUTDOWN_TIMEOUT_MS: '3000',
+  };
+}
+
 export interface WebCluster {
   pg: TestPostgres;
   pm2: Pm2;
@@ -119,15 +131,7 @@ export async function startWebCluster(
   const pg = await startTestPostgres();
   const url = await pg.createDatabase();
   const port = await freePort();
-  const pm2 = createPm2({
-    DATABASE_URL: url,
-    WEB_CONCURRENCY: '2',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    KEEL_ENABLE_TEST_ROUTES: 'true',
-    SHUTDOWN_TIMEOUT_MS: '3000',
-    ...env,
-  });
+  const pm2 = createPm2({ ...webEnv(url, port), ...env });
   if (start) {
     await pm2.run(['start', 'ecosystem.config.js']);
     await pm2.waitFor(

@@ -49,13 +49,14 @@ test('createPm2Metrics registers every figure and reads live values', () => {
   const io: Pm2Io = { metric: ({ name, value }) => registered.set(name, value) };
   let t = 0;
   const stats = createDbStats();
-  const m = createPm2Metrics({ io, stats, now: () => t });
+  let inFlight = 0;
+  const m = createPm2Metrics({ io, stats, inFlight: () => inFlight, now: () => t });
   try {
     expect([...registered.keys()]).toEqual([...PM2_METRICS]);
     stats.open = 4;
     stats.busy = 3;
     stats.idle = 1;
-    stats.inFlight = 7;
+    inFlight = 7;
     stats.breakerState = 'open';
     m.observeRequest('/api/accounts/:id', 0.012);
     m.observeRequest('/metrics', 9); // not an API request: not in the p95
