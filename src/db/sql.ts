@@ -67,10 +67,6 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
       ...(perTransactionTimeout || !config.statementTimeoutMs
         ? {}
         : { statement_timeout: config.statementTimeoutMs }),
-      // A transaction orphaned by a dead path must not hold its row locks for hours.
-      ...(perTransactionTimeout || !config.idleInTransactionTimeoutMs
-        ? {}
-        : { idle_in_transaction_session_timeout: config.idleInTransactionTimeoutMs }),
     },
   };
   const sql = postgres(config.url, options as unknown as postgres.Options<Record<string, never>>);

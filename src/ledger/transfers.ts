@@ -31,12 +31,8 @@ export interface StoredResponse {
 }
 
 export interface Transfers {
-  /** `key` is the client's Idempotency-Key, or one generated for this request. */
-  create(
-    input: NewTransfer,
-    key: { key: string; generated: boolean },
-    ctx: WorkContext,
-  ): Promise<StoredResponse>;
+  /** `key` is the client's Idempotency-Key, or undefined to use a per-request one. */
+  create(input: NewTransfer, key: string | undefined, ctx: WorkContext): Promise<StoredResponse>;
   get(id: number, ctx: WorkContext): Promise<Transfer>;
   listForAccount(
     accountId: number,
@@ -134,11 +130,10 @@ export function createTransfers({ db }: { db: Db }): Transfers {
   }
 
   return {
-    create(input, { key }, ctx) {
-      // `owner` tells this request's own earlier attempt (not a replay) from another request.
+    create(input, key, ctx) {
+      // Without a client key, one generated here still makes this request's own retries safe.
       const owner = randomUUID();
-      // A generated key is stored like a client's: the client may retry with it.
-      const k = `client:${key}`;
+      const k = key === undefined ? `gen:${owner}` : `client:${key}`;
       const hash = requestHash(input);
       return db.transaction((tx) => apply(tx, input, k, hash, owner), ctx);
     },

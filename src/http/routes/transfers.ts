@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import { ValidationError } from '../../errors';
 import { newTransfer, pathId } from '../../ledger/money';
@@ -21,16 +20,8 @@ export function transferRoutes(
     if (Array.isArray(rawKey) || (rawKey !== undefined && !KEY.test(rawKey))) {
       throw new ValidationError('Idempotency-Key must be 1 to 200 printable characters');
     }
-    // Every answer carries the effective key: a client that got a 503 or lost the connection
-    // retries with it and is applied exactly once.
-    const key = rawKey ?? randomUUID();
-    ctx.set('Idempotency-Key', key);
     const input = validate(newTransfer, await readJson(ctx, deps.bodyLimitBytes), 'body');
-    const result = await transfers.create(
-      input,
-      { key, generated: rawKey === undefined },
-      ctx.state.work,
-    );
+    const result = await transfers.create(input, rawKey, ctx.state.work);
     ctx.status = result.status;
     if (result.replayed) ctx.set('Idempotent-Replayed', 'true');
     if (result.status === 201) {
