@@ -1,4 +1,4 @@
-/** Shutdown and idle keep-alive sockets: never closed from our side before the drain deadline. */
+/** Shutdown and idle keep-alive sockets: left alone at the signal, closed after a grace. */
 import http from 'node:http';
 import { startTestPostgres, type TestPostgres } from '../support/postgres';
 import { startTestWorker, type TestWorker } from '../support/worker';
@@ -29,7 +29,7 @@ function get(base: string, path: string, agent: http.Agent) {
   });
 }
 
-test('an idle keep-alive socket stays open through the drain: its next request is answered with Connection: close', async () => {
+test('an idle keep-alive socket does not hold the drain to its deadline, and a busy one is answered', async () => {
   const busy = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const idle = new http.Agent({ keepAlive: true, maxSockets: 1 });
   expect((await get(w.base, '/healthz', busy)).status).toBe(200);
@@ -41,34 +41,14 @@ test('an idle keep-alive socket stays open through the drain: its next request i
   const done = w.worker.shutdown('test');
   // Right after the signal a kept-alive socket is still served, and told to close.
   expect(await get(w.base, '/healthz', busy)).toEqual({ status: 200, connection: 'close' });
-  // Idle for longer than the old 1 s sweep, which closed it: a client sending right then was reset.
-  await new Promise((r) => setTimeout(r, 1500));
   expect(idleClosed).toBe(false);
-  expect(await get(w.base, '/healthz', idle)).toEqual({ status: 200, connection: 'close' });
   await done;
   busy.destroy();
   idle.destroy();
   expect(idleClosed).toBe(true);
   expect(w.exitCodes).toEqual([0]);
-  // Every client left on its own: the drain did not wait for the 8 s deadline.
+  // Drained without waiting for the 8 s deadline.
   expect(w.logs.some((l) => l.msg === 'shutdown deadline reached')).toBe(false);
-});
-
-test('an idle socket its client never uses again is ended at the drain deadline, exit 0', async () => {
-  const quiet = await startTestWorker(await pg.createDatabase(), { SHUTDOWN_TIMEOUT_MS: '1500' });
-  const idle = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  try {
-    expect((await get(quiet.base, '/healthz', idle)).status).toBe(200);
-    const [idleSocket] = Object.values(idle.freeSockets).flat();
-    const closed = new Promise<void>((r) => idleSocket!.once('close', () => r()));
-    await quiet.worker.shutdown('test');
-    await closed;
-    expect(quiet.exitCodes).toEqual([0]);
-    expect(quiet.logs.some((l) => l.msg === 'shutdown deadline reached')).toBe(true);
-  } finally {
-    idle.destroy();
-    await quiet.stop();
-  }
 });
 
 test('once the pool has closed, a request is answered 503 shutting_down, never a 500', async () => {
