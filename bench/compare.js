@@ -5,8 +5,7 @@
  */
 const { setTimeout: sleep } = require('node:timers/promises');
 const { freePort } = require('./fixtures');
-const { createBenchDatabase } = require('./database');
-const { createSnapshot } = require('./snapshot');
+const { setUpKeel } = require('./setup');
 const { CONNECTIONS, startLoad } = require('./load');
 const out = require('./output');
 const { startProgress } = require('./progress');
@@ -120,15 +119,7 @@ function pairUp(runs) {
 
 async function runCompare({ opts, cleanup, log }) {
   const started = new Date();
-  const app = createSnapshot({ cleanup });
-  const db = await createBenchDatabase({ app, cleanup, log });
-  const keel = createKeel({
-    app,
-    databaseUrl: db.url,
-    port: await freePort(),
-    cleanup,
-    env: opts.keelEnv,
-  });
+  const { app, db, keel } = await setUpKeel({ opts, cleanup, log });
   if (Object.keys(opts.keelEnv).length) log(`keel extra env: ${JSON.stringify(opts.keelEnv)}`);
   const baseline = createBaseline({
     databaseUrl: db.url,

@@ -6,6 +6,9 @@
  * accounts. undici, not autocannon's raw client: it honours `Connection: close` (Keel's drain
  * answers), so a reload is measured as users' HTTP clients see it.
  *
+ * With `thinkMs`, each client pauses a random 0..thinkMs after every answer, so its socket sits
+ * idle in between (what a drain must not cut from under a client about to reuse it).
+ *
  * Every answer is recorded (completion time, latency, status, kind); a socket error is status 0.
  */
 const { performance } = require('node:perf_hooks');
@@ -67,7 +70,7 @@ const TRANSFER = 1;
  * Starts the load at once; `stop()` ends it (in-flight requests finish), `done` resolves with
  * the recording. Times are ms since `startedAt` (performance.now() origin of this load).
  */
-function startLoad({ port, connections, accounts, keyPrefix }) {
+function startLoad({ port, connections, accounts, keyPrefix, thinkMs = 0 }) {
   const pool = new Pool(`http://127.0.0.1:${port}`, {
     connections,
     pipelining: 1,
@@ -123,6 +126,8 @@ function startLoad({ port, connections, accounts, keyPrefix }) {
       const end = performance.now();
       recorder.push(end - started, end - t, code, kind);
       if (code === 0) await sleep(ERROR_PAUSE_MS);
+      // A client that pauses leaves its keep-alive socket idle for a random while (the soak).
+      else if (thinkMs > 0) await sleep(Math.random() * thinkMs);
     }
   }
 

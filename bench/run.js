@@ -6,6 +6,8 @@
  *               summary in bench/LATEST.md.
  *   --faults    Keel alone under the same load while faults are injected; HTML timeline in
  *               bench/results/faults-<ts>.html (and bench/faults-report.png when chromium exists).
+ *   --reloads N Keel under the same load while `pm2 reload web` runs N times: failed requests per
+ *               reload (the zero-drop soak), in bench/LATEST.md.
  *   --profile   One Keel worker run directly with --cpu-prof under the same load; prints where
  *               the CPU time goes (--baseline: one baseline worker, for comparison).
  *
@@ -39,6 +41,7 @@ function options(argv) {
     args: argv,
     options: {
       faults: { type: 'boolean', default: false },
+      reloads: { type: 'string' },
       profile: { type: 'boolean', default: false },
       baseline: { type: 'boolean', default: false },
       'keel-env': { type: 'string', multiple: true, default: [] },
@@ -56,7 +59,14 @@ function options(argv) {
     return v;
   };
   return {
-    mode: values.faults ? 'faults' : values.profile ? 'profile' : 'compare',
+    mode: values.faults
+      ? 'faults'
+      : values.reloads !== undefined
+        ? 'reloads'
+        : values.profile
+          ? 'profile'
+          : 'compare',
+    reloads: values.reloads === undefined ? 0 : int('reloads', 1, 500),
     warmupS: int('warmup-s', 1, 60),
     measureS: int('measure-s', 1, 300),
     pairs: int('pairs', 1, 10),
@@ -95,6 +105,7 @@ async function main() {
   let code = 0;
   try {
     if (opts.mode === 'faults') await require('./faults').runFaults({ opts, cleanup, log });
+    else if (opts.mode === 'reloads') await require('./reloads').runReloads({ opts, cleanup, log });
     else if (opts.mode === 'profile') await require('./profile').runProfile({ opts, cleanup, log });
     else await require('./compare').runCompare({ opts, cleanup, log });
   } catch (err) {

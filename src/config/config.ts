@@ -41,6 +41,8 @@ export interface Config {
   readonly requestTimeoutMs: number;
   readonly readyWaitMs: number;
   readonly keepAliveTimeoutMs: number;
+  /** Seconds advertised in `Keep-Alive: timeout=N`: never more than the drain deadline. */
+  readonly keepAliveHintS: number;
   readonly logLevel: LogLevel;
   readonly bodyLimitBytes: number;
   readonly metricsToken: string | null;
@@ -157,12 +159,23 @@ export function loadConfig(env: RawEnv): Config {
     requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,
     readyWaitMs: raw.READY_WAIT_MS,
     keepAliveTimeoutMs: raw.KEEP_ALIVE_TIMEOUT_MS,
+    keepAliveHintS: keepAliveHint(raw.KEEP_ALIVE_TIMEOUT_MS, raw.SHUTDOWN_TIMEOUT_MS),
     logLevel: raw.LOG_LEVEL,
     bodyLimitBytes: raw.BODY_LIMIT,
     metricsToken: raw.METRICS_TOKEN ?? null,
     enableTestRoutes: raw.KEEL_ENABLE_TEST_ROUTES,
   };
   return deepFreeze(config);
+}
+
+/**
+ * The idle time a client is told it may keep a socket: at most the drain deadline, so when the
+ * deadline ends the sockets still idle, each has been idle longer than its client was allowed
+ * (a client that honours the hint, as undici does with a 2 s margin, has already let go). The
+ * server's own idle timer stays at KEEP_ALIVE_TIMEOUT_MS, above any balancer's in front.
+ */
+export function keepAliveHint(keepAliveTimeoutMs: number, shutdownTimeoutMs: number): number {
+  return Math.max(1, Math.floor(Math.min(keepAliveTimeoutMs, shutdownTimeoutMs) / 1000));
 }
 
 function embeddedUrl(port: number, password: string): string {

@@ -20,7 +20,10 @@ import { testOnlyRoutes } from './routes/test-only';
 import { transferRoutes } from './routes/transfers';
 
 export interface AppDeps {
-  config: Pick<Config, 'requestTimeoutMs' | 'bodyLimitBytes' | 'enableTestRoutes'>;
+  config: Pick<
+    Config,
+    'requestTimeoutMs' | 'bodyLimitBytes' | 'enableTestRoutes' | 'keepAliveHintS'
+  >;
   logger: Logger;
   db: Db;
   accounts: Accounts;
@@ -51,7 +54,7 @@ export function createApp(deps: AppDeps): Koa<KeelState> {
   app.use(requestId());
   app.use(accessLog({ logger: logger.child({ module: 'http' }), onDone: deps.onRequestDone }));
   app.use(errorHandler({ logger: logger.child({ module: 'http' }) }));
-  app.use(drain({ readiness: deps.readiness }));
+  app.use(drain({ readiness: deps.readiness, keepAliveHintS: config.keepAliveHintS }));
   app.use(deadline({ timeoutMs: config.requestTimeoutMs }));
   app.use(async (ctx, next) => {
     // Until the schema is in place (the database was not reachable at boot), the API is down.

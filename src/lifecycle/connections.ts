@@ -8,20 +8,10 @@ export interface ConnectionTracker {
   /** Resolves when no socket is left open. */
   whenClosed(): Promise<void>;
   destroyAll(): void;
-  /** Ends (FIN) sockets with no request in progress that have been idle at least `idleMs`. */
-  endIdle(idleMs: number): number;
 }
 
-interface SocketState {
-  active: number;
-  idleSince: number;
-}
-
-export function trackConnections(
-  server: http.Server,
-  now: () => number = Date.now,
-): ConnectionTracker {
-  const sockets = new Map<net.Socket, SocketState>();
+export function trackConnections(server: http.Server): ConnectionTracker {
+  const sockets = new Set<net.Socket>();
   let inFlight = 0;
   let waiters: Array<() => void> = [];
 
@@ -33,22 +23,16 @@ export function trackConnections(
   };
 
   server.on('connection', (socket: net.Socket) => {
-    sockets.set(socket, { active: 0, idleSince: now() });
+    sockets.add(socket);
     socket.once('close', () => {
       sockets.delete(socket);
       settle();
     });
   });
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+  server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
     inFlight += 1;
-    const state = sockets.get(req.socket);
-    if (state) state.active += 1;
     res.once('close', () => {
       inFlight -= 1;
-      if (state) {
-        state.active -= 1;
-        state.idleSince = now();
-      }
     });
   });
 
@@ -60,17 +44,7 @@ export function trackConnections(
       return new Promise((resolve) => waiters.push(resolve));
     },
     destroyAll() {
-      for (const s of sockets.keys()) s.destroy();
-    },
-    endIdle(idleMs) {
-      const t = now();
-      let ended = 0;
-      for (const [socket, state] of sockets) {
-        if (state.active > 0 || t - state.idleSince < idleMs || socket.writableEnded) continue;
-        socket.end();
-        ended += 1;
-      }
-      return ended;
+      for (const s of sockets) s.destroy();
     },
   };
 }

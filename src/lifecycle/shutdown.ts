@@ -2,8 +2,11 @@
  * The one shutdown sequence, idempotent: not ready → stop accepting → drain → close the pool →
  * flush logs → exit. Idle keep-alive sockets are not destroyed when the signal arrives
  * (that resets a client that is writing its next request right then): every answer from now on
- * says `Connection: close`, so busy clients leave on their own, and a socket left idle for a
- * whole second after its last answer is closed gracefully.
+ * says `Connection: close`, so busy clients leave on their own. An idle keep-alive socket is never
+ * closed from our side before the drain deadline: HTTP/1.1 has no race-free way to do that (a
+ * client may be sending its next request at that instant); its next request gets the
+ * `Connection: close` answer, or the client closes it itself, as the `Keep-Alive: timeout=N`
+ * hint (N ≤ the deadline, see the drain middleware) told it to.
  *
  * Hand-written rather than a library, on purpose: http-terminator and @godaddy/terminus (via
  * stoppable) end idle keep-alive sockets the moment shutdown starts, which is the ECONNRESET
@@ -26,8 +29,6 @@ export interface ShutdownDeps {
   log: (msg: string, meta?: Record<string, unknown>) => void;
   exit: (code: number) => void;
 }
-
-const IDLE_SOCKET_GRACE_MS = 1000;
 
 export type Shutdown = (reason: string, exitCode?: number) => Promise<void>;
 
@@ -66,16 +67,12 @@ export function createShutdown(deps: ShutdownDeps): Shutdown {
       const deadline = new Promise<'deadline'>((resolve) =>
         setTimeout(resolve, deps.timeoutMs, 'deadline').unref(),
       );
-      // A keep-alive socket that stayed idle a whole second after its last answer is closed
-      // (FIN): a client that was going to reuse it has had its chance, and one that holds it
-      // open (a balancer's pool) must not hold the drain to its deadline.
-      const sweeper = setInterval(() => deps.tracker.endIdle(IDLE_SOCKET_GRACE_MS), 250);
-      sweeper.unref();
+      // Idle sockets stay open (see above): a client holding one idle costs drain time, never a
+      // dropped request. Only the deadline ends what is left.
       const outcome = await Promise.race([
         deps.tracker.whenClosed().then(() => 'drained' as const),
         deadline,
       ]);
-      clearInterval(sweeper);
       if (outcome === 'deadline') {
         forced = deps.tracker.inFlight() > 0;
         deps.log('shutdown deadline reached', {

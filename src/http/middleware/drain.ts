@@ -2,13 +2,35 @@ import type { Next } from 'koa';
 import type { Readiness } from '../../lifecycle/readiness';
 import type { KeelContext } from '../context';
 
-/** While draining, every answer tells the client to close its keep-alive socket. */
-export function drain({ readiness }: { readiness: Readiness }) {
+export interface DrainDeps {
+  readiness: Readiness;
+  /** Seconds for `Keep-Alive: timeout=N` (config.keepAliveHintS). */
+  keepAliveHintS: number;
+}
+
+/**
+ * While draining, every answer tells the client to close its keep-alive socket. Before that,
+ * every keep-alive answer advertises an idle time no longer than the drain deadline (Node would
+ * advertise the server's 65 s idle timer), so no client still counts on a socket the drain's
+ * deadline ends.
+ */
+export function drain({ readiness, keepAliveHintS }: DrainDeps) {
+  const hint = `timeout=${keepAliveHintS}`;
   return async function drainMiddleware(ctx: KeelContext, next: Next): Promise<void> {
     try {
       await next();
     } finally {
       if (readiness.draining()) ctx.set('Connection', 'close');
+      // Setting Keep-Alive ourselves makes Node leave out its own (timeout=65).
+      else if (wantsKeepAlive(ctx)) ctx.set('Keep-Alive', hint);
     }
   };
+}
+
+function wantsKeepAlive(ctx: KeelContext): boolean {
+  const { req } = ctx;
+  const connection = req.headers.connection?.toLowerCase() ?? '';
+  if (req.httpVersionMajor !== 1) return false;
+  if (req.httpVersionMinor === 0) return connection.includes('keep-alive');
+  return !connection.includes('close');
 }

@@ -1,4 +1,10 @@
-import { ConfigError, deriveTimers, loadConfig, redactUrl } from '../../../src/config/config';
+import {
+  ConfigError,
+  deriveTimers,
+  keepAliveHint,
+  loadConfig,
+  redactUrl,
+} from '../../../src/config/config';
 
 const URL_ = 'postgres://keel:s3cret-pw@db.internal:5432/keel';
 
@@ -136,4 +142,11 @@ describe('loadConfig', () => {
 
 test('redactUrl hides the password', () => {
   expect(redactUrl(URL_)).toBe('postgres://keel:***@db.internal:5432/keel');
+});
+
+test('the advertised keep-alive idle time never passes the drain deadline', () => {
+  expect(keepAliveHint(65000, 10000)).toBe(10);
+  expect(keepAliveHint(65000, 3500)).toBe(3);
+  expect(keepAliveHint(5000, 10000)).toBe(5);
+  expect(keepAliveHint(65000, 100)).toBe(1);
 });

@@ -19,7 +19,6 @@ function fakeTracker(sockets: number, inFlight: number) {
       open = 0;
       busy = 0;
     },
-    endIdle: () => 0,
   };
   return {
     tracker,
