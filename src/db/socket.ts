@@ -63,6 +63,8 @@ interface Tracked {
 }
 
 const STARTUP_STALL_MS = 1000;
+// The slack the watchdog's old 250 ms tick gave TLS idle-close inference (see closeReason).
+const TLS_ACTIVITY_SLACK_MS = 250;
 
 export interface SocketFactory {
   (): net.Socket;
@@ -237,8 +239,9 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
     if (c.stalled) return 'stalled';
     if (shuttingDown) return 'shutdown';
     if (c.framing === 'startup' && c.socket.bytesWritten > 0) unreadable(c);
-    // TLS activity is seen once per tick, so a TLS connection may have been idle a tick longer.
-    const idleS = (now() - c.lastActivity + (c.tls ? tick : 0)) / 1000;
+    // TLS activity is seen only at a tick (and ticks run late on a busy box), so a TLS
+    // connection may have been idle longer than its byte counters say.
+    const idleS = (now() - c.lastActivity + (c.tls ? TLS_ACTIVITY_SLACK_MS : 0)) / 1000;
     const idleTimedOut = deps.idleTimeoutMinS != null && idleS >= deps.idleTimeoutMinS * 0.95;
     if (c.tls) {
       // Encrypted: the FIN and our own `end()` are invisible, so infer from idleness and age.
