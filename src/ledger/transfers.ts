@@ -6,7 +6,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../errors';
 import type { Db, Tx, WorkContext } from '../db/runner';
-import type { IdempotencyKey } from './idempotency-key';
 import { MAX_MONEY, type NewTransfer, type Page } from './money';
 
 export interface Transfer {
@@ -32,8 +31,8 @@ export interface StoredResponse {
 }
 
 export interface Transfers {
-  /** `key`: the client's Idempotency-Key, or one generated for this request (./idempotency-key). */
-  create(input: NewTransfer, key: IdempotencyKey, ctx: WorkContext): Promise<StoredResponse>;
+  /** `key` is the client's Idempotency-Key, or undefined to use a per-request one. */
+  create(input: NewTransfer, key: string | undefined, ctx: WorkContext): Promise<StoredResponse>;
   get(id: number, ctx: WorkContext): Promise<Transfer>;
   listForAccount(
     accountId: number,
@@ -132,10 +131,11 @@ export function createTransfers({ db }: { db: Db }): Transfers {
 
   return {
     create(input, key, ctx) {
-      // `owner` tells this request's own earlier attempt (not a replay) from another request.
+      // Without a client key, one generated here still makes this request's own retries safe.
       const owner = randomUUID();
+      const k = key === undefined ? `gen:${owner}` : `client:${key}`;
       const hash = requestHash(input);
-      return db.transaction((tx) => apply(tx, input, key.stored, hash, owner), ctx);
+      return db.transaction((tx) => apply(tx, input, k, hash, owner), ctx);
     },
     async get(id, ctx) {
       const rows = await db.read(
