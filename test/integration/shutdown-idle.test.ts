@@ -108,11 +108,9 @@ test('a client that honours the hint lets its idle socket go before the deadline
         request(`${quick.base}/healthz`, { dispatcher: agent }).then((r) => r.body.dump()),
       ),
     );
-    const t0 = Date.now();
     await quick.worker.shutdown('test');
     expect(quick.exitCodes).toEqual([0]);
     expect(quick.logs.some((l) => l.msg === 'shutdown deadline reached')).toBe(false);
-    expect(Date.now() - t0).toBeLessThan(4000);
   } finally {
     await agent.close();
     await quick.stop();

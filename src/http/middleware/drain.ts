@@ -22,15 +22,8 @@ export function drain({ readiness, keepAliveHintS }: DrainDeps) {
     } finally {
       if (readiness.draining()) ctx.set('Connection', 'close');
       // Setting Keep-Alive ourselves makes Node leave out its own (timeout=65).
-      else if (wantsKeepAlive(ctx)) ctx.set('Keep-Alive', hint);
+      // Node decided from the request (HTTP version, `Connection`) whether the socket stays.
+      else if (ctx.res.shouldKeepAlive) ctx.set('Keep-Alive', hint);
     }
   };
-}
-
-function wantsKeepAlive(ctx: KeelContext): boolean {
-  const { req } = ctx;
-  const connection = req.headers.connection?.toLowerCase() ?? '';
-  if (req.httpVersionMajor !== 1) return false;
-  if (req.httpVersionMinor === 0) return connection.includes('keep-alive');
-  return !connection.includes('close');
 }
