@@ -8,6 +8,7 @@ import type postgres from 'postgres';
 import { AppError, UnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import type { DbStats } from '../metrics/db-stats';
+import { cancelOnAbort } from './cancel';
 import { createBreaker, unavailable, type Breaker } from './breaker';
 import { classify, describe } from './errors';
 import type { SqlHandle } from './sql';
@@ -181,7 +182,7 @@ export function createDb(deps: DbDeps): Db {
           ctx,
         );
       }
-      return run(() => cancellable(work(sql), ctx.signal), ctx);
+      return run(() => cancelOnAbort(work(sql), ctx.signal), ctx);
     },
     transaction(work, ctx) {
       return run(
@@ -195,20 +196,6 @@ export function createDb(deps: DbDeps): Db {
       );
     },
   };
-}
-
-/**
- * A single query (postgres.js PendingQuery) is cancelled on the server when the client goes
- * away, so its connection returns to the pool at once instead of when the query would end.
- */
-function cancellable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  const cancel = (work as { cancel?: () => unknown }).cancel;
-  if (!signal || typeof cancel !== 'function') return work;
-  const onAbort = () => void cancel.call(work);
-  signal.addEventListener('abort', onAbort, { once: true });
-  const done = () => signal.removeEventListener('abort', onAbort);
-  work.then(done, done);
-  return work;
 }
 
 function sleep(ms: number): Promise<void> {
