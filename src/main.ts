@@ -84,6 +84,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     stats,
     budgetMs: config.db.retryBudgetMs,
     statementTimeoutMs: config.db.statementTimeoutMs,
+    idleInTransactionTimeoutMs: config.db.idleInTransactionTimeoutMs,
+    slots: config.db.poolMax,
   });
   const server = http.createServer();
   const tracker = trackConnections(server);

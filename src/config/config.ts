@@ -24,6 +24,8 @@ export interface DbConfig {
   readonly keepAliveS: number;
   readonly connectTimeoutS: number;
   readonly statementTimeoutMs: number;
+  /** The server ends a session idle inside a transaction this long (its locks go with it). */
+  readonly idleInTransactionTimeoutMs: number;
   readonly prepare: boolean;
   readonly ssl: false | 'require' | 'prefer' | 'verify-full';
   /** Per-request time budget for database work including retries. */
@@ -151,6 +153,7 @@ export function loadConfig(env: RawEnv): Config {
       keepAliveS: raw.DB_KEEPALIVE_S,
       connectTimeoutS: raw.DB_CONNECT_TIMEOUT_S,
       statementTimeoutMs: raw.DB_STATEMENT_TIMEOUT_MS,
+      idleInTransactionTimeoutMs: raw.DB_IDLE_IN_TX_TIMEOUT_MS,
       prepare: raw.DB_PREPARE,
       ssl: raw.DB_SSL ?? sslFromUrl(url),
       retryBudgetMs: raw.DB_RETRY_BUDGET_MS,

@@ -117,6 +117,7 @@ const specs = {
   DB_KEEPALIVE_S: [int(1, 7200), '20'],
   DB_CONNECT_TIMEOUT_S: [int(1, 300), '10'],
   DB_STATEMENT_TIMEOUT_MS: [int(0, 3600000), '2000'],
+  DB_IDLE_IN_TX_TIMEOUT_MS: [int(0, 3600000), '5000'],
   DB_PREPARE: [bool, 'true'],
   DB_SSL: [oneOf(['false', 'disable', 'require', 'prefer', 'verify-full']), undefined],
   DB_RETRY_BUDGET_MS: [int(0, 600000), '5000'],

@@ -16,6 +16,7 @@
 import net from 'node:net';
 import type { Logger } from '../logger';
 import type { CloseReason, DbStats } from '../metrics/db-stats';
+import { createPathWatch, sslRequestProbe, type PathWatch } from './path-watch';
 import { createMessageReader, firstMessage } from './wire';
 
 export interface SocketFactoryDeps {
@@ -29,6 +30,8 @@ export interface SocketFactoryDeps {
   idleTimeoutMinS: number | null;
   /** Lower bound of the per-connection lifetime (s); only TLS closes need it. */
   maxLifetimeMinS?: number | null;
+  /** Tells a stalled path from a slow query (./path-watch); defaults to an SSLRequest probe. */
+  pathWatch?: (onHeal: (since: number) => void) => PathWatch;
   now?: () => number;
 }
 
@@ -60,6 +63,8 @@ interface Tracked {
 }
 
 const STARTUP_STALL_MS = 1000;
+// The slack the watchdog's old 250 ms tick gave TLS idle-close inference (see closeReason).
+const TLS_ACTIVITY_SLACK_MS = 250;
 
 export interface SocketFactory {
   (): net.Socket;
@@ -68,6 +73,12 @@ export interface SocketFactory {
   /** Stops the stall watchdog. */
   stop(): void;
   live(): number;
+  /** The path to the database is known stalled (readiness answers 503). */
+  pathStalled(): boolean;
+  /** Reconnect at once (the path is stalled or just healed), not after the outage backoff. */
+  reconnectNow(): boolean;
+  /** Calls `listener` each time a stalled path answers again (after the victims are replaced). */
+  onPathHealed(listener: () => void): void;
 }
 
 const IDLE = 0x49; // 'I': ReadyForQuery outside a transaction
@@ -79,14 +90,55 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   let nextId = 1;
   let shuttingDown = false;
 
-  // Four checks per stall window (a stall is caught at most 25 % late), and at least four a
-  // second, for the one-second startup limit and for TLS activity read from byte counters.
-  const tick = Math.max(50, Math.min(250, Math.floor(deps.stallMs / 4)));
+  // 20 checks a second: the path watch's 250 ms suspicion is acted on at most 50 ms late (a loop
+  // over the pool's few sockets; a stall window, the one-second startup limit and TLS activity
+  // read from byte counters are all caught well inside their limits too).
+  const tick = 50;
   const watchdog = setInterval(checkSockets, tick);
   watchdog.unref();
+  // Last time any connection read a byte: a path that answers anyone is not stalled.
+  let lastReadAny = now();
+  const healListeners: Array<() => void> = [];
+  const path =
+    deps.pathWatch?.(replaceVictims) ??
+    createPathWatch({
+      probe: sslRequestProbe(deps.host, deps.port),
+      onHeal: replaceVictims,
+      logger,
+      now,
+    });
+
+  /** The path healed: connections that wrote into it and heard nothing since never will. */
+  function replaceVictims(since: number): void {
+    for (const c of live) {
+      if (c.tls || c.stalled || c.awaitingSince === null) continue;
+      if (c.answered && c.lastRead >= since) continue;
+      destroyStalled(c, now());
+    }
+    for (const listener of healListeners) listener();
+  }
+
+  function destroyStalled(c: Tracked, t: number): void {
+    c.stalled = true;
+    logger.warn('db connection stalled, destroying it', {
+      conn: c.id,
+      waitedMs: t - (c.awaitingSince ?? t),
+    });
+    const err = Object.assign(new Error('database connection stalled: no answer from the server'), {
+      code: 'KEEL_STALLED',
+    });
+    c.socket.destroy(err);
+  }
 
   function checkSockets(): void {
     const t = now();
+    // How long the longest-waiting connection has heard nothing, if no one else heard anything.
+    let silent = 0;
+    for (const c of live) {
+      if (c.tls || c.cancel || c.stalled || c.awaitingSince === null) continue;
+      silent = Math.max(silent, t - Math.max(c.awaitingSince, c.lastRead));
+    }
+    path.tick(Math.min(silent, t - lastReadAny));
     for (const c of live) {
       // Bytes went out without a write through us: the driver negotiated TLS directly.
       if (c.framing === 'startup' && c.socket.bytesWritten > 0) unreadable(c);
@@ -103,16 +155,7 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
       // has heard nothing for a second leads into a stalled path, so give up on it early.
       const limit = c.answered ? deps.stallMs : Math.min(deps.stallMs, STARTUP_STALL_MS);
       if (t - Math.max(c.awaitingSince, c.lastRead) <= limit) continue;
-      c.stalled = true;
-      logger.warn('db connection stalled, destroying it', {
-        conn: c.id,
-        waitedMs: t - c.awaitingSince,
-      });
-      const err = Object.assign(
-        new Error('database connection stalled: no answer from the server'),
-        { code: 'KEEL_STALLED' },
-      );
-      c.socket.destroy(err);
+      destroyStalled(c, t);
     }
   }
 
@@ -151,6 +194,7 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
     const t = now();
     c.answered = true;
     c.lastRead = t;
+    lastReadAny = t;
     c.lastActivity = t;
     let i = 0;
     if (c.framing === 'ssl-answer' && chunk.length > 0) {
@@ -195,8 +239,9 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
     if (c.stalled) return 'stalled';
     if (shuttingDown) return 'shutdown';
     if (c.framing === 'startup' && c.socket.bytesWritten > 0) unreadable(c);
-    // TLS activity is seen once per tick, so a TLS connection may have been idle a tick longer.
-    const idleS = (now() - c.lastActivity + (c.tls ? tick : 0)) / 1000;
+    // TLS activity is seen only at a tick (and ticks run late on a busy box), so a TLS
+    // connection may have been idle longer than its byte counters say.
+    const idleS = (now() - c.lastActivity + (c.tls ? TLS_ACTIVITY_SLACK_MS : 0)) / 1000;
     const idleTimedOut = deps.idleTimeoutMinS != null && idleS >= deps.idleTimeoutMinS * 0.95;
     if (c.tls) {
       // Encrypted: the FIN and our own `end()` are invisible, so infer from idleness and age.
@@ -286,7 +331,13 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   factory.ending = () => {
     shuttingDown = true;
   };
-  factory.stop = () => clearInterval(watchdog);
+  factory.stop = () => {
+    clearInterval(watchdog);
+    path.stop();
+  };
+  factory.pathStalled = () => path.stalledSince() !== null;
+  factory.reconnectNow = () => path.reconnectNow();
+  factory.onPathHealed = (listener) => healListeners.push(listener);
   factory.live = () => live.size;
   return factory;
 }

@@ -6,6 +6,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../errors';
 import type { Db, Tx, WorkContext } from '../db/runner';
+import type { IdempotencyKey } from './idempotency-key';
 import { MAX_MONEY, type NewTransfer, type Page } from './money';
 
 export interface Transfer {
@@ -31,8 +32,8 @@ export interface StoredResponse {
 }
 
 export interface Transfers {
-  /** `key` is the client's Idempotency-Key, or undefined to use a per-request one. */
-  create(input: NewTransfer, key: string | undefined, ctx: WorkContext): Promise<StoredResponse>;
+  /** `key`: the client's Idempotency-Key, or one generated for this request (./idempotency-key). */
+  create(input: NewTransfer, key: IdempotencyKey, ctx: WorkContext): Promise<StoredResponse>;
   get(id: number, ctx: WorkContext): Promise<Transfer>;
   listForAccount(
     accountId: number,
@@ -131,11 +132,10 @@ export function createTransfers({ db }: { db: Db }): Transfers {
 
   return {
     create(input, key, ctx) {
-      // Without a client key, one generated here still makes this request's own retries safe.
+      // `owner` tells this request's own earlier attempt (not a replay) from another request.
       const owner = randomUUID();
-      const k = key === undefined ? `gen:${owner}` : `client:${key}`;
       const hash = requestHash(input);
-      return db.transaction((tx) => apply(tx, input, k, hash, owner), ctx);
+      return db.transaction((tx) => apply(tx, input, key.stored, hash, owner), ctx);
     },
     async get(id, ctx) {
       const rows = await db.read(

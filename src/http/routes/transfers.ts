@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { ValidationError } from '../../errors';
+import { idempotencyKey } from '../../ledger/idempotency-key';
 import { newTransfer, pathId } from '../../ledger/money';
 import type { Transfers } from '../../ledger/transfers';
 import { readJson } from '../body';
@@ -20,8 +21,12 @@ export function transferRoutes(
     if (Array.isArray(rawKey) || (rawKey !== undefined && !KEY.test(rawKey))) {
       throw new ValidationError('Idempotency-Key must be 1 to 200 printable characters');
     }
+    // Every answer carries the effective key: a client that got a 503 or lost the connection
+    // retries with it and is applied exactly once.
+    const key = idempotencyKey(rawKey);
+    ctx.set('Idempotency-Key', key.header);
     const input = validate(newTransfer, await readJson(ctx, deps.bodyLimitBytes), 'body');
-    const result = await transfers.create(input, rawKey, ctx.state.work);
+    const result = await transfers.create(input, key, ctx.state.work);
     ctx.status = result.status;
     if (result.replayed) ctx.set('Idempotent-Replayed', 'true');
     if (result.status === 201) {

@@ -1,0 +1,83 @@
+import { createAdmission, ShedError } from '../../../src/db/admission';
+
+function clock(start = 1_000_000) {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+async function reason(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'granted';
+  } catch (err) {
+    return err instanceof ShedError ? err.reason : 'other';
+  }
+}
+
+test('grants up to `slots` at once; the next waits for a release, first come first served', async () => {
+  const c = clock();
+  const gate = createAdmission({ slots: 2, now: c.now });
+  const a = await gate.acquire(c.now() + 1000);
+  await gate.acquire(c.now() + 1000);
+  expect(gate.active()).toBe(2);
+  const order: string[] = [];
+  const third = gate.acquire(c.now() + 1000).then((r) => (order.push('third'), r));
+  const fourth = gate.acquire(c.now() + 1000).then((r) => (order.push('fourth'), r));
+  expect(gate.waiting()).toBe(2);
+  a(true);
+  (await third)(true);
+  (await fourth)(true);
+  expect(order).toEqual(['third', 'fourth']);
+});
+
+test('a unit whose expected wait would pass its deadline is refused at once, before any work', async () => {
+  const c = clock();
+  const gate = createAdmission({ slots: 1, now: c.now });
+  // One unit that held its slot 100 ms teaches the gate how long a unit takes.
+  const first = await gate.acquire(c.now() + 1000);
+  c.advance(100);
+  first(true);
+  const holder = await gate.acquire(c.now() + 1000);
+  // Waiting for the holder (~100 ms) plus its own ~100 ms cannot fit in 150 ms.
+  expect(await reason(gate.acquire(c.now() + 150))).toBe('overload');
+  // 1 s is plenty: it queues.
+  const patient = gate.acquire(c.now() + 1000);
+  expect(gate.waiting()).toBe(1);
+  holder(true);
+  expect(await reason(patient)).toBe('granted');
+});
+
+test('a waiter whose deadline passes first never starts; an aborted one leaves the queue', async () => {
+  const gate = createAdmission({ slots: 1 });
+  const holder = await gate.acquire(Date.now() + 5000);
+  const late = gate.acquire(Date.now() + 30);
+  const controller = new AbortController();
+  const aborted = gate.acquire(Date.now() + 5000, controller.signal);
+  controller.abort();
+  expect(await reason(aborted)).toBe('aborted');
+  expect(await reason(late)).toBe('deadline');
+  expect(gate.waiting()).toBe(0);
+  holder(true);
+  expect(gate.active()).toBe(0);
+  expect(await reason(gate.acquire(Date.now()))).toBe('deadline');
+});
+
+test('failed holds do not count: after a stall, the gate does not shed what it can serve', async () => {
+  const c = clock();
+  const gate = createAdmission({ slots: 1, now: c.now });
+  const quick = await gate.acquire(c.now() + 1000);
+  c.advance(10);
+  quick(true);
+  // A unit stuck 5 s on a dead connection, then failed.
+  const stuck = await gate.acquire(c.now() + 10000);
+  const queued = gate.acquire(c.now() + 100);
+  c.advance(5000);
+  stuck(false);
+  expect(await reason(queued)).toBe('deadline');
+  const holder = await gate.acquire(c.now() + 1000);
+  // The average is still ~10 ms: a 100 ms deadline behind one holder fits.
+  const next = gate.acquire(c.now() + 100);
+  expect(gate.waiting()).toBe(1);
+  holder(true);
+  expect(await reason(next)).toBe('granted');
+});
