@@ -1,25 +1,36 @@
 /**
  * The per-worker gate in front of the pool: at most `slots` units of work hold a connection at
  * once (so postgres.js never queues a unit internally, where it would run after its request
- * was answered), a bounded, deadline-aware wait for the rest, and load shed before any work:
- * a unit whose expected wait would pass its deadline is refused at once.
+ * was answered), a bounded wait for the rest, and load shed before any work starts.
+ *
+ * Under overload the wait is last come, first served (adaptive LIFO): once more units wait
+ * than there are slots, a freed slot goes to the newest waiter, whose whole budget is still
+ * ahead of it, while the oldest ones, whose budget is nearly spent, run out at their deadline
+ * without ever starting. First come, first served would hand every slot to a unit with too
+ * little time left to finish: the pool would work at full speed and nothing would commit in time.
  */
+import type { ShedReason } from '../metrics/db-stats';
 
 export interface Admission {
   /**
    * Resolves with a release function once a slot is free; rejects with `ShedError` when the
-   * deadline passes first, or would (the expected wait), or the signal fires. Nothing started.
+   * deadline passes first, or leaves too little time for one unit, or the signal fires, or the
+   * wait is full and this unit is the oldest. Nothing has started when it rejects.
    */
   acquire(deadline: number, signal?: AbortSignal): Promise<Release>;
   active(): number;
   waiting(): number;
 }
 
-/** Frees the slot; `ok` says the hold was a real unit of work (it counts toward the average). */
-export type Release = (ok: boolean) => void;
+/**
+ * Frees the slot. `measured` says the hold time tells how long a unit takes here: true for an
+ * answer or a query error, false when the connection died or the path stalled (an outage's
+ * hold says nothing about the database's speed, and would make the gate shed long after it).
+ */
+export type Release = (measured: boolean) => void;
 
 export class ShedError extends Error {
-  constructor(readonly reason: 'deadline' | 'overload' | 'aborted') {
+  constructor(readonly reason: ShedReason) {
     super(`not admitted (${reason})`);
     this.name = 'ShedError';
   }
@@ -33,7 +44,7 @@ interface Waiter {
 
 export interface AdmissionDeps {
   slots: number;
-  /** Most units waiting at once (memory bound); the deadline usually sheds long before. */
+  /** Most units waiting at once (memory bound); when full, the oldest waiter is refused. */
   maxWaiting?: number;
   now?: () => number;
 }
@@ -44,20 +55,22 @@ const EWMA_WEIGHT = 0.125;
 export function createAdmission(deps: AdmissionDeps): Admission {
   const now = deps.now ?? Date.now;
   const maxWaiting = deps.maxWaiting ?? deps.slots * 64;
+  // Oldest first; under pressure served from the end.
   const queue: Waiter[] = [];
   let active = 0;
   // Average time a unit holds its slot (ms); 0 until one has finished, so nothing is shed blind.
   let holdMs = 0;
 
+  /** Too little time left to finish one unit of average length: starting it only wastes a slot. */
+  const tooLate = (deadline: number, t: number) => t >= deadline || deadline - t < holdMs;
+
   function release(started: number): Release {
     let done = false;
-    return (ok) => {
+    return (measured) => {
       if (done) return;
       done = true;
       const held = now() - started;
-      // A failed hold (a connection that died, a stalled path) says nothing about how fast
-      // the database serves: counted, one outage would make the gate shed long after it.
-      if (ok) holdMs = holdMs === 0 ? held : holdMs + EWMA_WEIGHT * (held - holdMs);
+      if (measured) holdMs = holdMs === 0 ? held : holdMs + EWMA_WEIGHT * (held - holdMs);
       active -= 1;
       next();
     };
@@ -65,14 +78,16 @@ export function createAdmission(deps: AdmissionDeps): Admission {
 
   function next(): void {
     while (active < deps.slots && queue.length > 0) {
-      const w = queue.shift()!;
-      // Its timer may not have fired yet: a unit whose deadline has passed never starts.
-      if (now() >= w.deadline) {
+      // Adaptive LIFO: in order while the wait is short, newest first once it builds up.
+      const w = queue.length > deps.slots ? queue.pop()! : queue.shift()!;
+      const t = now();
+      // Its timer may not have fired yet: a unit that cannot finish in time never starts.
+      if (tooLate(w.deadline, t)) {
         w.refuse(new ShedError('deadline'));
         continue;
       }
       active += 1;
-      w.grant(release(now()));
+      w.grant(release(t));
     }
   }
 
@@ -87,12 +102,13 @@ export function createAdmission(deps: AdmissionDeps): Admission {
         active += 1;
         return Promise.resolve(release(t));
       }
-      // Slots free up at about slots/holdMs per ms: the wait for position n, plus the unit's own
-      // hold, must fit before the deadline, or the unit would only be abandoned half-way.
-      const expectedMs = Math.ceil((queue.length + 1) / deps.slots) * holdMs + holdMs;
-      if (queue.length >= maxWaiting || t + expectedMs > deadline) {
+      // Even first in line it would wait for a slot and then hold one: if that cannot fit
+      // before its deadline, it is refused now rather than abandoned half-way.
+      if (deadline - t < holdMs / deps.slots + holdMs) {
         return Promise.reject(new ShedError('overload'));
       }
+      // The wait is full: the oldest waiter has the least chance of being served. It goes.
+      if (queue.length >= maxWaiting) queue.shift()!.refuse(new ShedError('overload'));
       return new Promise((resolve, reject) => {
         const leave = (err: ShedError) => {
           const i = queue.indexOf(waiter);

@@ -154,10 +154,15 @@ export function createDb(deps: DbDeps): Db {
       }
       let sent = false;
       const work = attemptOnce({ expired, committing: () => (sent = true) });
-      // The slot is held until the attempt really ends, answered or abandoned.
+      // The slot is held until the attempt really ends, answered or abandoned. Every hold
+      // teaches the gate how long a unit takes, even one abandoned at the deadline (a lower
+      // bound), except a dead connection's: an outage says nothing about the database's speed.
       work.then(
         () => release(true),
-        () => release(false),
+        (err: unknown) => {
+          const kind = classify(err);
+          release(kind !== 'connection' && kind !== 'shutdown');
+        },
       );
       try {
         const result = await withTimeout(work, deadline - now(), ctx.signal);

@@ -14,7 +14,7 @@ async function reason(p: Promise<unknown>): Promise<string> {
   }
 }
 
-test('grants up to `slots` at once; the next waits for a release, first come first served', async () => {
+test('grants up to `slots` at once; while the wait is short, the next are served in order', async () => {
   const c = clock();
   const gate = createAdmission({ slots: 2, now: c.now });
   const a = await gate.acquire(c.now() + 1000);
@@ -80,4 +80,58 @@ test('failed holds do not count: after a stall, the gate does not shed what it c
   expect(gate.waiting()).toBe(1);
   holder(true);
   expect(await reason(next)).toBe('granted');
+});
+
+test('once the wait builds up, the newest waiter is served first; the oldest never start', async () => {
+  const c = clock();
+  const gate = createAdmission({ slots: 1, now: c.now });
+  const holder = await gate.acquire(c.now() + 1000);
+  const served: string[] = [];
+  const waiters = ['old', 'middle', 'new'].map((name) =>
+    gate.acquire(c.now() + 1000).then((r) => {
+      served.push(name);
+      return r;
+    }),
+  );
+  expect(gate.waiting()).toBe(3);
+  holder(true);
+  // Three wait for one slot: the newest has the most time left, it goes first.
+  (await waiters[2])(true);
+  expect(served).toEqual(['new']);
+  // Two wait for one slot, still more than the slots: newest again.
+  (await waiters[1])(true);
+  (await waiters[0])(true);
+  expect(served).toEqual(['new', 'middle', 'old']);
+});
+
+test('a hold abandoned at its deadline still counts: a waiter left with less than a hold never starts', async () => {
+  const c = clock();
+  const gate = createAdmission({ slots: 1, now: c.now });
+  // A unit that ran 200 ms and then failed on its own (not a dead connection) is a real hold.
+  const slow = await gate.acquire(c.now() + 1000);
+  c.advance(200);
+  slow(true);
+  const holder = await gate.acquire(c.now() + 1000);
+  const waiter = gate.acquire(c.now() + 500);
+  expect(gate.waiting()).toBe(1);
+  // By the time the slot frees, only 100 ms of its 500 are left: less than one 200 ms hold.
+  c.advance(400);
+  holder(true);
+  expect(await reason(waiter)).toBe('deadline');
+  expect(gate.active()).toBe(0);
+});
+
+test('a full wait refuses its oldest waiter, never the newcomer', async () => {
+  const c = clock();
+  const gate = createAdmission({ slots: 1, maxWaiting: 2, now: c.now });
+  const holder = await gate.acquire(c.now() + 1000);
+  const first = gate.acquire(c.now() + 1000);
+  const second = gate.acquire(c.now() + 1000);
+  const third = gate.acquire(c.now() + 1000);
+  expect(await reason(first)).toBe('overload');
+  expect(gate.waiting()).toBe(2);
+  holder(true);
+  // Two wait for one slot: the newest first, then the other.
+  (await third)(true);
+  expect(await reason(second)).toBe('granted');
 });
