@@ -57,12 +57,20 @@ interface Tracked {
   stalled: boolean;
   /** The server has sent at least one byte on this socket. */
   answered: boolean;
-  bytes: number;
+  /** TLS only: byte counters as last seen, and the activity before the last change seen. */
+  bytesRead: number;
+  bytesWritten: number;
+  activityBefore: number;
+  /** TLS only: the last change seen was no bigger than a goodbye (see `GOODBYE`). */
+  goodbyeSized: boolean;
   error: string | null;
   fatal: { code: string; message: string } | null;
 }
 
 const STARTUP_STALL_MS = 1000;
+// The most a TLS goodbye moves: our Terminate message and close alert out (51 bytes seen here),
+// the server's close alert in (24). Any query moves more: its answer alone reads more than 32.
+const GOODBYE = { written: 64, read: 32 };
 // The slack the watchdog's old 250 ms tick gave TLS idle-close inference (see closeReason).
 const TLS_ACTIVITY_SLACK_MS = 250;
 
@@ -143,9 +151,13 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
       // Bytes went out without a write through us: the driver negotiated TLS directly.
       if (c.framing === 'startup' && c.socket.bytesWritten > 0) unreadable(c);
       if (c.tls) {
-        const bytes = c.socket.bytesRead + c.socket.bytesWritten;
-        if (bytes !== c.bytes) {
-          c.bytes = bytes;
+        const read = c.socket.bytesRead - c.bytesRead;
+        const written = c.socket.bytesWritten - c.bytesWritten;
+        if (read !== 0 || written !== 0) {
+          c.bytesRead += read;
+          c.bytesWritten += written;
+          c.goodbyeSized = read <= GOODBYE.read && written <= GOODBYE.written;
+          c.activityBefore = c.lastActivity;
           c.lastActivity = t;
         }
         continue;
@@ -187,7 +199,8 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
     c.framing = 'opaque';
     c.tls = true;
     c.awaitingSince = null;
-    c.bytes = c.socket.bytesRead + c.socket.bytesWritten;
+    c.bytesRead = c.socket.bytesRead;
+    c.bytesWritten = c.socket.bytesWritten;
   }
 
   function onData(c: Tracked, chunk: Buffer): void {
@@ -240,8 +253,11 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
     if (shuttingDown) return 'shutdown';
     if (c.framing === 'startup' && c.socket.bytesWritten > 0) unreadable(c);
     // TLS activity is seen only at a tick (and ticks run late on a busy box), so a TLS
-    // connection may have been idle longer than its byte counters say.
-    const idleS = (now() - c.lastActivity + (c.tls ? TLS_ACTIVITY_SLACK_MS : 0)) / 1000;
+    // connection may have been idle longer than its byte counters say. And a tick that fell
+    // between the close's first bytes and the close itself saw the goodbye, not a query:
+    // the connection was idle since the activity before it.
+    const lastActivity = c.tls && c.goodbyeSized ? c.activityBefore : c.lastActivity;
+    const idleS = (now() - lastActivity + (c.tls ? TLS_ACTIVITY_SLACK_MS : 0)) / 1000;
     const idleTimedOut = deps.idleTimeoutMinS != null && idleS >= deps.idleTimeoutMinS * 0.95;
     if (c.tls) {
       // Encrypted: the FIN and our own `end()` are invisible, so infer from idleness and age.
@@ -282,7 +298,10 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
       closedByUs: false,
       stalled: false,
       answered: false,
-      bytes: 0,
+      bytesRead: 0,
+      bytesWritten: 0,
+      activityBefore: t,
+      goodbyeSized: false,
       error: null,
       fatal: null,
     };

@@ -96,11 +96,11 @@ test('once the wait builds up, the newest waiter is served first; the oldest nev
   expect(gate.waiting()).toBe(3);
   holder(true);
   // Three wait for one slot: the newest has the most time left, it goes first.
-  (await waiters[2])(true);
+  (await waiters[2]!)(true);
   expect(served).toEqual(['new']);
   // Two wait for one slot, still more than the slots: newest again.
-  (await waiters[1])(true);
-  (await waiters[0])(true);
+  (await waiters[1]!)(true);
+  (await waiters[0]!)(true);
   expect(served).toEqual(['new', 'middle', 'old']);
 });
 
