@@ -8,7 +8,7 @@
  */
 const { performance } = require('node:perf_hooks');
 const { setTimeout: sleep } = require('node:timers/promises');
-const { Pool } = require('undici');
+const { Pool, request } = require('undici');
 const { psql } = require('./fixtures');
 const out = require('./output');
 const { setUpKeel } = require('./setup');
@@ -77,6 +77,24 @@ async function quietAfter(url, stoppedAt) {
   }
 }
 
+/**
+ * Why units were refused, summed over the workers: the gate's reasons (`keel_db_shed_total`)
+ * and units abandoned at the deadline while running (`keel_db_queries_total{outcome="timeout"}`).
+ */
+async function refusals(port) {
+  const text = await (await request(`http://127.0.0.1:${port}/metrics`)).body.text();
+  const sums = { overload: 0, deadline: 0, aborted: 0, timeout: 0 };
+  for (const line of text.split('\n')) {
+    const shed = /^keel_db_shed_total\{[^}]*reason="(\w+)"[^}]*\} (\d+)/.exec(line);
+    if (shed) sums[shed[1]] = (sums[shed[1]] ?? 0) + Number(shed[2]);
+    const q = /^keel_db_queries_total\{[^}]*outcome="timeout"[^}]*\} (\d+)/.exec(line);
+    if (q) sums.timeout += Number(q[1]);
+  }
+  return sums;
+}
+
+const minus = (a, b) => Object.fromEntries(Object.keys(a).map((k) => [k, a[k] - (b[k] ?? 0)]));
+
 /** How many of these generated keys name a row: transfers that were applied. */
 async function applied(url, keys) {
   let n = 0;
@@ -109,6 +127,7 @@ async function runOverload({ opts, cleanup, log }) {
   let capacity = null;
   for (const step of STEPS) {
     log(`[${step.label}] ${step.clients} clients for ${opts.measureS} s`);
+    const before = await refusals(keel.port);
     const { answers, errors } = await runStep({
       port: keel.port,
       accounts: db.accounts,
@@ -117,6 +136,7 @@ async function runOverload({ opts, cleanup, log }) {
     });
     const stoppedAt = performance.now();
     const quiet = await quietAfter(db.url, stoppedAt);
+    const why = minus(await refusals(keel.port), before);
     const ok = answers.filter((a) => a.status >= 200 && a.status < 300);
     const refused = answers.filter((a) => a.status === 503 && a.code === 'database_unavailable');
     const unknown = answers.filter((a) => a.status === 503 && a.code === 'outcome_unknown');
@@ -139,6 +159,7 @@ async function runOverload({ opts, cleanup, log }) {
         refused.map((a) => a.key),
       ),
       unknown: unknown.length,
+      why,
       other,
       errors,
       busyAfterStop: quiet.busy,
@@ -171,12 +192,15 @@ async function runOverload({ opts, cleanup, log }) {
         `keyless \`POST /api/transfers\` between two hot accounts, closed-loop clients, ${opts.measureS} s a step. ` +
         '"503 applied" counts the transfers answered `503 database_unavailable` whose generated key is in the database (must be 0).',
       '',
-      '| step | clients | 2xx/s | goodput vs capacity | p99 (all) | p99 (2xx) | 503 unavailable | 503 applied | 503 outcome_unknown | Keel backends busy after stop |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      'Units refused: by the gate at the door (`overload`: too little budget even first in line, or the wait full), ' +
+        'at their turn or in the wait (`deadline`), or abandoned running at the deadline (`timeout`).',
+      '',
+      '| step | clients | 2xx/s | goodput vs capacity | p99 (all) | p99 (2xx) | 503 unavailable | refused: overload / deadline / timeout | 503 applied | 503 outcome_unknown | Keel backends busy after stop |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...rows.map(
         (r) =>
           `| ${r.step} | ${r.clients} | ${r.okPerS} | ${(r.goodput * 100).toFixed(0)} % | ${r.p99Ms} ms | ${r.okP99Ms} ms | ` +
-          `${r.refused} | ${r.refusedApplied} | ${r.unknown} | ${r.busyAfterStop === 0 ? `idle after ${r.quietAfterMs} ms` : `${r.busyAfterStop} still busy`} |`,
+          `${r.refused} | ${r.why.overload} / ${r.why.deadline} / ${r.why.timeout} | ${r.refusedApplied} | ${r.unknown} | ${r.busyAfterStop === 0 ? `idle after ${r.quietAfterMs} ms` : `${r.busyAfterStop} still busy`} |`,
       ),
       '',
       `Machine: ${out.machineLine(out.machine(), db.serverVersion, app.fingerprint)}.`,

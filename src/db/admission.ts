@@ -3,11 +3,12 @@
  * once (so postgres.js never queues a unit internally, where it would run after its request
  * was answered), a bounded wait for the rest, and load shed before any work starts.
  *
- * Under overload the wait is last come, first served (adaptive LIFO): once more units wait
- * than there are slots, a freed slot goes to the newest waiter, whose whole budget is still
- * ahead of it, while the oldest ones, whose budget is nearly spent, run out at their deadline
- * without ever starting. First come, first served would hand every slot to a unit with too
- * little time left to finish: the pool would work at full speed and nothing would commit in time.
+ * The wait is served in order while it is short. Once it stands (its oldest unit has waited
+ * half its budget), it is served last come, first served (adaptive LIFO): a freed slot goes to
+ * the newest waiter, whose whole budget is still ahead of it, while the oldest ones, whose
+ * budget is nearly spent, run out at their deadline without ever starting. Served in order,
+ * a standing queue would hand every slot to a unit with too little time left to finish: the
+ * pool would work at full speed and nothing would commit in time.
  */
 import type { ShedReason } from '../metrics/db-stats';
 
@@ -37,6 +38,7 @@ export class ShedError extends Error {
 }
 
 interface Waiter {
+  since: number;
   deadline: number;
   grant: (release: Release) => void;
   refuse: (err: ShedError) => void;
@@ -64,6 +66,16 @@ export function createAdmission(deps: AdmissionDeps): Admission {
   /** Too little time left to finish one unit of average length: starting it only wastes a slot. */
   const tooLate = (deadline: number, t: number) => t >= deadline || deadline - t < holdMs;
 
+  /** More wait than slots, and the oldest has spent half its budget waiting: serve the newest. */
+  function standing(t: number): boolean {
+    const oldest = queue[0];
+    return (
+      queue.length > deps.slots &&
+      oldest !== undefined &&
+      t - oldest.since > (oldest.deadline - oldest.since) / 2
+    );
+  }
+
   function release(started: number): Release {
     let done = false;
     return (measured) => {
@@ -78,9 +90,8 @@ export function createAdmission(deps: AdmissionDeps): Admission {
 
   function next(): void {
     while (active < deps.slots && queue.length > 0) {
-      // Adaptive LIFO: in order while the wait is short, newest first once it builds up.
-      const w = queue.length > deps.slots ? queue.pop()! : queue.shift()!;
       const t = now();
+      const w = standing(t) ? queue.pop()! : queue.shift()!;
       // Its timer may not have fired yet: a unit that cannot finish in time never starts.
       if (tooLate(w.deadline, t)) {
         w.refuse(new ShedError('deadline'));
@@ -102,9 +113,9 @@ export function createAdmission(deps: AdmissionDeps): Admission {
         active += 1;
         return Promise.resolve(release(t));
       }
-      // Even first in line it would wait for a slot and then hold one: if that cannot fit
-      // before its deadline, it is refused now rather than abandoned half-way.
-      if (deadline - t < holdMs / deps.slots + holdMs) {
+      // Even served next it could not finish before its deadline: refused now, not abandoned
+      // half-way. (Served next is what a newcomer to a standing wait is.)
+      if (tooLate(deadline, t)) {
         return Promise.reject(new ShedError('overload'));
       }
       // The wait is full: the oldest waiter has the least chance of being served. It goes.
@@ -124,6 +135,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
           signal?.removeEventListener('abort', onAbort);
         };
         const waiter: Waiter = {
+          since: t,
           deadline,
           grant: (r) => {
             cleanup();

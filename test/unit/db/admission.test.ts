@@ -30,7 +30,7 @@ test('grants up to `slots` at once; while the wait is short, the next are served
   expect(order).toEqual(['third', 'fourth']);
 });
 
-test('a unit whose expected wait would pass its deadline is refused at once, before any work', async () => {
+test('a unit that could not finish even if served next is refused at once, before any work', async () => {
   const c = clock();
   const gate = createAdmission({ slots: 1, now: c.now });
   // One unit that held its slot 100 ms teaches the gate how long a unit takes.
@@ -38,10 +38,11 @@ test('a unit whose expected wait would pass its deadline is refused at once, bef
   c.advance(100);
   first(true);
   const holder = await gate.acquire(c.now() + 1000);
-  // Waiting for the holder (~100 ms) plus its own ~100 ms cannot fit in 150 ms.
-  expect(await reason(gate.acquire(c.now() + 150))).toBe('overload');
-  // 1 s is plenty: it queues.
-  const patient = gate.acquire(c.now() + 1000);
+  // 80 ms left is less than one 100 ms hold: no point waiting.
+  expect(await reason(gate.acquire(c.now() + 80))).toBe('overload');
+  expect(gate.waiting()).toBe(0);
+  // 150 ms is enough if it is served next: it waits.
+  const patient = gate.acquire(c.now() + 150);
   expect(gate.waiting()).toBe(1);
   holder(true);
   expect(await reason(patient)).toBe('granted');
@@ -82,11 +83,9 @@ test('failed holds do not count: after a stall, the gate does not shed what it c
   expect(await reason(next)).toBe('granted');
 });
 
-test('once the wait builds up, the newest waiter is served first; the oldest never start', async () => {
-  const c = clock();
+function queueOfThree(c: ReturnType<typeof clock>, served: string[]) {
   const gate = createAdmission({ slots: 1, now: c.now });
-  const holder = await gate.acquire(c.now() + 1000);
-  const served: string[] = [];
+  const holder = gate.acquire(c.now() + 1000);
   const waiters = ['old', 'middle', 'new'].map((name) =>
     gate.acquire(c.now() + 1000).then((r) => {
       served.push(name);
@@ -94,8 +93,28 @@ test('once the wait builds up, the newest waiter is served first; the oldest nev
     }),
   );
   expect(gate.waiting()).toBe(3);
-  holder(true);
-  // Three wait for one slot: the newest has the most time left, it goes first.
+  return { holder, waiters };
+}
+
+test('a wait longer than the slots but young is still served in order', async () => {
+  const c = clock();
+  const served: string[] = [];
+  const { holder, waiters } = queueOfThree(c, served);
+  // The oldest has waited 400 ms of its 1000: not yet half.
+  c.advance(400);
+  (await holder)(true);
+  for (const w of waiters) (await w)(true);
+  expect(served).toEqual(['old', 'middle', 'new']);
+});
+
+test('once the wait stands (half a budget), the newest waiter is served first', async () => {
+  const c = clock();
+  const served: string[] = [];
+  const { holder, waiters } = queueOfThree(c, served);
+  c.advance(600);
+  // (Its connection died: the 600 ms hold does not count, so no waiter is too late for one.)
+  (await holder)(false);
+  // Three have waited 600 ms of 1000 for one slot: the newest goes first.
   (await waiters[2]!)(true);
   expect(served).toEqual(['new']);
   // Two wait for one slot, still more than the slots: newest again.
@@ -131,7 +150,6 @@ test('a full wait refuses its oldest waiter, never the newcomer', async () => {
   expect(await reason(first)).toBe('overload');
   expect(gate.waiting()).toBe(2);
   holder(true);
-  // Two wait for one slot: the newest first, then the other.
-  (await third)(true);
-  expect(await reason(second)).toBe('granted');
+  (await second)(true);
+  expect(await reason(third)).toBe('granted');
 });
