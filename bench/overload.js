@@ -193,7 +193,7 @@ async function runOverload({ opts, cleanup, log }) {
         '"503 applied" counts the transfers answered `503 database_unavailable` whose generated key is in the database (must be 0).',
       '',
       'Units refused: by the gate at the door (`overload`: too little budget even first in line, or the wait full), ' +
-        'at their turn or in the wait (`deadline`), or abandoned running at the deadline (`timeout`).',
+        'at their turn or in the wait (`deadline`: the request deadline fired), or abandoned running at the deadline (`timeout`).',
       '',
       '| step | clients | 2xx/s | goodput vs capacity | p99 (all) | p99 (2xx) | 503 unavailable | refused: overload / deadline / timeout | 503 applied | 503 outcome_unknown | Keel backends busy after stop |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

@@ -146,7 +146,9 @@ export function createDb(deps: DbDeps): Db {
         release = await admission.acquire(deadline, ctx.signal);
       } catch (err) {
         if (!(err instanceof ShedError)) throw err;
-        stats.shed[err.reason] += 1;
+        // The deadline fires the request's signal too: that is a deadline, not a client gone.
+        const byDeadline = err.reason === 'aborted' && ctx.signal?.reason === DEADLINE;
+        stats.shed[byDeadline ? 'deadline' : err.reason] += 1;
         if (err.reason === 'aborted' && ctx.signal) throw fail(abortError(ctx.signal));
         throw fail(
           new UnavailableError('database_unavailable', 'the database is overloaded, retry', 1),
