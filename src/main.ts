@@ -14,6 +14,7 @@ import { createDb, type Db } from './db/runner';
 import { createSql, type SqlHandle } from './db/sql';
 import { prepareDatabase } from './db/wait';
 import { createApp } from './http/app';
+import { applyServerLimits, serverOptions } from './http/server-limits';
 import { createAccounts } from './ledger/accounts';
 import { createKeyJanitor } from './ledger/idempotency';
 import { createTransfers } from './ledger/transfers';
@@ -87,7 +88,13 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     idleInTransactionTimeoutMs: config.db.idleInTransactionTimeoutMs,
     slots: config.db.poolMax,
   });
-  const server = http.createServer();
+  const limits = {
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestReceiveTimeoutMs: config.requestReceiveTimeoutMs,
+    maxConnections: config.maxConnections,
+  };
+  const server = http.createServer(serverOptions(limits));
   const tracker = trackConnections(server);
   const metrics = createWorkerMetrics({ stats, worker, inFlight: tracker.inFlight });
   // Under PM2 cluster mode a scrape lands on one random worker, which answers for all of them.
@@ -136,8 +143,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   });
   // Longer than any load balancer's idle timeout in front (Railway's edge: 60 s), so the
   // balancer, not us, closes idle keep-alive sockets and never reuses one we just closed.
-  server.keepAliveTimeout = config.keepAliveTimeoutMs;
-  server.headersTimeout = config.keepAliveTimeoutMs + 1000;
+  // Headers and body that do not arrive in time get a 408 and a closed socket (./http/server-limits).
+  applyServerLimits(server, limits);
   const shutdown = createShutdown({
     server,
     tracker,

@@ -43,6 +43,12 @@ export interface Config {
   readonly requestTimeoutMs: number;
   readonly readyWaitMs: number;
   readonly keepAliveTimeoutMs: number;
+  /** A request's headers must have arrived this long after its first byte, or 408. */
+  readonly headersTimeoutMs: number;
+  /** The whole request (headers and body) must have arrived within this, or 408. */
+  readonly requestReceiveTimeoutMs: number;
+  /** Open client connections a worker accepts at once; more are closed on arrival. */
+  readonly maxConnections: number;
   /** Seconds advertised in `Keep-Alive: timeout=N`: never more than the drain deadline. */
   readonly keepAliveHintS: number;
   readonly logLevel: LogLevel;
@@ -136,6 +142,16 @@ export function loadConfig(env: RawEnv): Config {
     );
   }
 
+  // Node refuses a headers timeout longer than the whole-request timeout.
+  if (raw.HEADERS_TIMEOUT_MS > raw.REQUEST_RECEIVE_TIMEOUT_MS) {
+    throw new ConfigError(
+      'HEADERS_TIMEOUT_MS',
+      String(raw.HEADERS_TIMEOUT_MS),
+      `is above REQUEST_RECEIVE_TIMEOUT_MS=${raw.REQUEST_RECEIVE_TIMEOUT_MS}: the headers are part of the request`,
+      `an integer from 100 to ${raw.REQUEST_RECEIVE_TIMEOUT_MS}`,
+    );
+  }
+
   const config: Config = {
     env: raw.NODE_ENV,
     host: raw.HOST,
@@ -162,6 +178,9 @@ export function loadConfig(env: RawEnv): Config {
     requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,
     readyWaitMs: raw.READY_WAIT_MS,
     keepAliveTimeoutMs: raw.KEEP_ALIVE_TIMEOUT_MS,
+    headersTimeoutMs: raw.HEADERS_TIMEOUT_MS,
+    requestReceiveTimeoutMs: raw.REQUEST_RECEIVE_TIMEOUT_MS,
+    maxConnections: raw.HTTP_MAX_CONNECTIONS,
     keepAliveHintS: keepAliveHint(raw.KEEP_ALIVE_TIMEOUT_MS, raw.SHUTDOWN_TIMEOUT_MS),
     logLevel: raw.LOG_LEVEL,
     bodyLimitBytes: raw.BODY_LIMIT,

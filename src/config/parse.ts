@@ -126,9 +126,12 @@ const specs = {
   PM2_KILL_TIMEOUT_MS: [int(200, 600000), undefined],
   READY_WAIT_MS: [int(0, 600000), '10000'],
   KEEP_ALIVE_TIMEOUT_MS: [int(1000, 600000), '65000'],
+  HEADERS_TIMEOUT_MS: [int(100, 600000), '10000'],
+  REQUEST_RECEIVE_TIMEOUT_MS: [int(100, 3600000), '30000'],
+  HTTP_MAX_CONNECTIONS: [int(1, 1000000), '1000'],
   LOG_LEVEL: [oneOf(['error', 'warn', 'info', 'http', 'debug']), 'info'],
   BODY_LIMIT: [byteSize, '100kb'],
-  METRICS_TOKEN: [text(512), undefined],
+  METRICS_TOKEN: [{ ...text(512), secret: true }, undefined],
   KEEL_ENABLE_TEST_ROUTES: [bool, 'false'],
 } as const;
 
