@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config/config';
+import { dbUrlParts } from './config/db-url';
 import { describe } from './db/errors';
 import { MIGRATIONS_DIR, migrate } from './db/migrate';
 import { createDb, type Db } from './db/runner';
@@ -55,7 +56,7 @@ export interface Worker {
 
 function passwords(config: Config): string[] {
   return [config.db.url, config.db.migrationUrl]
-    .map((u) => decodeURIComponent(new URL(u).password))
+    .map((u) => dbUrlParts(u).password)
     .filter((p) => p.length > 0);
 }
 

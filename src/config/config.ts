@@ -3,9 +3,11 @@
  * `process.env` is read only by the composition roots, which pass it here.
  */
 import os from 'node:os';
+import { dbUrlParts, withSessionAttrs } from './db-url';
 import { ConfigError, parseEnv, type RawEnv } from './parse';
 
 export { ConfigError } from './parse';
+export { redactUrl } from './db-url';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'http' | 'debug';
 
@@ -129,8 +131,26 @@ export function loadConfig(env: RawEnv): Config {
   const timers = deriveTimers(cutoff, raw.DB_IDLE_TIMEOUT_S, raw.DB_MAX_LIFETIME_S);
 
   const embedded = raw.DATABASE_URL === undefined;
-  const url = raw.DATABASE_URL ?? embeddedUrl(raw.KEEL_DB_PORT, raw.KEEL_DB_PASSWORD);
-  const migrationUrl = raw.DATABASE_MIGRATION_URL ?? raw.DATABASE_UNPOOLED_URL ?? url;
+  // The embedded database is for a checkout on a laptop; a deployment must say where its data is.
+  const deployment = raw.RAILWAY_ENVIRONMENT_ID
+    ? 'RAILWAY_ENVIRONMENT_ID is set'
+    : raw.KEEL_REQUIRE_DATABASE_URL
+      ? 'KEEL_REQUIRE_DATABASE_URL=1'
+      : null;
+  if (embedded && deployment) {
+    throw new ConfigError(
+      'DATABASE_URL',
+      '',
+      `is not set, and ${deployment}: a deployment never falls back to the embedded database`,
+      'set DATABASE_URL=postgres://user:password@host:port/database (on Railway: a reference to the Postgres service, ${{Postgres.DATABASE_URL}})',
+    );
+  }
+  const url = withSessionAttrs(
+    raw.DATABASE_URL ?? embeddedUrl(raw.KEEL_DB_PORT, raw.KEEL_DB_PASSWORD),
+  );
+  const migrationUrl = withSessionAttrs(
+    raw.DATABASE_MIGRATION_URL ?? raw.DATABASE_UNPOOLED_URL ?? url,
+  );
 
   // Under PM2 the ecosystem passes its kill_timeout down, so the arithmetic is checked at start.
   if (raw.PM2_KILL_TIMEOUT_MS !== undefined && raw.SHUTDOWN_TIMEOUT_MS >= raw.PM2_KILL_TIMEOUT_MS) {
@@ -206,7 +226,7 @@ function embeddedUrl(port: number, password: string): string {
 }
 
 function sslFromUrl(url: string): DbConfig['ssl'] {
-  const mode = new URL(url).searchParams.get('sslmode');
+  const mode = dbUrlParts(url).params.get('sslmode');
   if (mode === 'require' || mode === 'prefer' || mode === 'verify-full') return mode;
   if (mode === 'verify-ca') return 'verify-full';
   return false;
@@ -215,15 +235,4 @@ function sslFromUrl(url: string): DbConfig['ssl'] {
 function deepFreeze<T extends object>(o: T): T {
   for (const v of Object.values(o)) if (v && typeof v === 'object') deepFreeze(v);
   return Object.freeze(o);
-}
-
-/** A URL safe to print: the password replaced by `***`. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<unparseable url>';
-  }
 }

@@ -1,5 +1,6 @@
 /** Environment variables: one zod schema each, with the allowed values spelled out for errors. */
 import { z } from 'zod';
+import { parseDbUrl } from './db-url';
 
 export type RawEnv = Readonly<Record<string, string | undefined>>;
 
@@ -61,14 +62,13 @@ const postgresUrl: Spec<string> = {
   schema: z
     .string()
     .trim()
-    .refine((v) => {
-      try {
-        return ['postgres:', 'postgresql:'].includes(new URL(v).protocol);
-      } catch {
-        return false;
-      }
-    }, 'is not a postgres:// URL'),
-  allowed: 'postgres://user:password@host:port/database[?sslmode=require]',
+    .superRefine((v, ctx) => {
+      // Parsed as the driver will: a bad percent-escape here would crash every worker later.
+      const parts = parseDbUrl(v);
+      if ('problem' in parts) ctx.addIssue({ code: 'custom', message: parts.problem });
+    }),
+  allowed:
+    'postgres://user:password@host:port/database[?sslmode=require] (host may be h1:5432,h2:5432)',
   secret: true,
 };
 
@@ -133,6 +133,9 @@ const specs = {
   BODY_LIMIT: [byteSize, '100kb'],
   METRICS_TOKEN: [{ ...text(512), secret: true }, undefined],
   KEEL_ENABLE_TEST_ROUTES: [bool, 'false'],
+  KEEL_REQUIRE_DATABASE_URL: [bool, 'false'],
+  // Set by Railway in every deployment: its presence means "this is not a laptop".
+  RAILWAY_ENVIRONMENT_ID: [text(200), undefined],
 } as const;
 
 type Specs = typeof specs;
