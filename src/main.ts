@@ -207,14 +207,17 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const port = (server.address() as AddressInfo).port;
   log.info('listening', { host: config.host, port });
-  // One worker per machine sweeps expired idempotency keys.
-  if (config.instanceId === '0') {
-    const janitor = createKeyJanitor({ db, logger: logger.child({ module: 'idempotency' }) });
-    void prepared.then(() => {
-      if (!readiness.draining()) janitor.start();
-    });
-    server.once('close', () => janitor.stop());
-  }
+  // Every worker runs the sweep timer; an advisory lock lets one of them sweep at a time, so a
+  // restart of any one worker never stops the sweeping.
+  const janitor = createKeyJanitor({
+    db,
+    logger: logger.child({ module: 'idempotency' }),
+    intervalMs: config.keySweepIntervalMs,
+  });
+  void prepared.then(() => {
+    if (!readiness.draining()) janitor.start();
+  });
+  server.once('close', () => janitor.stop());
   return { server, port, stats, db, handle, shutdown, prepared, logger };
 }
 

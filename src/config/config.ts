@@ -57,6 +57,8 @@ export interface Config {
   readonly bodyLimitBytes: number;
   readonly metricsToken: string | null;
   readonly enableTestRoutes: boolean;
+  /** How often each worker tries to sweep expired idempotency keys. */
+  readonly keySweepIntervalMs: number;
 }
 
 export const EMBEDDED_DB_PORT = 5433;
@@ -206,6 +208,7 @@ export function loadConfig(env: RawEnv): Config {
     bodyLimitBytes: raw.BODY_LIMIT,
     metricsToken: raw.METRICS_TOKEN ?? null,
     enableTestRoutes: raw.KEEL_ENABLE_TEST_ROUTES,
+    keySweepIntervalMs: raw.KEY_SWEEP_INTERVAL_MS,
   };
   return deepFreeze(config);
 }

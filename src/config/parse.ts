@@ -134,6 +134,7 @@ const specs = {
   METRICS_TOKEN: [{ ...text(512), secret: true }, undefined],
   KEEL_ENABLE_TEST_ROUTES: [bool, 'false'],
   KEEL_REQUIRE_DATABASE_URL: [bool, 'false'],
+  KEY_SWEEP_INTERVAL_MS: [int(100, 3600000), '60000'],
   // Set by Railway in every deployment: its presence means "this is not a laptop".
   RAILWAY_ENVIRONMENT_ID: [text(200), undefined],
 } as const;
