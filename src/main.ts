@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config/config';
 import { dbUrlParts } from './config/db-url';
+import { unpatchedDriverFiles } from './db/driver-patch';
 import { describe } from './db/errors';
 import { MIGRATIONS_DIR, migrate } from './db/migrate';
 import { createDb, type Db } from './db/runner';
@@ -221,19 +222,28 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   return { server, port, stats, db, handle, shutdown, prepared, logger };
 }
 
+/** One line on stderr, then exit: under PM2 stderr goes to a log file asynchronously. */
+function refuse(line: string, code: number): void {
+  process.stderr.write(`keel: ${line}\n`, () => process.exit(code));
+  setTimeout(() => process.exit(code), 1000).unref();
+}
+
 export async function main(env: NodeJS.ProcessEnv): Promise<void> {
   let config: Config;
   try {
     config = loadConfig(env);
   } catch (err) {
-    if (err instanceof ConfigError) {
-      const code = err.exitCode;
-      // Exit once the line is written: under PM2 stderr goes to a log file asynchronously.
-      process.stderr.write(`keel: ${err.message}\n`, () => process.exit(code));
-      setTimeout(() => process.exit(code), 1000).unref();
-      return;
-    }
+    if (err instanceof ConfigError) return refuse(err.message, err.exitCode);
     throw err;
+  }
+  const unpatched = unpatchedDriverFiles();
+  if (unpatched.length > 0) {
+    // 78 (EX_CONFIG): PM2 does not restart it; a reinstall, not a restart, fixes this.
+    return refuse(
+      `the postgres.js patch (patches/postgres+3.4.9.patch) is not applied to ${unpatched.join(', ')}: ` +
+        'run `npm ci` without --ignore-scripts (its postinstall runs patch-package), then start again',
+      78,
+    );
   }
   await startWorker(config, { proc: process, pm2: underPm2(env) });
   process.send?.('ready');
