@@ -225,7 +225,8 @@ export function keepAliveHint(keepAliveTimeoutMs: number, shutdownTimeoutMs: num
 
 function embeddedUrl(port: number, password: string): string {
   // The embedded `db` app and the workers read the same KEEL_DB_PORT / KEEL_DB_PASSWORD.
-  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/keel`;
+  // The application role `keel` (no superuser; it owns the database), made by the `db` app.
+  return `postgres://keel:${encodeURIComponent(password)}@127.0.0.1:${port}/keel`;
 }
 
 function sslFromUrl(url: string): DbConfig['ssl'] {

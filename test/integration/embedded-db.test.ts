@@ -246,3 +246,29 @@ asRoot(
     expect(fs.existsSync(path.join(home, 'keel'))).toBe(false); // nothing initialised
   },
 );
+
+test('workers connect as role keel: no superuser, owner of the database and of older tables', async () => {
+  const appUrl = `postgres://keel:${PASSWORD}@127.0.0.1:${port}/keel`;
+  const first = startRunner();
+  await ready(first);
+  expect(
+    await psql(
+      appUrl,
+      `select current_user as who, (select rolsuper from pg_roles where rolname = current_user) as su,
+              (select pg_get_userbyid(datdba) from pg_database where datname = 'keel') as owner`,
+    ),
+  ).toEqual([{ who: 'keel', su: false, owner: 'keel' }]);
+  // A table the superuser made (a data directory from before the role existed).
+  await psql(keelUrl(), 'create table legacy (id int generated always as identity, v text)');
+  first.child.kill('SIGTERM');
+  expect(await first.exited).toEqual({ code: 0, signal: null });
+
+  const second = startRunner();
+  await ready(second);
+  await psql(appUrl, `insert into legacy (v) values ('ok')`);
+  expect(
+    await psql(appUrl, `select tableowner as owner from pg_tables where tablename = 'legacy'`),
+  ).toEqual([{ owner: 'keel' }]);
+  second.child.kill('SIGTERM');
+  expect(await second.exited).toEqual({ code: 0, signal: null });
+});

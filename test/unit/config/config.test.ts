@@ -41,7 +41,7 @@ describe('loadConfig', () => {
     expect(c.db.embedded).toBe(true);
     expect(c.db.url).toMatch(/^postgres:\/\/postgres:[^@]+@127\.0\.0\.1:5433\/keel$/);
     const custom = loadConfig({ KEEL_DB_PORT: '6543', KEEL_DB_PASSWORD: 'p@ss word' });
-    expect(custom.db.url).toBe('postgres://postgres:p%40ss%20word@127.0.0.1:6543/keel');
+    expect(custom.db.url).toBe('postgres://keel:p%40ss%20word@127.0.0.1:6543/keel');
   });
 
   test('derived idle timeout and lifetime stay below the cutoff, with jitter ranges', () => {
