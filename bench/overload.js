@@ -121,6 +121,8 @@ async function runOverload({ opts, cleanup, log }) {
     log,
   });
   log('[keel] starting');
+  // The idempotency table must stay bounded (generated keys expire in minutes, client keys in 48 h).
+  const keysBefore = (await db.counts()).keys;
   await keel.start();
   const measureMs = opts.measureS * 1000;
   const rows = [];
@@ -177,10 +179,11 @@ async function runOverload({ opts, cleanup, log }) {
     distFingerprint: app.fingerprint,
     keelEnv: KEEL_ENV,
     rows,
-    database: counts,
+    database: { ...counts, keysBefore },
   });
   process.stdout.write(
-    `ledger check: sum(balance) ${counts.total === counts.opening ? '=' : '!='} sum(opening_balance)\nresults: ${file}\n`,
+    `ledger check: sum(balance) ${counts.total === counts.opening ? '=' : '!='} sum(opening_balance)\n` +
+      `idempotency_keys rows: ${keysBefore} before, ${counts.keys} after\nresults: ${file}\n`,
   );
   if (Object.keys(opts.keelEnv).length > 0) return;
   out.updateLatest(

@@ -120,10 +120,10 @@ export function createPathWatch(deps: PathWatchDeps): PathWatch {
 }
 
 /** The path probe: an SSLRequest on a fresh connection, answered by one byte before any auth. */
-export function sslRequestProbe(host: string, port: number) {
+export function sslRequestProbe(target: () => { host: string; port: number }) {
   return (timeoutMs: number): Promise<boolean> =>
     new Promise((resolve) => {
-      const socket = net.connect({ host, port });
+      const socket = net.connect(target());
       const done = (ok: boolean) => {
         clearTimeout(timer);
         socket.destroy();

@@ -16,12 +16,13 @@
 import net from 'node:net';
 import type { Logger } from '../logger';
 import type { CloseReason, DbStats } from '../metrics/db-stats';
+import { createHostPicker } from './hosts';
 import { createPathWatch, sslRequestProbe, type PathWatch } from './path-watch';
 import { createMessageReader, firstMessage } from './wire';
 
 export interface SocketFactoryDeps {
-  host: string;
-  port: number;
+  /** The URL's hosts; with more than one, see ./hosts. */
+  hosts: ReadonlyArray<{ host: string; port: number }>;
   stats: DbStats;
   logger: Logger;
   /** A connection with unanswered bytes for longer than this is destroyed. */
@@ -65,6 +66,12 @@ interface Tracked {
   goodbyeSized: boolean;
   error: string | null;
   fatal: { code: string; message: string } | null;
+  /** Which of the hosts it went to. */
+  hostIndex: number;
+  /** ReadyForQuery messages seen: 1-2 means the session never ran a query of ours. */
+  readies: number;
+  /** A query was refused with 25006: this server is no longer the primary. */
+  readOnly: boolean;
 }
 
 const STARTUP_STALL_MS = 1000;
@@ -90,6 +97,8 @@ export interface SocketFactory {
 }
 
 const IDLE = 0x49; // 'I': ReadyForQuery outside a transaction
+// A write refused by a server that is (now) a standby, e.g. the old primary after a failover.
+const READ_ONLY_SQL_TRANSACTION = '25006';
 
 export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   const { stats, logger } = deps;
@@ -107,10 +116,11 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   // Last time any connection read a byte: a path that answers anyone is not stalled.
   let lastReadAny = now();
   const healListeners: Array<() => void> = [];
+  const hosts = createHostPicker(deps.hosts);
   const path =
     deps.pathWatch?.(replaceVictims) ??
     createPathWatch({
-      probe: sslRequestProbe(deps.host, deps.port),
+      probe: sslRequestProbe(() => hosts.current()),
       onHeal: replaceVictims,
       logger,
       now,
@@ -229,6 +239,9 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
 
   function onClose(c: Tracked, hadError: boolean): void {
     if (!live.delete(c)) return;
+    // Not reached, or not the primary (the driver ends a standby's session before any query).
+    const notPrimary = c.readOnly || (c.closedByUs && c.readies <= 2 && !shuttingDown);
+    if (!c.cancel && (!c.established || notPrimary)) hosts.failed(c.hostIndex);
     if (c.busy) stats.busy -= 1;
     else stats.idle -= 1;
     stats.open -= 1;
@@ -249,6 +262,7 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
 
   function closeReason(c: Tracked, hadError: boolean): CloseReason {
     if (c.cancel) return 'cancel_request';
+    if (c.readOnly) return 'read_only';
     if (c.stalled) return 'stalled';
     if (shuttingDown) return 'shutdown';
     if (c.framing === 'startup' && c.socket.bytesWritten > 0) unreadable(c);
@@ -279,7 +293,8 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   }
 
   const factory = (() => {
-    const socket = net.connect({ host: deps.host, port: deps.port });
+    const target = hosts.pick();
+    const socket = net.connect({ host: target.host, port: target.port });
     const t = now();
     const c: Tracked = {
       socket,
@@ -304,11 +319,20 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
       goodbyeSized: false,
       error: null,
       fatal: null,
+      hostIndex: target.index,
+      readies: 0,
+      readOnly: false,
     };
     c.read = createMessageReader({
       ready(status) {
         c.awaitingSince = null;
+        c.readies += 1;
         setBusy(c, status !== IDLE);
+        // The caller has its 25006 (and retries it); this session is of no more use.
+        if (c.readOnly && status === IDLE) setImmediate(() => c.socket.destroy());
+      },
+      error(code) {
+        if (code === READ_ONLY_SQL_TRANSACTION) c.readOnly = true;
       },
       fatal(code, message) {
         c.fatal = { code, message };

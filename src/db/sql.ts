@@ -1,6 +1,7 @@
 /** The worker's one postgres.js client, tuned to outlive a platform proxy's idle cutoff. */
 import postgres from 'postgres';
 import type { DbConfig } from '../config/config';
+import { dbUrlParts } from '../config/db-url';
 import type { Logger } from '../logger';
 import type { DbStats } from '../metrics/db-stats';
 import { createSocketFactory, type SocketFactory } from './socket';
@@ -32,10 +33,9 @@ function roll(range: readonly [number, number], random: () => number): () => num
 export function createSql(deps: CreateSqlDeps): SqlHandle {
   const { config, logger, stats } = deps;
   const random = deps.random ?? Math.random;
-  const target = new URL(config.url);
   const sockets = createSocketFactory({
-    host: target.hostname.replace(/^\[|\]$/g, ''),
-    port: Number(target.port || 5432),
+    // Several hosts (a failover pair): postgres.js picks the primary by target_session_attrs.
+    hosts: dbUrlParts(config.url).hosts,
     stats,
     logger: logger.child({ module: 'db.socket' }),
     // A healthy query answers within the statement timeout; one second on top covers the round trip.

@@ -70,19 +70,19 @@ export function createTransfers({ db }: { db: Db }): Transfers {
     hash: string,
     owner: string,
   ): Promise<StoredResponse> {
-    const claimed = await tx`
+    // One statement claims the key or returns the row already there, locked: a row swept (past
+    // its retention) between a conflict and a later select can no longer turn into a 500.
+    const [row] = await tx<{ request_hash: string; status: number; body: string; owner: string }[]>`
       insert into idempotency_keys (key, request_hash, status, body, owner)
       values (${key}, ${hash}, 0, '{}', ${owner})
-      on conflict (key) do nothing
-      returning key`;
-    if (claimed.length === 0) {
+      on conflict (key) do update set key = excluded.key
+      returning request_hash, status, body, owner`;
+    if (!row) throw new Error('idempotency key upsert returned nothing');
+    // Status 0 exists only inside the transaction that claimed the key: ours, just now.
+    const claimed = row.status === 0 && row.owner === owner;
+    if (!claimed) {
       // Committed earlier (by this request's previous attempt, or by an earlier request).
-      const [stored] = await tx<
-        { request_hash: string; status: number; body: string; owner: string }[]
-      >`
-        select request_hash, status, body, owner from idempotency_keys where key = ${key}`;
-      if (!stored) throw new Error('idempotency key vanished');
-      if (stored.request_hash !== hash) {
+      if (row.request_hash !== hash) {
         throw new ConflictError(
           422,
           'idempotency_key_reused',
@@ -90,9 +90,9 @@ export function createTransfers({ db }: { db: Db }): Transfers {
         );
       }
       return {
-        status: stored.status,
-        body: JSON.parse(stored.body) as unknown,
-        replayed: stored.owner !== owner,
+        status: row.status,
+        body: JSON.parse(row.body) as unknown,
+        replayed: row.owner !== owner,
       };
     }
     const [lo, hi] = input.from < input.to ? [input.from, input.to] : [input.to, input.from];

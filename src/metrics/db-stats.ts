@@ -12,6 +12,8 @@ export const CLOSE_REASONS = [
   'shutdown',
   // The server ends the short-lived socket of a cancel request (a client left mid-query).
   'cancel_request',
+  // A query was refused 25006 (the server is a standby now): the session is dropped.
+  'read_only',
 ] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 
