@@ -25,8 +25,9 @@ export interface Admission {
 
 /**
  * Frees the slot. `measured` says the hold time tells how long a unit takes here: true for an
- * answer or a query error, false when the connection died or the path stalled (an outage's
- * hold says nothing about the database's speed, and would make the gate shed long after it).
+ * answer or a query error before the deadline; false when the connection died, the path
+ * stalled or the deadline came first (such a hold says nothing about the database's speed:
+ * counted, an outage or a starved box would make the gate refuse everything long after).
  */
 export type Release = (measured: boolean) => void;
 

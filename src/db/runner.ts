@@ -156,14 +156,17 @@ export function createDb(deps: DbDeps): Db {
       }
       let sent = false;
       const work = attemptOnce({ expired, committing: () => (sent = true) });
-      // The slot is held until the attempt really ends, answered or abandoned. Every hold
-      // teaches the gate how long a unit takes, even one abandoned at the deadline (a lower
-      // bound), except a dead connection's: an outage says nothing about the database's speed.
+      // The slot is held until the attempt really ends, answered or abandoned. A hold that
+      // ended in the database's answer teaches the gate how long a unit takes; one abandoned
+      // at the deadline or on a dead connection does not: on a starved box such holds are as
+      // long as the budget, and counting them would make the gate refuse everything at once.
       work.then(
-        () => release(true),
+        () => release(now() < deadline),
         (err: unknown) => {
           const kind = classify(err);
-          release(kind !== 'connection' && kind !== 'shutdown');
+          release(
+            now() < deadline && kind !== 'connection' && kind !== 'shutdown' && kind !== 'timeout',
+          );
         },
       );
       try {

@@ -123,10 +123,10 @@ test('once the wait stands (half a budget), the newest waiter is served first', 
   expect(served).toEqual(['new', 'middle', 'old']);
 });
 
-test('a hold abandoned at its deadline still counts: a waiter left with less than a hold never starts', async () => {
+test('a slow hold teaches the gate: a waiter left with less than a hold never starts', async () => {
   const c = clock();
   const gate = createAdmission({ slots: 1, now: c.now });
-  // A unit that ran 200 ms and then failed on its own (not a dead connection) is a real hold.
+  // A unit that held its slot 200 ms and ended in an answer.
   const slow = await gate.acquire(c.now() + 1000);
   c.advance(200);
   slow(true);
