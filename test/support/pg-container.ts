@@ -99,9 +99,19 @@ export async function startPgContainer(opts: {
       .withPassword(opts.password)
       .withDatabase('postgres')
       .withCommand(['postgres', ...args])
+      // Below jest's 120 s hook limit, so a wait that fails is reported (and the container
+      // removed by testcontainers) rather than cut short by jest.
+      .withStartupTimeout(60_000)
       .start();
   } catch (e) {
     const msg = String((e as Error).message ?? e);
+    const host = (await getContainerRuntimeClient()).info.containerRuntime.host;
+    if (/not bound|timed out|timeout/i.test(msg) && !/^(127\.|localhost$|::1$)/.test(host)) {
+      throw new Error(
+        `${msg.split('\n')[0]}: testcontainers reached for the container's port at ${host}; ` +
+          'if the engine runs on this machine, set TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1',
+      );
+    }
     if (/ryuk/i.test(msg) && process.env.TESTCONTAINERS_RYUK_DISABLED !== 'true') {
       throw new Error(
         `testcontainers could not start its Ryuk reaper (${msg.split('\n')[0]}); set ` +
