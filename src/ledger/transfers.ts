@@ -6,6 +6,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../errors';
 import type { Db, Tx, WorkContext } from '../db/runner';
+import type { IdempotencyKey } from './idempotency-key';
 import { MAX_MONEY, type NewTransfer, type Page } from './money';
 
 export interface Transfer {
@@ -31,8 +32,8 @@ export interface StoredResponse {
 }
 
 export interface Transfers {
-  /** `key` is the client's Idempotency-Key, or undefined to use a per-request one. */
-  create(input: NewTransfer, key: string | undefined, ctx: WorkContext): Promise<StoredResponse>;
+  /** `key`: the client's Idempotency-Key, or one generated for this request (./idempotency-key). */
+  create(input: NewTransfer, key: IdempotencyKey, ctx: WorkContext): Promise<StoredResponse>;
   get(id: number, ctx: WorkContext): Promise<Transfer>;
   listForAccount(
     accountId: number,
@@ -69,19 +70,19 @@ export function createTransfers({ db }: { db: Db }): Transfers {
     hash: string,
     owner: string,
   ): Promise<StoredResponse> {
-    const claimed = await tx`
+    // One statement claims the key or returns the row already there, locked: a row swept (past
+    // its retention) between a conflict and a later select can no longer turn into a 500.
+    const [row] = await tx<{ request_hash: string; status: number; body: string; owner: string }[]>`
       insert into idempotency_keys (key, request_hash, status, body, owner)
       values (${key}, ${hash}, 0, '{}', ${owner})
-      on conflict (key) do nothing
-      returning key`;
-    if (claimed.length === 0) {
+      on conflict (key) do update set key = excluded.key
+      returning request_hash, status, body, owner`;
+    if (!row) throw new Error('idempotency key upsert returned nothing');
+    // Status 0 exists only inside the transaction that claimed the key: ours, just now.
+    const claimed = row.status === 0 && row.owner === owner;
+    if (!claimed) {
       // Committed earlier (by this request's previous attempt, or by an earlier request).
-      const [stored] = await tx<
-        { request_hash: string; status: number; body: string; owner: string }[]
-      >`
-        select request_hash, status, body, owner from idempotency_keys where key = ${key}`;
-      if (!stored) throw new Error('idempotency key vanished');
-      if (stored.request_hash !== hash) {
+      if (row.request_hash !== hash) {
         throw new ConflictError(
           422,
           'idempotency_key_reused',
@@ -89,9 +90,9 @@ export function createTransfers({ db }: { db: Db }): Transfers {
         );
       }
       return {
-        status: stored.status,
-        body: JSON.parse(stored.body) as unknown,
-        replayed: stored.owner !== owner,
+        status: row.status,
+        body: JSON.parse(row.body) as unknown,
+        replayed: row.owner !== owner,
       };
     }
     const [lo, hi] = input.from < input.to ? [input.from, input.to] : [input.to, input.from];
@@ -131,11 +132,10 @@ export function createTransfers({ db }: { db: Db }): Transfers {
 
   return {
     create(input, key, ctx) {
-      // Without a client key, one generated here still makes this request's own retries safe.
+      // `owner` tells this request's own earlier attempt (not a replay) from another request.
       const owner = randomUUID();
-      const k = key === undefined ? `gen:${owner}` : `client:${key}`;
       const hash = requestHash(input);
-      return db.transaction((tx) => apply(tx, input, k, hash, owner), ctx);
+      return db.transaction((tx) => apply(tx, input, key.stored, hash, owner), ctx);
     },
     async get(id, ctx) {
       const rows = await db.read(
