@@ -58,11 +58,8 @@ function requestHash(input: NewTransfer): string {
     .digest('hex');
 }
 
-function errorBody(code: string, message: string) {
-  return { error: { code, message } };
-}
-
 export function createTransfers({ db }: { db: Db }): Transfers {
+  /** The transfer's one statement (migrations/0003_transfer_function.sql): claim, lock, move, answer. */
   async function apply(
     tx: Tx,
     input: NewTransfer,
@@ -70,64 +67,25 @@ export function createTransfers({ db }: { db: Db }): Transfers {
     hash: string,
     owner: string,
   ): Promise<StoredResponse> {
-    // One statement claims the key or returns the row already there, locked: a row swept (past
-    // its retention) between a conflict and a later select can no longer turn into a 500.
-    const [row] = await tx<{ request_hash: string; status: number; body: string; owner: string }[]>`
-      insert into idempotency_keys (key, request_hash, status, body, owner)
-      values (${key}, ${hash}, 0, '{}', ${owner})
-      on conflict (key) do update set key = excluded.key
-      returning request_hash, status, body, owner`;
-    if (!row) throw new Error('idempotency key upsert returned nothing');
-    // Status 0 exists only inside the transaction that claimed the key: ours, just now.
-    const claimed = row.status === 0 && row.owner === owner;
-    if (!claimed) {
-      // Committed earlier (by this request's previous attempt, or by an earlier request).
-      if (row.request_hash !== hash) {
-        throw new ConflictError(
-          422,
-          'idempotency_key_reused',
-          'this Idempotency-Key was used with a different request body',
-        );
-      }
-      return {
-        status: row.status,
-        body: JSON.parse(row.body) as unknown,
-        replayed: row.owner !== owner,
-      };
+    const [row] = await tx<
+      { fresh: boolean; status: number; body: string; owner: string; request_hash: string }[]
+    >`
+      select fresh, status, body, owner, request_hash from keel_transfer(
+        ${key}, ${hash}, ${owner}, ${input.from}, ${input.to}, ${input.amount}, ${MAX_MONEY})`;
+    if (!row) throw new Error('keel_transfer returned nothing');
+    if (!row.fresh && row.request_hash !== hash) {
+      throw new ConflictError(
+        422,
+        'idempotency_key_reused',
+        'this Idempotency-Key was used with a different request body',
+      );
     }
-    const [lo, hi] = input.from < input.to ? [input.from, input.to] : [input.to, input.from];
-    const locked = await tx<{ id: string; balance: string }[]>`
-      select id, balance from accounts where id in (${lo}, ${hi}) order by id for update`;
-    const balances = new Map(locked.map((r) => [Number(r.id), Number(r.balance)]));
-    let result: { status: number; body: unknown };
-    const from = balances.get(input.from);
-    if (from === undefined || !balances.has(input.to)) {
-      const missing = from === undefined ? input.from : input.to;
-      result = { status: 404, body: errorBody('not_found', `account ${missing} not found`) };
-    } else if (from < input.amount) {
-      result = {
-        status: 409,
-        body: errorBody('insufficient_funds', `account ${input.from} has insufficient funds`),
-      };
-    } else if ((balances.get(input.to) ?? 0) + input.amount > MAX_MONEY) {
-      // The destination would pass the largest amount the API can express (2^53 - 1).
-      result = {
-        status: 400,
-        body: errorBody(
-          'invalid_request',
-          `account ${input.to} cannot hold more than ${MAX_MONEY}`,
-        ),
-      };
-    } else {
-      await tx`update accounts set balance = balance - ${input.amount} where id = ${input.from}`;
-      await tx`update accounts set balance = balance + ${input.amount} where id = ${input.to}`;
-      const [row] = await tx<TransferRow[]>`
-        insert into transfers (from_id, to_id, amount) values (${input.from}, ${input.to}, ${input.amount})
-        returning id, from_id, to_id, amount, created_at`;
-      result = { status: 201, body: toTransfer(row as TransferRow) };
-    }
-    await tx`update idempotency_keys set status = ${result.status}, body = ${JSON.stringify(result.body)} where key = ${key}`;
-    return { ...result, replayed: false };
+    // Answered before by this request's own earlier attempt (not a replay), or by another.
+    return {
+      status: row.status,
+      body: JSON.parse(row.body) as unknown,
+      replayed: !row.fresh && row.owner !== owner,
+    };
   }
 
   return {
