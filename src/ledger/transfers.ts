@@ -1,7 +1,8 @@
 /**
- * Transfers: one transaction that records the idempotency key, locks both accounts in id
- * order (no deadlock between opposite transfers), checks the balance and moves the money.
- * Business refusals (404, 409) are stored under the key too, so a replay answers the same.
+ * Transfers: one transaction whose one statement (keel_transfer, migrations/0003) records the
+ * idempotency key, locks both accounts in id order (no deadlock between opposite transfers),
+ * checks the balance and moves the money. Business refusals (404, 409) are stored under the
+ * key too, so a replay answers the same.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../errors';
