@@ -39,7 +39,7 @@ describe('loadConfig', () => {
   test('no DATABASE_URL means the embedded database, with its port and password', () => {
     const c = loadConfig({});
     expect(c.db.embedded).toBe(true);
-    expect(c.db.url).toMatch(/^postgres:\/\/postgres:[^@]+@127\.0\.0\.1:5433\/keel$/);
+    expect(c.db.url).toMatch(/^postgres:\/\/keel:[^@]+@127\.0\.0\.1:5433\/keel$/);
     const custom = loadConfig({ KEEL_DB_PORT: '6543', KEEL_DB_PASSWORD: 'p@ss word' });
     expect(custom.db.url).toBe('postgres://keel:p%40ss%20word@127.0.0.1:6543/keel');
   });
