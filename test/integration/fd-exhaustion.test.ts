@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
 import { rawConnect, type RawConnection } from '../support/raw-http';
+import { waitFor } from '../support/wait';
 import { startTestWorker, type TestWorker } from '../support/worker';
 
 let pg: TestPostgres;
@@ -50,13 +51,7 @@ async function dropPool(): Promise<void> {
     `select pg_terminate_backend(pid) from pg_stat_activity
      where application_name like 'keel:%' and pid <> pg_backend_pid()`,
   );
-  await new Promise<void>((resolve) => {
-    const poll = setInterval(() => {
-      if (w.worker.stats.open > 0) return;
-      clearInterval(poll);
-      resolve();
-    }, 10);
-  });
+  await waitFor(() => w.worker.stats.open === 0);
 }
 
 /** Uses up every free descriptor under a limit a little above what is open now. */
@@ -95,13 +90,7 @@ test('EMFILE on connect: retried, and the request succeeds once a descriptor fre
   const answer = postAccount(c, 'fd');
   // The driver keeps the query queued and reconnects; once a connect has failed with EMFILE,
   // descriptors free up again.
-  await new Promise<void>((resolve) => {
-    const poll = setInterval(() => {
-      if (!failedEmfile()) return;
-      clearInterval(poll);
-      resolve();
-    }, 10);
-  });
+  await waitFor(failedEmfile);
   for (let fd = held.pop(); fd !== undefined; fd = held.pop()) fs.closeSync(fd);
   const r = await answer;
   c.destroy();
