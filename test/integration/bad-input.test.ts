@@ -4,6 +4,7 @@
  */
 import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
 import { rawConnect, type RawResponse } from '../support/raw-http';
+import { waitFor } from '../support/wait';
 import { call, startTestWorker, type TestWorker } from '../support/worker';
 
 let pg: TestPostgres;
@@ -227,4 +228,32 @@ describe('413 leaves the connection usable or closes it cleanly', () => {
       c.destroy();
     }
   });
+});
+
+test('HTTP_MAX_CONNECTIONS: a connection over the cap is closed on arrival; below it, served', async () => {
+  const capped = await startTestWorker(url, { HTTP_MAX_CONNECTIONS: '2' });
+  const open: Array<Awaited<ReturnType<typeof rawConnect>>> = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const c = await rawConnect(capped.worker.port);
+      open.push(c);
+      c.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      expect((await c.next())?.status).toBe(200); // held open by keep-alive
+    }
+    const third = await rawConnect(capped.worker.port);
+    open.push(third);
+    third.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(await third.next()).toBeNull();
+    open.shift()!.destroy();
+    const connections = () =>
+      new Promise<number>((r) => capped.worker.server.getConnections((_e, n) => r(n)));
+    await waitFor(async () => (await connections()) === 1);
+    const fourth = await rawConnect(capped.worker.port);
+    open.push(fourth);
+    fourth.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect((await fourth.next())?.status).toBe(200);
+  } finally {
+    for (const c of open) c.destroy();
+    await capped.stop();
+  }
 });

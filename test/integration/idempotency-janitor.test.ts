@@ -11,6 +11,7 @@ import {
 } from '../../src/ledger/idempotency';
 import { seedAccounts } from '../support/ledger';
 import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { waitFor } from '../support/wait';
 import { call, startTestWorker, type TestWorker } from '../support/worker';
 
 let pg: TestPostgres;
@@ -189,8 +190,4 @@ async function lockWaiters(type: string): Promise<number> {
 
 async function gone(): Promise<boolean> {
   return (await keys()).every((k) => k !== 'client:edge');
-}
-
-async function waitFor(check: () => Promise<boolean>): Promise<void> {
-  while (!(await check())) await new Promise((r) => setTimeout(r, 20));
 }

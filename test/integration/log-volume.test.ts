@@ -4,6 +4,7 @@
  */
 import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
 import { rawConnect } from '../support/raw-http';
+import { waitFor } from '../support/wait';
 import { call, startTestWorker, type TestWorker } from '../support/worker';
 
 let pg: TestPostgres;
@@ -24,11 +25,8 @@ afterAll(async () => {
 const stackLines = () => w.rawLogs.filter((l) => /"stack"|\\n\s+at /.test(l));
 
 /** Waits until `n` request lines more than `before` were written (the batch flushes at 50 ms). */
-async function requestLines(before: number, n: number): Promise<void> {
-  while (w.logs.filter((l) => l.msg === 'request').length < before + n) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const requestLines = (before: number, n: number) =>
+  waitFor(() => w.logs.filter((l) => l.msg === 'request').length >= before + n);
 
 test('200 requests answered 4xx: one line each, no stack', async () => {
   const a = (await call(w.base, 'POST', '/api/accounts', { name: 'a', balance: 5 })).body.id;

@@ -4,6 +4,7 @@
  * when a writable server is back within the budget, the transfer goes through.
  */
 import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { waitFor } from '../support/wait';
 import { call, startTestWorker, type TestWorker } from '../support/worker';
 
 let pg: TestPostgres;
@@ -66,13 +67,7 @@ test('writable again within the budget: the retry on a new session succeeds', as
   await readOnly(true);
   const pending = call(w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 2 });
   // Once a 25006 has been retried, the "failover" completes.
-  await new Promise<void>((resolve) => {
-    const poll = setInterval(() => {
-      if (!retried25006()) return;
-      clearInterval(poll);
-      resolve();
-    }, 10);
-  });
+  await waitFor(retried25006);
   await readOnly(false);
   const r = await pending;
   expect(r.status).toBe(201);
