@@ -67,14 +67,18 @@ export function createAdmission(deps: AdmissionDeps): Admission {
   /** Too little time left to finish one unit of average length: starting it only wastes a slot. */
   const tooLate = (deadline: number, t: number) => t >= deadline || deadline - t < holdMs;
 
-  /** More wait than slots, and the oldest has spent half its budget waiting: serve the newest. */
-  function standing(t: number): boolean {
+  /**
+   * Serve the newest: the wait stands (more waiters than slots, the oldest has spent half its
+   * budget waiting), or the oldest has too little time left to finish. A waiter passed over is
+   * not refused at once (an instant 503 only brings its client straight back): it waits for a
+   * slot or its deadline.
+   */
+  function newestFirst(t: number): boolean {
     const oldest = queue[0];
-    return (
-      queue.length > deps.slots &&
-      oldest !== undefined &&
-      t - oldest.since > (oldest.deadline - oldest.since) / 2
-    );
+    if (oldest === undefined) return false;
+    const standing =
+      queue.length > deps.slots && t - oldest.since > (oldest.deadline - oldest.since) / 2;
+    return standing || tooLate(oldest.deadline, t);
   }
 
   function release(started: number): Release {
@@ -92,9 +96,10 @@ export function createAdmission(deps: AdmissionDeps): Admission {
   function next(): void {
     while (active < deps.slots && queue.length > 0) {
       const t = now();
-      const w = standing(t) ? queue.pop()! : queue.shift()!;
-      // Its timer may not have fired yet: a unit that cannot finish in time never starts.
-      if (tooLate(w.deadline, t)) {
+      const w = newestFirst(t) ? queue.pop()! : queue.shift()!;
+      // Its timer may not have fired yet: a unit whose deadline has passed never starts. One
+      // with little time left still does: it is the best this slot can do.
+      if (t >= w.deadline) {
         w.refuse(new ShedError('deadline'));
         continue;
       }

@@ -123,21 +123,25 @@ test('once the wait stands (half a budget), the newest waiter is served first', 
   expect(served).toEqual(['new', 'middle', 'old']);
 });
 
-test('a slow hold teaches the gate: a waiter left with less than a hold never starts', async () => {
+test('a waiter with less than a hold left is passed over for the newest, not refused at once', async () => {
   const c = clock();
   const gate = createAdmission({ slots: 1, now: c.now });
-  // A unit that held its slot 200 ms and ended in an answer.
+  // A unit that held its slot 200 ms and ended in an answer teaches the gate.
   const slow = await gate.acquire(c.now() + 1000);
   c.advance(200);
   slow(true);
   const holder = await gate.acquire(c.now() + 1000);
-  const waiter = gate.acquire(c.now() + 500);
-  expect(gate.waiting()).toBe(1);
-  // By the time the slot frees, only 100 ms of its 500 are left: less than one 200 ms hold.
-  c.advance(400);
+  const old = gate.acquire(c.now() + 250);
+  c.advance(100);
+  const fresh = gate.acquire(c.now() + 1000);
+  // The old one has waited 100 of its 250 ms (not yet half), but 150 ms left is less than the
+  // ~190 ms a unit holds its slot here: the slot goes to the newcomer.
   holder(true);
-  expect(await reason(waiter)).toBe('deadline');
-  expect(gate.active()).toBe(0);
+  expect(await reason(fresh)).toBe('granted');
+  expect(gate.waiting()).toBe(1);
+  // The old one was not answered at once: it leaves at its own deadline, never started.
+  expect(await reason(old)).toBe('deadline');
+  expect(gate.waiting()).toBe(0);
 });
 
 test('a full wait refuses its oldest waiter, never the newcomer', async () => {
