@@ -64,7 +64,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
   // Average time a unit holds its slot (ms); 0 until one has finished, so nothing is shed blind.
   let holdMs = 0;
 
-  /** Too little time left to finish one unit of average length: starting it only wastes a slot. */
+  /** Too little time left to finish one unit of average length. */
   const tooLate = (deadline: number, t: number) => t >= deadline || deadline - t < holdMs;
 
   /**
@@ -119,9 +119,10 @@ export function createAdmission(deps: AdmissionDeps): Admission {
         active += 1;
         return Promise.resolve(release(t));
       }
-      // Even served next it could not finish before its deadline: refused now, not abandoned
-      // half-way. (Served next is what a newcomer to a standing wait is.)
-      if (tooLate(deadline, t)) {
+      // Even served next (as a newcomer to a standing wait is), its wait for a slot alone would
+      // pass its deadline: refused now. Not for less: time left to wait is worth waiting, since
+      // an instant 503 only brings a client that ignores Retry-After straight back.
+      if (deadline - t < holdMs / deps.slots) {
         return Promise.reject(new ShedError('overload'));
       }
       // The wait is full: the oldest waiter has the least chance of being served. It goes.

@@ -30,7 +30,7 @@ test('grants up to `slots` at once; while the wait is short, the next are served
   expect(order).toEqual(['third', 'fourth']);
 });
 
-test('a unit that could not finish even if served next is refused at once, before any work', async () => {
+test('a unit whose wait for a slot alone would pass its deadline is refused at once, before any work', async () => {
   const c = clock();
   const gate = createAdmission({ slots: 1, now: c.now });
   // One unit that held its slot 100 ms teaches the gate how long a unit takes.
@@ -38,10 +38,10 @@ test('a unit that could not finish even if served next is refused at once, befor
   c.advance(100);
   first(true);
   const holder = await gate.acquire(c.now() + 1000);
-  // 80 ms left is less than one 100 ms hold: no point waiting.
+  // One slot, a unit holds it ~100 ms: with 80 ms left even the next slot comes too late.
   expect(await reason(gate.acquire(c.now() + 80))).toBe('overload');
   expect(gate.waiting()).toBe(0);
-  // 150 ms is enough if it is served next: it waits.
+  // 150 ms is enough to get the next slot: it waits.
   const patient = gate.acquire(c.now() + 150);
   expect(gate.waiting()).toBe(1);
   holder(true);
