@@ -83,7 +83,7 @@ async function quietAfter(url, stoppedAt) {
  */
 async function refusals(port) {
   const text = await (await request(`http://127.0.0.1:${port}/metrics`)).body.text();
-  const sums = { overload: 0, deadline: 0, aborted: 0, timeout: 0 };
+  const sums = { overload: 0, full: 0, deadline: 0, aborted: 0, timeout: 0 };
   for (const line of text.split('\n')) {
     const shed = /^keel_db_shed_total\{[^}]*reason="(\w+)"[^}]*\} (\d+)/.exec(line);
     if (shed) sums[shed[1]] = (sums[shed[1]] ?? 0) + Number(shed[2]);
@@ -195,15 +195,15 @@ async function runOverload({ opts, cleanup, log }) {
         `keyless \`POST /api/transfers\` between two hot accounts, closed-loop clients, ${opts.measureS} s a step. ` +
         '"503 applied" counts the transfers answered `503 database_unavailable` whose generated key is in the database (must be 0).',
       '',
-      'Units refused: by the gate at the door (`overload`: too little budget even first in line, or the wait full), ' +
+      'Units refused: by the gate at the door (`overload`: even served next its wait would pass its budget; `full`: the wait was full), ' +
         'at their turn or in the wait (`deadline`: the request deadline fired), or abandoned running at the deadline (`timeout`).',
       '',
-      '| step | clients | 2xx/s | goodput vs capacity | p99 (all) | p99 (2xx) | 503 unavailable | refused: overload / deadline / timeout | 503 applied | 503 outcome_unknown | Keel backends busy after stop |',
+      '| step | clients | 2xx/s | goodput vs capacity | p99 (all) | p99 (2xx) | 503 unavailable | refused: overload / full / deadline / timeout | 503 applied | 503 outcome_unknown | Keel backends busy after stop |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...rows.map(
         (r) =>
           `| ${r.step} | ${r.clients} | ${r.okPerS} | ${(r.goodput * 100).toFixed(0)} % | ${r.p99Ms} ms | ${r.okP99Ms} ms | ` +
-          `${r.refused} | ${r.why.overload} / ${r.why.deadline} / ${r.why.timeout} | ${r.refusedApplied} | ${r.unknown} | ${r.busyAfterStop === 0 ? `idle after ${r.quietAfterMs} ms` : `${r.busyAfterStop} still busy`} |`,
+          `${r.refused} | ${r.why.overload} / ${r.why.full} / ${r.why.deadline} / ${r.why.timeout} | ${r.refusedApplied} | ${r.unknown} | ${r.busyAfterStop === 0 ? `idle after ${r.quietAfterMs} ms` : `${r.busyAfterStop} still busy`} |`,
       ),
       '',
       `Machine: ${out.machineLine(out.machine(), db.serverVersion, app.fingerprint)}.`,

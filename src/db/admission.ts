@@ -47,7 +47,11 @@ interface Waiter {
 
 export interface AdmissionDeps {
   slots: number;
-  /** Most units waiting at once (memory bound); when full, the oldest waiter is refused. */
+  /**
+   * Most units waiting at once (a memory bound: a waiter is a few hundred bytes); when full,
+   * the oldest waiter is refused. Far above what a worker sees: PM2's round robin can hand one
+   * busy worker most of a burst of connections, and a full wait answers at once.
+   */
   maxWaiting?: number;
   now?: () => number;
 }
@@ -57,7 +61,7 @@ const EWMA_WEIGHT = 0.125;
 
 export function createAdmission(deps: AdmissionDeps): Admission {
   const now = deps.now ?? Date.now;
-  const maxWaiting = deps.maxWaiting ?? deps.slots * 64;
+  const maxWaiting = deps.maxWaiting ?? Math.max(1024, deps.slots * 64);
   // Oldest first; under pressure served from the end.
   const queue: Waiter[] = [];
   let active = 0;
@@ -126,7 +130,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
         return Promise.reject(new ShedError('overload'));
       }
       // The wait is full: the oldest waiter has the least chance of being served. It goes.
-      if (queue.length >= maxWaiting) queue.shift()!.refuse(new ShedError('overload'));
+      if (queue.length >= maxWaiting) queue.shift()!.refuse(new ShedError('full'));
       return new Promise((resolve, reject) => {
         const leave = (err: ShedError) => {
           const i = queue.indexOf(waiter);

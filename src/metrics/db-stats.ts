@@ -30,7 +30,7 @@ export type QueryOutcome = (typeof QUERY_OUTCOMES)[number];
 export const RETRY_OUTCOMES = ['recovered', 'exhausted'] as const;
 export type RetryOutcome = (typeof RETRY_OUTCOMES)[number];
 
-export const SHED_REASONS = ['overload', 'deadline', 'aborted'] as const;
+export const SHED_REASONS = ['overload', 'full', 'deadline', 'aborted'] as const;
 export type ShedReason = (typeof SHED_REASONS)[number];
 
 export interface DbStats {

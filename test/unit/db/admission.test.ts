@@ -151,7 +151,7 @@ test('a full wait refuses its oldest waiter, never the newcomer', async () => {
   const first = gate.acquire(c.now() + 1000);
   const second = gate.acquire(c.now() + 1000);
   const third = gate.acquire(c.now() + 1000);
-  expect(await reason(first)).toBe('overload');
+  expect(await reason(first)).toBe('full');
   expect(gate.waiting()).toBe(2);
   holder(true);
   (await second)(true);
