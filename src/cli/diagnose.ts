@@ -12,6 +12,7 @@ import { parseDiagnoseArgs, USAGE, UsageError } from './diagnose/args';
 import { createClients } from './diagnose/connections';
 import { buildReport, renderHuman, scrub } from './diagnose/report';
 import { runDiagnose } from './diagnose/run';
+import { reportSchema } from './diagnose/schema';
 
 export interface DiagnoseIo {
   stdout: Pick<NodeJS.WriteStream, 'write'>;
@@ -113,7 +114,10 @@ export async function main(
       checks,
       idleProbe,
     );
-    const text = args.json ? `${JSON.stringify(report, null, 2)}\n` : renderHuman(report);
+    // --json promises the documented shape: the schema is checked before anything is printed.
+    const text = args.json
+      ? `${JSON.stringify(reportSchema.parse(report), null, 2)}\n`
+      : renderHuman(report);
     io.stdout.write(scrub(text, secrets));
     return report.exitCode;
   } catch (err) {
