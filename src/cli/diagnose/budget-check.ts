@@ -1,5 +1,5 @@
 /** The deployment's worst-case connection count against what the server or PgBouncer allows. */
-import { checkBudget, computeBudget, type BudgetInput } from '../../config/budget';
+import { checkBudget, computeBudget, type Budget, type BudgetInput } from '../../config/budget';
 import type { Config } from '../../config/config';
 import type { PoolerFacts } from './pooler';
 import { check, type Check } from './report';
@@ -24,29 +24,7 @@ export function checkConnectionBudget(
 ): Check {
   const budget = computeBudget(budgetInput(config));
   if (pooler?.pgbouncer) {
-    const maxClient = Number(pooler.config?.max_client_conn ?? NaN);
-    if (Number.isNaN(maxClient))
-      return check(
-        'budget.connections',
-        'ok',
-        budget.peak,
-        'connections',
-        `${budget.peak} client connections to PgBouncer at peak; the server sees only PgBouncer's pools`,
-        'set DB_POOLER_ADMIN_URL to check this against max_client_conn',
-        { ...budget },
-      );
-    const status = budget.peak > maxClient ? 'fail' : 'ok';
-    return check(
-      'budget.connections',
-      status,
-      budget.peak,
-      'connections',
-      `${budget.peak} client connections at peak ${status === 'fail' ? '>' : '<='} PgBouncer max_client_conn ${maxClient}`,
-      status === 'fail'
-        ? 'raise max_client_conn or lower DB_POOL_MAX / WEB_CONCURRENCY / KEEL_REPLICAS'
-        : null,
-      { ...budget, maxClientConn: maxClient },
-    );
+    return pooledBudget(config, budget, Number(pooler.config?.max_client_conn ?? NaN));
   }
   const verdict = checkBudget(budget, {
     maxConnections: server.maxConnections,
@@ -66,5 +44,34 @@ export function checkConnectionBudget(
     verdict.line,
     fix,
     { ...budget, allowed: verdict.allowed },
+  );
+}
+
+/** Behind PgBouncer the limit that counts is its max_client_conn; migrations go direct. */
+function pooledBudget(config: Config, full: Budget, maxClient: number): Check {
+  const direct = config.db.migrationUrl !== config.db.url;
+  const migrations = full.parts.find((p) => p.name === 'migrations')?.count ?? 0;
+  const budget = { ...full, peak: full.peak - (direct ? migrations : 0) };
+  if (Number.isNaN(maxClient))
+    return check(
+      'budget.connections',
+      'ok',
+      budget.peak,
+      'connections',
+      `${budget.peak} client connections to PgBouncer at peak; the server sees only PgBouncer's pools`,
+      'set DB_POOLER_ADMIN_URL to check this against max_client_conn',
+      { ...budget },
+    );
+  const status = budget.peak > maxClient ? 'fail' : 'ok';
+  return check(
+    'budget.connections',
+    status,
+    budget.peak,
+    'connections',
+    `${budget.peak} client connections at peak ${status === 'fail' ? '>' : '<='} PgBouncer max_client_conn ${maxClient}`,
+    status === 'fail'
+      ? 'raise max_client_conn or lower DB_POOL_MAX / WEB_CONCURRENCY / KEEL_REPLICAS'
+      : null,
+    { ...budget, maxClientConn: maxClient },
   );
 }
