@@ -103,8 +103,9 @@ export async function openIdleConn(
       }
     },
     async close() {
-      (raw as net.Socket | null)?.destroy();
+      // The driver ends its own socket first (over TLS the raw one lies beneath it).
       await sql.end({ timeout: 0 }).catch(() => undefined);
+      (raw as net.Socket | null)?.destroy();
     },
   };
 }
