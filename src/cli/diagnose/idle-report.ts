@@ -1,6 +1,6 @@
 /** The idle probe's result as report lines, ending with the DB_IDLE_CUTOFF_S to set. */
 import type { Config } from '../../config/config';
-import type { IdleProbeResult } from './idle-types';
+import type { IdleProbeResult, KeepaliveResult } from './idle-types';
 import { check, type Check } from './report';
 
 const sec = (ms: number) => (ms / 1000).toFixed(ms < 10000 ? 2 : 0);
@@ -78,29 +78,40 @@ export function idleChecks(r: IdleProbeResult, config: Config): Check[] {
       ),
     );
   }
-  const ka = r.keepalive;
-  if (ka) {
-    checks.push(
-      ka.survived
-        ? check(
-            'idle.keepalive',
-            'ok',
-            ka.keepAliveS,
-            's',
-            `with TCP keepalive every ${ka.keepAliveS} s a connection survived ${sec(ka.idleMs)} s idle, past the cutoff: the path counts keepalive as activity`,
-            null,
-            { ...ka },
-          )
-        : check(
-            'idle.keepalive',
-            'ok',
-            ka.keepAliveS,
-            's',
-            `TCP keepalive every ${ka.keepAliveS} s does not keep a connection past the cutoff (${sec(ka.idleMs)} s idle: ${ka.death}); a userspace proxy ignores keepalive, so Keel's idle timers (DB_IDLE_CUTOFF_S) must close connections first`,
-            null,
-            { ...ka },
-          ),
-    );
-  }
+  if (r.keepalive) checks.push(keepaliveCheck(r.keepalive, lo));
   return checks;
+}
+
+function keepaliveCheck(ka: KeepaliveResult, survivedMs: number): Check {
+  const data = { ...ka };
+  if (ka.survived)
+    return check(
+      'idle.keepalive',
+      'ok',
+      ka.keepAliveS,
+      's',
+      `with TCP keepalive every ${ka.keepAliveS} s a connection survived ${sec(ka.idleMs)} s idle, past the cutoff: the path counts keepalive as activity`,
+      null,
+      data,
+    );
+  // The first keepalive probe leaves after DB_KEEPALIVE_S of silence: at or past the cutoff it proves nothing.
+  if (ka.keepAliveS * 1000 >= survivedMs)
+    return check(
+      'idle.keepalive',
+      'warn',
+      ka.keepAliveS,
+      's',
+      `inconclusive: DB_KEEPALIVE_S=${ka.keepAliveS} is not below the cutoff, so no keepalive probe left before the cut (${ka.death})`,
+      `set DB_KEEPALIVE_S below ${Math.max(1, Math.floor(survivedMs / 2000))} and rerun to learn whether keepalive helps`,
+      data,
+    );
+  return check(
+    'idle.keepalive',
+    'ok',
+    ka.keepAliveS,
+    's',
+    `TCP keepalive every ${ka.keepAliveS} s does not keep a connection past the cutoff (${sec(ka.idleMs)} s idle: ${ka.death}): the proxy ignores keepalive (a userspace proxy never sees it), so Keel's idle timers (DB_IDLE_CUTOFF_S) must close connections first`,
+    null,
+    data,
+  );
 }
