@@ -19,6 +19,8 @@ export interface DiagnoseIo {
   stderr: Pick<NodeJS.WriteStream, 'write'>;
   /** Where SIGINT / SIGTERM are heard (production: `process`). */
   proc?: Pick<NodeJS.Process, 'once' | 'off'>;
+  /** PM2's kill_timeout for `web` as ecosystem.config.js computes it from this environment. */
+  killTimeoutMs?: () => number | null;
 }
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -30,7 +32,7 @@ function secretsOf(config: Config, env: NodeJS.ProcessEnv): string[] {
   return [...fromUrls, env.KEEL_DB_PASSWORD ?? ''].filter((p) => p.length > 0);
 }
 
-/** PM2's kill_timeout for `web`, as the ecosystem file computes it from this environment. */
+/** The ecosystem file reads `process.env` itself: only the real command line may ask it. */
 function ecosystemKillTimeout(): number | null {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -77,6 +79,8 @@ export async function main(
   const onSignal = (signal: NodeJS.Signals) => {
     progress(`diagnose: ${signal}, closing ${clients.opened} connection(s)`);
     abort.abort(new Error(signal));
+    // Ending the clients now also settles a connect or query in flight.
+    void clients.closeAll();
   };
   io.proc?.once('SIGINT', onSignal);
   io.proc?.once('SIGTERM', onSignal);
@@ -97,7 +101,7 @@ export async function main(
         readFile: (f) => fs.readFile(f, 'utf8'),
         nodeVersion: process.versions.node,
         cpus: os.availableParallelism(),
-        killTimeoutMs: ecosystemKillTimeout(),
+        killTimeoutMs: io.killTimeoutMs?.() ?? null,
       },
     });
     const report = buildReport(
@@ -122,7 +126,8 @@ export async function main(
     return report.exitCode;
   } catch (err) {
     if (abort.signal.aborted) return INTERRUPTED;
-    throw err;
+    progress(`keel diagnose: ${err instanceof Error ? err.message : String(err)}`);
+    return 2;
   } finally {
     io.proc?.off('SIGINT', onSignal);
     io.proc?.off('SIGTERM', onSignal);
@@ -135,6 +140,7 @@ if (require.main === module) {
     stdout: process.stdout,
     stderr: process.stderr,
     proc: process,
+    killTimeoutMs: ecosystemKillTimeout,
   }).then(
     (code) => {
       process.exitCode = code;

@@ -121,7 +121,7 @@ function timeouts(config: Config, killTimeoutMs: number | null): Check {
       'ok',
       config.shutdownTimeoutMs,
       'ms',
-      `drain ${config.shutdownTimeoutMs} ms < kill_timeout ${kill ?? '?'} ms${p.railway ? ` <= draining ${p.drainingS} s` : ''}; requests ${config.requestTimeoutMs} ms; keep-alive ${config.keepAliveTimeoutMs} ms > 60 s`,
+      `drain ${config.shutdownTimeoutMs} ms ${kill === null ? '(no PM2 kill_timeout known)' : `< kill_timeout ${kill} ms`}${p.railway ? ` <= draining ${p.drainingS} s` : ''}; requests ${config.requestTimeoutMs} ms; keep-alive ${config.keepAliveTimeoutMs} ms > 60 s`,
       null,
       values,
     );
