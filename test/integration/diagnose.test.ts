@@ -110,6 +110,29 @@ test('a refused port, an unknown host and TLS required but not offered: each nam
   }
 });
 
+test('an IPv6-only answer is named, and so is HOST listening on IPv4 only', async () => {
+  // The test server listens on 127.0.0.1 only: ::1 answers DNS (a literal) but refuses TCP.
+  const url = new URL(pg.url());
+  url.hostname = '[::1]';
+  const { report } = await diagnoseJson({ ...BASE, DATABASE_URL: url.toString() });
+  expect(byId(report, 'path.dns')).toMatchObject({
+    status: 'ok',
+    data: { a: [], aaaa: ['::1'], ipv6Only: true },
+  });
+  expect(byId(report, 'path.listen')).toMatchObject({
+    status: 'warn',
+    value: '0.0.0.0',
+    fix: 'set HOST=:: so services on the private network can reach this one',
+  });
+  expect(byId(report, 'path.tcp')).toMatchObject({ status: 'fail', value: 'refused' });
+  const { report: dual } = await diagnoseJson({
+    ...BASE,
+    HOST: '::',
+    DATABASE_URL: url.toString(),
+  });
+  expect(byId(dual, 'path.listen')).toBeUndefined();
+});
+
 test('a fleet that would exceed max_connections fails the budget with the arithmetic', async () => {
   const { code, report } = await diagnoseJson(
     { DATABASE_URL: pg.url(), KEEL_REPLICAS: '6', WEB_CONCURRENCY: '4', DB_POOL_MAX: '10' },

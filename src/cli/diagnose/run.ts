@@ -61,8 +61,11 @@ export async function runDiagnose(
       return r.facts;
     });
     // Behind PgBouncer pg_stat_ssl shows PgBouncer's own session, not ours.
+    // Listed with the other path lines, right after them.
     if (pooler && !pooler.pgbouncer)
-      await section('path', async () => void checks.push(await checkSessionTls(sql, config)));
+      await section('path', async () => {
+        checks.splice(path.checks.length, 0, await checkSessionTls(sql, config));
+      });
     deps.progress('diagnose: latency');
     await section(
       'latency',
