@@ -104,6 +104,7 @@ export async function main(
         killTimeoutMs: io.killTimeoutMs?.() ?? null,
       },
     });
+    if (abort.signal.aborted) return INTERRUPTED;
     const report = buildReport(
       {
         keelVersion: pkg.version,

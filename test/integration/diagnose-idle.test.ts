@@ -93,7 +93,8 @@ test("the server's own idle_session_timeout is named as such, not as a proxy cut
     expect(probe.death).toBe('server-timeout');
     expect(probe.serverSide).toBe(true);
     const [lo, hi] = probe.bracketMs!;
-    expect(lo).toBeLessThanOrEqual(CUTOFF_MS + 250);
+    // The server's timer fires on time, or a little late on a loaded machine.
+    expect(lo).toBeLessThanOrEqual(CUT_WINDOW[1]);
     expect(hi).toBeGreaterThanOrEqual(CUTOFF_MS);
     expect(byId(report, 'idle.cutoff')!.fix).toMatch(/idle_session_timeout = 0/);
     // The server check sees the setting too, before any probe.

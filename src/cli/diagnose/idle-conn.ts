@@ -10,8 +10,13 @@ import { describeUrl, type Clients, type Sql } from './connections';
 import type { DeathKind } from './idle-types';
 
 export interface IdleConn {
-  /** When the server last sent a byte (performance.now() ms). */
-  readonly lastDataAt: number;
+  /**
+   * When the last query was asked and when its answer was heard (performance.now() ms). The
+   * server or proxy started its idle clock between the two: a survival counts from `heardAt`,
+   * a death from `askedAt`, so the bracket holds the true cutoff even when this process is slow.
+   */
+  readonly askedAt: number;
+  readonly heardAt: number;
   /** Set once the connection is seen dead. */
   readonly death: { kind: DeathKind; at: number } | null;
   /** Resolves when a death is seen while idle. */
@@ -29,7 +34,6 @@ export async function openIdleConn(
 ): Promise<IdleConn> {
   const { host, port } = describeUrl(config.db.url);
   let raw: net.Socket | null = null;
-  let lastDataAt = performance.now();
   let death: { kind: DeathKind; at: number } | null = null;
   let fatal: string | null = null;
   let probing = false;
@@ -53,7 +57,6 @@ export async function openIdleConn(
     const emit = s.emit.bind(s);
     s.emit = (event: string | symbol, ...args: unknown[]): boolean => {
       if (event === 'data') {
-        lastDataAt = performance.now();
         if (reader) reader(args[0] as Buffer);
       } else if (event === 'end') die(fromServer('fin'));
       else if (event === 'error') {
@@ -71,13 +74,14 @@ export async function openIdleConn(
     keep_alive: keepAliveS ?? 0,
     prepare: false,
   } as never);
+  const askedAt = performance.now();
   await sql`select 1`;
-  lastDataAt = Math.max(lastDataAt, performance.now());
+  // Read once the answer is in hand: no earlier than the server went idle.
+  const heardAt = performance.now();
 
   return {
-    get lastDataAt() {
-      return lastDataAt;
-    },
+    askedAt,
+    heardAt,
     get death() {
       return death;
     },

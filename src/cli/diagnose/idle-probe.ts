@@ -73,54 +73,55 @@ export async function runIdleProbe(
   );
   heartbeat.unref();
 
-  async function rung(idleMs: number, keepAliveS: number | null): Promise<IdleSample | null> {
+  /** One connection's wait and probe; its sample joins `samples` at once (progress shows it). */
+  async function rung(idleMs: number, keepAliveS: number | null): Promise<void> {
     const conn = await openIdleConn(config, clients, keepAliveS);
     try {
-      const start = conn.lastDataAt;
+      const start = conn.heardAt;
       const moot = () => keepAliveS === null && minDeath !== null && idleMs > minDeath;
       const why = await waitIdle(conn, start, idleMs, moot, opts.signal);
-      if (why === 'moot') return null;
+      if (why === 'moot') return;
       const r = await conn.probe(opts.probeTimeoutMs);
-      const diedAtMs = r.alive ? null : Math.round(Math.min(r.at - start, idleMs));
+      const diedAtMs = r.alive ? null : Math.round(r.at - conn.askedAt);
       const sample: IdleSample = { idleMs, alive: r.alive, death: r.kind, diedAtMs, keepAliveS };
       if (!r.alive && keepAliveS === null) minDeath = Math.min(minDeath ?? Infinity, diedAtMs!);
       opts.progress(
         `idle probe: ${keepAliveS ? `with keepalive ${keepAliveS} s, ` : ''}${r.alive ? `alive after ${s(idleMs)}` : `cut at ${s(diedAtMs!)} (${r.kind})`}`,
       );
-      return sample;
+      samples.push(sample);
     } finally {
       await conn.close();
     }
   }
 
-  async function round(idles: number[], keepAliveS: number | null): Promise<IdleSample[]> {
-    const done = await Promise.all(idles.map((idle) => rung(idle, keepAliveS)));
-    return done.filter((x): x is IdleSample => x !== null);
+  async function round(idles: number[], keepAliveS: number | null): Promise<void> {
+    await Promise.all(idles.map((idle) => rung(idle, keepAliveS)));
   }
 
   try {
     const k = opts.connections;
     const first = ladder(opts.maxMs, k);
     opts.progress(`idle probe: round 1, ${k} connections idle for ${first.map(s).join(', ')}`);
-    samples.push(...(await round(first, null)));
+    await round(first, null);
     let b = bracket(samples);
     let rounds = 1;
-    let keepalive: Promise<IdleSample[]> | null = null;
+    let keepalive: Promise<unknown> | null = null;
     let kaIdle = 0;
     if (b.hi !== null) {
       // Keepalive connections idle half as long again as the first death: past any cutoff seen.
       kaIdle = Math.min(opts.maxMs, Math.max(Math.round(b.hi * 1.5), b.hi + 1000));
-      keepalive = round([kaIdle, kaIdle], config.db.keepAliveS);
+      // Settled later; a failure here must not go unhandled meanwhile (it then reports no keepalive).
+      keepalive = round([kaIdle, kaIdle], config.db.keepAliveS).catch(() => undefined);
     }
     while (b.hi !== null && b.hi - b.lo > tolerance(b.hi) && rounds < MAX_ROUNDS) {
       rounds += 1;
       opts.progress(`idle probe: round ${rounds}, ${status()}`);
       minDeath = null;
-      samples.push(...(await round(bisect(b.lo, b.hi, k), null)));
+      await round(bisect(b.lo, b.hi, k), null);
       b = bracket(samples);
     }
-    const ka = keepalive ? await keepalive : [];
-    samples.push(...ka);
+    await keepalive;
+    if (opts.signal.aborted) throw aborted(opts.signal);
     return summarize(samples, b, { ...opts, rounds, kaIdle, keepAliveS: config.db.keepAliveS });
   } finally {
     clearInterval(heartbeat);
