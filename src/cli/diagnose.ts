@@ -137,6 +137,11 @@ export async function main(
 }
 
 if (require.main === module) {
+  // `keel diagnose | head`: a reader that went away is not an error of ours.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exitCode ??= 0;
+    else throw err;
+  });
   main(process.argv.slice(2), process.env, {
     stdout: process.stdout,
     stderr: process.stderr,
