@@ -120,6 +120,8 @@ function pairUp(runs) {
 async function runCompare({ opts, cleanup, log }) {
   const started = new Date();
   const { app, db, keel } = await setUpKeel({ opts, cleanup, log });
+  // The idempotency table must stay bounded (generated keys expire in minutes, client keys in 48 h).
+  const keysBefore = (await db.counts()).keys;
   if (Object.keys(opts.keelEnv).length) log(`keel extra env: ${JSON.stringify(opts.keelEnv)}`);
   const baseline = createBaseline({
     databaseUrl: db.url,
@@ -173,7 +175,7 @@ async function runCompare({ opts, cleanup, log }) {
     targets: out.TARGETS,
     runs,
     pairs,
-    database: counts,
+    database: { ...counts, keysBefore },
   };
   const file = out.writeResult(`${out.timestamp(started)}.json`, result);
 
@@ -184,6 +186,7 @@ async function runCompare({ opts, cleanup, log }) {
       `targets: keel/baseline ops/s >= ${out.TARGETS.opsRatio}, p99 <= ${out.TARGETS.p99Ratio}x, ` +
       `peak RSS <= ${out.TARGETS.rssMb} MB per worker (reported, not asserted)\n` +
       `ledger check: sum(balance) ${counts.total === counts.opening ? '=' : '!='} sum(opening_balance)\n` +
+      `idempotency_keys rows: ${keysBefore} before, ${counts.keys} after\n` +
       `machine: ${out.machineLine(m, db.serverVersion, app.fingerprint)}\nresults: ${file}\n`,
   );
   // Experiments and short runs leave bench/LATEST.md to the plain benchmark.
@@ -206,6 +209,8 @@ async function runCompare({ opts, cleanup, log }) {
       out.renderMarkdown(runTable),
       '',
       out.renderMarkdown(pairTable, 1),
+      '',
+      `idempotency_keys rows: ${keysBefore} before, ${counts.keys} after.`,
       '',
       `Machine: ${out.machineLine(m, db.serverVersion, app.fingerprint)}.`,
     ].join('\n'),

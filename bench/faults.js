@@ -16,6 +16,7 @@ const { analyseFaults } = require('./fault-analysis');
 const { CONNECTIONS, startLoad } = require('./load');
 const out = require('./output');
 const { startProgress } = require('./progress');
+const { startProbes, stallFigures } = require('./probes');
 const { renderFaultReport } = require('./report');
 const { childrenOf, startBoxSampler, startSampler } = require('./sampler');
 const { createKeel } = require('./targets');
@@ -24,6 +25,8 @@ const execFileAsync = promisify(execFile);
 
 // Keel's DB_RETRY_BUDGET_MS default: an outage shorter than this should cost no error answers.
 const RETRY_BUDGET_MS = 5000;
+// Keel's default REQUEST_TIMEOUT_MS (the benchmark does not change it).
+const REQUEST_TIMEOUT_MS = 10000;
 // Quiet time after each fault: long enough to see the recovery and a steady stretch again.
 const GAP_MS = 8000;
 const STEADY_MS = 5000;
@@ -115,6 +118,7 @@ async function runFaults({ opts, cleanup, log }) {
     await load.stop();
   });
   const faults = [];
+  let stall = null;
   const fault = async (name, outageMs, act) => {
     phase = name.split(' ')[0];
     const f = { name, start: load.elapsed(), outageMs };
@@ -146,9 +150,15 @@ async function runFaults({ opts, cleanup, log }) {
       return 'pg_ctl stop -m fast, 3 s down, pg_ctl start';
     });
     await fault('blackhole', 5000, async () => {
+      const probes = startProbes({ port: keel.port, elapsed: load.elapsed });
+      await sleep(500);
+      const start = load.elapsed();
       proxy.setMode('blackhole');
       await sleep(5000);
       proxy.setMode('pass');
+      const end = load.elapsed();
+      await sleep(1000);
+      stall = { start, end, probes: await probes.stop() };
       return 'fault proxy drops every byte both ways for 5 s (also on new connections)';
     });
     await fault('pm2 reload', 0, async () => {
@@ -161,6 +171,15 @@ async function runFaults({ opts, cleanup, log }) {
     await stopLoad();
   }
   const memory = sampler.stop();
+  const blackhole = stall
+    ? stallFigures({
+        probes: stall.probes,
+        view: (await load.done).recorder.view(),
+        start: stall.start,
+        end: stall.end,
+        deadlineMs: REQUEST_TIMEOUT_MS,
+      })
+    : null;
   const cpu = box.stop();
   const { recorder, errorCodes, elapsedMs } = await load.done;
   const logs = logSummary(keel.logFile());
@@ -184,6 +203,7 @@ async function runFaults({ opts, cleanup, log }) {
     config: { connections: CONNECTIONS, warmupS: opts.warmupS, bucketMs: BUCKET_MS, gapMs: GAP_MS },
     retryBudgetMs: RETRY_BUDGET_MS,
     faults: analysis.faults,
+    blackhole,
     steadyOpsPerS: analysis.steadyOpsPerS,
     recoveryThreshold: analysis.recoveryThreshold,
     rows: analysis.rows,
@@ -209,6 +229,7 @@ async function runFaults({ opts, cleanup, log }) {
     `\n${out.renderText(table, 1)}\n\nsteady level ${analysis.steadyOpsPerS.toFixed(0)} 2xx/s; ` +
       `whole run: ${JSON.stringify(analysis.totals.byStatus)}, socket errors ${analysis.totals.socketErrors}\n` +
       `ledger check: sum(balance) ${counts.total === counts.opening ? '=' : '!='} sum(opening_balance)\n` +
+      `blackhole: ${JSON.stringify(blackhole)}\n` +
       `keel log (non-request lines): ${JSON.stringify(logs.counts)}\nresults: ${file}\nreport: ${html}\n`,
   );
   // Only a run with the default settings replaces the committed screenshot and summary.
@@ -237,6 +258,17 @@ async function runFaults({ opts, cleanup, log }) {
       '',
       out.renderMarkdown(table, 1),
       '',
+      ...(blackhole
+        ? [
+            `Blackhole, readiness and recovery (probes every 100 ms): first \`/readyz\` 503 ` +
+              `${blackhole.readyz503AfterMs} ms after the stall began; \`/readyz\` 200 answers ` +
+              `from 1 s into the stall on: ${blackhole.readyz200DuringStall}; \`/healthz\` ` +
+              `${blackhole.healthzAll200 ? 'always 200' : 'NOT always 200'}; first 2xx ` +
+              `${blackhole.first2xxAfterHealMs} ms after the path healed; answers slower than ` +
+              `the ${REQUEST_TIMEOUT_MS / 1000} s deadline: ${blackhole.answersPastDeadline}.`,
+            '',
+          ]
+        : []),
       png ? '![fault timeline](faults-report.png)' : '',
       '',
       `Machine: ${out.machineLine(m, db.serverVersion, app.fingerprint)}.`,

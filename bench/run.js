@@ -6,6 +6,8 @@
  *               summary in bench/LATEST.md.
  *   --faults    Keel alone under the same load while faults are injected; HTML timeline in
  *               bench/results/faults-<ts>.html (and bench/faults-report.png when chromium exists).
+ *   --overload  keyless transfers on two hot accounts, 2 connections a worker, 300 ms budget:
+ *               capacity, then 10x and 50x the clients; goodput, p99, 503s found applied (0).
  *   --reloads N Keel under the same load while `pm2 reload web` runs N times: failed requests per
  *               reload (the zero-drop soak), in bench/LATEST.md.
  *   --profile   One Keel worker run directly with --cpu-prof under the same load; prints where
@@ -41,6 +43,7 @@ function options(argv) {
     args: argv,
     options: {
       faults: { type: 'boolean', default: false },
+      overload: { type: 'boolean', default: false },
       reloads: { type: 'string' },
       profile: { type: 'boolean', default: false },
       baseline: { type: 'boolean', default: false },
@@ -61,11 +64,13 @@ function options(argv) {
   return {
     mode: values.faults
       ? 'faults'
-      : values.reloads !== undefined
-        ? 'reloads'
-        : values.profile
-          ? 'profile'
-          : 'compare',
+      : values.overload
+        ? 'overload'
+        : values.reloads !== undefined
+          ? 'reloads'
+          : values.profile
+            ? 'profile'
+            : 'compare',
     reloads: values.reloads === undefined ? 0 : int('reloads', 1, 500),
     warmupS: int('warmup-s', 1, 60),
     measureS: int('measure-s', 1, 300),
@@ -105,6 +110,8 @@ async function main() {
   let code = 0;
   try {
     if (opts.mode === 'faults') await require('./faults').runFaults({ opts, cleanup, log });
+    else if (opts.mode === 'overload')
+      await require('./overload').runOverload({ opts, cleanup, log });
     else if (opts.mode === 'reloads') await require('./reloads').runReloads({ opts, cleanup, log });
     else if (opts.mode === 'profile') await require('./profile').runProfile({ opts, cleanup, log });
     else await require('./compare').runCompare({ opts, cleanup, log });

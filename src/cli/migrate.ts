@@ -1,5 +1,6 @@
 /** `npm run migrate`: applies pending migrations with the direct (unpooled) URL, then exits. */
 import { ConfigError, loadConfig, redactUrl } from '../config/config';
+import { dbUrlParts } from '../config/db-url';
 import { MIGRATIONS_DIR, migrate } from '../db/migrate';
 import { createLogger, flushLogger } from '../logger';
 
@@ -14,7 +15,7 @@ export async function main(env: NodeJS.ProcessEnv): Promise<number> {
     }
     throw err;
   }
-  const password = decodeURIComponent(new URL(config.db.migrationUrl).password);
+  const password = dbUrlParts(config.db.migrationUrl).password;
   const logger = createLogger({
     level: config.logLevel,
     base: { pid: process.pid },

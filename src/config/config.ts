@@ -3,9 +3,11 @@
  * `process.env` is read only by the composition roots, which pass it here.
  */
 import os from 'node:os';
+import { dbUrlParts, withSessionAttrs } from './db-url';
 import { ConfigError, parseEnv, type RawEnv } from './parse';
 
 export { ConfigError } from './parse';
+export { redactUrl } from './db-url';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'http' | 'debug';
 
@@ -24,6 +26,8 @@ export interface DbConfig {
   readonly keepAliveS: number;
   readonly connectTimeoutS: number;
   readonly statementTimeoutMs: number;
+  /** The server ends a session idle inside a transaction this long (its locks go with it). */
+  readonly idleInTransactionTimeoutMs: number;
   readonly prepare: boolean;
   readonly ssl: false | 'require' | 'prefer' | 'verify-full';
   /** Per-request time budget for database work including retries. */
@@ -54,12 +58,20 @@ export interface Config {
   readonly requestTimeoutMs: number;
   readonly readyWaitMs: number;
   readonly keepAliveTimeoutMs: number;
+  /** A request's headers must have arrived this long after its first byte, or 408. */
+  readonly headersTimeoutMs: number;
+  /** The whole request (headers and body) must have arrived within this, or 408. */
+  readonly requestReceiveTimeoutMs: number;
+  /** Open client connections a worker accepts at once; more are closed on arrival. */
+  readonly maxConnections: number;
   /** Seconds advertised in `Keep-Alive: timeout=N`: never more than the drain deadline. */
   readonly keepAliveHintS: number;
   readonly logLevel: LogLevel;
   readonly bodyLimitBytes: number;
   readonly metricsToken: string | null;
   readonly enableTestRoutes: boolean;
+  /** How often each worker tries to sweep expired idempotency keys. */
+  readonly keySweepIntervalMs: number;
   readonly platform: PlatformConfig;
 }
 
@@ -135,8 +147,26 @@ export function loadConfig(env: RawEnv): Config {
   const timers = deriveTimers(cutoff, raw.DB_IDLE_TIMEOUT_S, raw.DB_MAX_LIFETIME_S);
 
   const embedded = raw.DATABASE_URL === undefined;
-  const url = raw.DATABASE_URL ?? embeddedUrl(raw.KEEL_DB_PORT, raw.KEEL_DB_PASSWORD);
-  const migrationUrl = raw.DATABASE_MIGRATION_URL ?? raw.DATABASE_UNPOOLED_URL ?? url;
+  // The embedded database is for a checkout on a laptop; a deployment must say where its data is.
+  const deployment = raw.RAILWAY_ENVIRONMENT_ID
+    ? 'RAILWAY_ENVIRONMENT_ID is set'
+    : raw.KEEL_REQUIRE_DATABASE_URL
+      ? 'KEEL_REQUIRE_DATABASE_URL=1'
+      : null;
+  if (embedded && deployment) {
+    throw new ConfigError(
+      'DATABASE_URL',
+      '',
+      `is not set, and ${deployment}: a deployment never falls back to the embedded database`,
+      'set DATABASE_URL=postgres://user:password@host:port/database (on Railway: a reference to the Postgres service, ${{Postgres.DATABASE_URL}})',
+    );
+  }
+  const url = withSessionAttrs(
+    raw.DATABASE_URL ?? embeddedUrl(raw.KEEL_DB_PORT, raw.KEEL_DB_PASSWORD),
+  );
+  const migrationUrl = withSessionAttrs(
+    raw.DATABASE_MIGRATION_URL ?? raw.DATABASE_UNPOOLED_URL ?? url,
+  );
 
   // Under PM2 the ecosystem passes its kill_timeout down, so the arithmetic is checked at start.
   if (raw.PM2_KILL_TIMEOUT_MS !== undefined && raw.SHUTDOWN_TIMEOUT_MS >= raw.PM2_KILL_TIMEOUT_MS) {
@@ -145,6 +175,16 @@ export function loadConfig(env: RawEnv): Config {
       String(raw.SHUTDOWN_TIMEOUT_MS),
       `is not below PM2's kill_timeout (${raw.PM2_KILL_TIMEOUT_MS} ms): PM2 would SIGKILL mid-drain`,
       `an integer below ${raw.PM2_KILL_TIMEOUT_MS}`,
+    );
+  }
+
+  // Node refuses a headers timeout longer than the whole-request timeout.
+  if (raw.HEADERS_TIMEOUT_MS > raw.REQUEST_RECEIVE_TIMEOUT_MS) {
+    throw new ConfigError(
+      'HEADERS_TIMEOUT_MS',
+      String(raw.HEADERS_TIMEOUT_MS),
+      `is above REQUEST_RECEIVE_TIMEOUT_MS=${raw.REQUEST_RECEIVE_TIMEOUT_MS}: the headers are part of the request`,
+      `an integer from 100 to ${raw.REQUEST_RECEIVE_TIMEOUT_MS}`,
     );
   }
 
@@ -165,6 +205,7 @@ export function loadConfig(env: RawEnv): Config {
       keepAliveS: raw.DB_KEEPALIVE_S,
       connectTimeoutS: raw.DB_CONNECT_TIMEOUT_S,
       statementTimeoutMs: raw.DB_STATEMENT_TIMEOUT_MS,
+      idleInTransactionTimeoutMs: raw.DB_IDLE_IN_TX_TIMEOUT_MS,
       prepare: raw.DB_PREPARE,
       ssl: raw.DB_SSL ?? sslFromUrl(url),
       retryBudgetMs: raw.DB_RETRY_BUDGET_MS,
@@ -174,11 +215,15 @@ export function loadConfig(env: RawEnv): Config {
     requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,
     readyWaitMs: raw.READY_WAIT_MS,
     keepAliveTimeoutMs: raw.KEEP_ALIVE_TIMEOUT_MS,
+    headersTimeoutMs: raw.HEADERS_TIMEOUT_MS,
+    requestReceiveTimeoutMs: raw.REQUEST_RECEIVE_TIMEOUT_MS,
+    maxConnections: raw.HTTP_MAX_CONNECTIONS,
     keepAliveHintS: keepAliveHint(raw.KEEP_ALIVE_TIMEOUT_MS, raw.SHUTDOWN_TIMEOUT_MS),
     logLevel: raw.LOG_LEVEL,
     bodyLimitBytes: raw.BODY_LIMIT,
     metricsToken: raw.METRICS_TOKEN ?? null,
     enableTestRoutes: raw.KEEL_ENABLE_TEST_ROUTES,
+    keySweepIntervalMs: raw.KEY_SWEEP_INTERVAL_MS,
     platform: {
       replicas: raw.KEEL_REPLICAS,
       railway: raw.RAILWAY_ENVIRONMENT !== undefined,
@@ -202,11 +247,12 @@ export function keepAliveHint(keepAliveTimeoutMs: number, shutdownTimeoutMs: num
 
 function embeddedUrl(port: number, password: string): string {
   // The embedded `db` app and the workers read the same KEEL_DB_PORT / KEEL_DB_PASSWORD.
-  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/keel`;
+  // The application role `keel` (no superuser; it owns the database), made by the `db` app.
+  return `postgres://keel:${encodeURIComponent(password)}@127.0.0.1:${port}/keel`;
 }
 
 function sslFromUrl(url: string): DbConfig['ssl'] {
-  const mode = new URL(url).searchParams.get('sslmode');
+  const mode = dbUrlParts(url).params.get('sslmode');
   if (mode === 'require' || mode === 'prefer' || mode === 'verify-full') return mode;
   if (mode === 'verify-ca') return 'verify-full';
   return false;
@@ -215,15 +261,4 @@ function sslFromUrl(url: string): DbConfig['ssl'] {
 function deepFreeze<T extends object>(o: T): T {
   for (const v of Object.values(o)) if (v && typeof v === 'object') deepFreeze(v);
   return Object.freeze(o);
-}
-
-/** A URL safe to print: the password replaced by `***`. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<unparseable url>';
-  }
 }

@@ -1,5 +1,6 @@
 /** Environment variables: one zod schema each, with the allowed values spelled out for errors. */
 import { z } from 'zod';
+import { parseDbUrl } from './db-url';
 
 export type RawEnv = Readonly<Record<string, string | undefined>>;
 
@@ -61,14 +62,13 @@ const postgresUrl: Spec<string> = {
   schema: z
     .string()
     .trim()
-    .refine((v) => {
-      try {
-        return ['postgres:', 'postgresql:'].includes(new URL(v).protocol);
-      } catch {
-        return false;
-      }
-    }, 'is not a postgres:// URL'),
-  allowed: 'postgres://user:password@host:port/database[?sslmode=require]',
+    .superRefine((v, ctx) => {
+      // Parsed as the driver will: a bad percent-escape here would crash every worker later.
+      const parts = parseDbUrl(v);
+      if ('problem' in parts) ctx.addIssue({ code: 'custom', message: parts.problem });
+    }),
+  allowed:
+    'postgres://user:password@host:port/database[?sslmode=require] (host may be h1:5432,h2:5432)',
   secret: true,
 };
 
@@ -117,6 +117,7 @@ const specs = {
   DB_KEEPALIVE_S: [int(1, 7200), '20'],
   DB_CONNECT_TIMEOUT_S: [int(1, 300), '10'],
   DB_STATEMENT_TIMEOUT_MS: [int(0, 3600000), '2000'],
+  DB_IDLE_IN_TX_TIMEOUT_MS: [int(0, 3600000), '5000'],
   DB_PREPARE: [bool, 'true'],
   DB_SSL: [oneOf(['false', 'disable', 'require', 'prefer', 'verify-full']), undefined],
   DB_RETRY_BUDGET_MS: [int(0, 600000), '5000'],
@@ -125,9 +126,12 @@ const specs = {
   PM2_KILL_TIMEOUT_MS: [int(200, 600000), undefined],
   READY_WAIT_MS: [int(0, 600000), '10000'],
   KEEP_ALIVE_TIMEOUT_MS: [int(1000, 600000), '65000'],
+  HEADERS_TIMEOUT_MS: [int(100, 600000), '10000'],
+  REQUEST_RECEIVE_TIMEOUT_MS: [int(100, 3600000), '30000'],
+  HTTP_MAX_CONNECTIONS: [int(1, 1000000), '1000'],
   LOG_LEVEL: [oneOf(['error', 'warn', 'info', 'http', 'debug']), 'info'],
   BODY_LIMIT: [byteSize, '100kb'],
-  METRICS_TOKEN: [text(512), undefined],
+  METRICS_TOKEN: [{ ...text(512), secret: true }, undefined],
   // The fleet: replicas of this service, and Railway's deploy windows (old and new side by side).
   KEEL_REPLICAS: [int(1, 1000), '1'],
   RAILWAY_ENVIRONMENT: [text(255), undefined],
@@ -136,6 +140,10 @@ const specs = {
   // PgBouncer's admin console (database `pgbouncer`), read by `keel diagnose` only.
   DB_POOLER_ADMIN_URL: [postgresUrl, undefined],
   KEEL_ENABLE_TEST_ROUTES: [bool, 'false'],
+  KEEL_REQUIRE_DATABASE_URL: [bool, 'false'],
+  KEY_SWEEP_INTERVAL_MS: [int(100, 3600000), '60000'],
+  // Set by Railway in every deployment: its presence means "this is not a laptop".
+  RAILWAY_ENVIRONMENT_ID: [text(200), undefined],
 } as const;
 
 type Specs = typeof specs;

@@ -26,6 +26,8 @@ export interface Breaker {
   success(): void;
   failure(): void;
   isOpen(): boolean;
+  /** Probe now rather than at the next interval (the path was just seen answering again). */
+  probeNow(): void;
   /** Stops probing (shutdown). */
   stop(): void;
 }
@@ -47,6 +49,8 @@ export function createBreaker(deps: BreakerDeps): Breaker {
   let waiters: Array<() => void> = [];
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
+  let probing = false;
+  let kicked = false;
 
   function open(): void {
     if (openedAt !== null) return;
@@ -75,13 +79,17 @@ export function createBreaker(deps: BreakerDeps): Breaker {
   }
 
   async function runProbe(): Promise<void> {
+    probing = true;
     try {
       await deps.probe();
       timer = null;
       close();
     } catch {
       timer = null;
-      if (openedAt !== null) scheduleProbe(probeIntervalMs);
+      if (openedAt !== null) scheduleProbe(kicked ? 0 : probeIntervalMs);
+    } finally {
+      kicked = false;
+      probing = false;
     }
   }
 
@@ -113,6 +121,17 @@ export function createBreaker(deps: BreakerDeps): Breaker {
       if (failures >= threshold && now() - failingSince >= minFailingMs) open();
     },
     isOpen: () => openedAt !== null,
+    probeNow() {
+      if (openedAt === null || stopped) return;
+      // The probe in flight may be on a connection that is being replaced: go again at once.
+      if (probing) {
+        kicked = true;
+        return;
+      }
+      if (timer) clearTimeout(timer);
+      timer = null;
+      scheduleProbe(0);
+    },
     stop() {
       stopped = true;
       if (timer) clearTimeout(timer);

@@ -26,6 +26,10 @@ const CONNECTION_CODES = new Set([
   'CONNECTION_DESTROYED',
   'CONNECT_TIMEOUT',
   'KEEL_STALLED', // our socket factory destroyed a connection that stopped answering
+  // Out of file descriptors (this process, or the whole machine) for a new connection: a
+  // descriptor frees up when a socket closes, so a retry within the budget may get one.
+  'EMFILE',
+  'ENFILE',
 ]);
 
 const CONNECTION_SQLSTATES = new Set([
@@ -38,6 +42,9 @@ const CONNECTION_SQLSTATES = new Set([
   '53400', // configuration_limit_exceeded (e.g. per-role connection limit)
   '08P01', // protocol_violation: a proxy (PgBouncer) lost its server connection
   'XX000', // PgBouncer reports lost server connections with internal_error
+  // read_only_sql_transaction: the server became a standby (a failover); nothing was written,
+  // the socket layer drops that session, and the retry's new connection finds the primary.
+  '25006',
 ]);
 
 export interface DriverErrorLike {

@@ -8,6 +8,7 @@ import type postgres from 'postgres';
 import { AppError, UnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import type { DbStats } from '../metrics/db-stats';
+import { createAdmission, ShedError, type Admission, type Release } from './admission';
 import { cancelOnAbort } from './cancel';
 import { createBreaker, unavailable, type Breaker } from './breaker';
 import { classify, describe } from './errors';
@@ -19,8 +20,20 @@ export type Sql = postgres.Sql;
 export interface WorkContext {
   /** Epoch ms after which the request answers 503. */
   deadline: number;
+  /** Aborted when the client leaves, or with `DEADLINE` as its reason when the deadline comes. */
   signal?: AbortSignal;
   reqId?: string;
+}
+
+/** The abort reason the deadline middleware uses: the request is answered 503, not 499. */
+export const DEADLINE = Symbol('deadline');
+
+/** What a unit of work may ask of its attempt. */
+export interface Attempt {
+  /** The deadline or budget has passed, or the request was answered: do not start more work. */
+  expired(): boolean;
+  /** Called right before COMMIT is sent: from here on a lost answer is `outcome_unknown`. */
+  committing(): void;
 }
 
 export interface Db {
@@ -29,6 +42,14 @@ export interface Db {
   /** `select 1` within timeoutMs, bypassing retries; concurrent callers share one query. */
   ping(timeoutMs: number): Promise<boolean>;
   breaker: Breaker;
+  admission: Admission;
+  /** The path to the database is known stalled (see ./path-watch). */
+  pathStalled(): boolean;
+  /**
+   * Readiness: `select 1` answered within timeoutMs. False at once when the path is known
+   * stalled, also for a probe already waiting (it need not wait out its timeout).
+   */
+  ready(timeoutMs: number): Promise<boolean>;
 }
 
 export interface DbDeps {
@@ -37,6 +58,9 @@ export interface DbDeps {
   stats: DbStats;
   budgetMs: number;
   statementTimeoutMs: number;
+  /** Units holding a connection at once: the pool's size. */
+  slots: number;
+  idleInTransactionTimeoutMs?: number;
   now?: () => number;
   random?: () => number;
 }
@@ -45,6 +69,26 @@ export class ClientGoneError extends AppError {
   constructor() {
     super(499, 'client_closed_request', 'the client went away');
   }
+}
+
+// How often a waiting readiness probe looks whether the path has been found stalled.
+const STALL_POLL_MS = 50;
+
+/** A COMMIT was sent and its result could not be learned within the budget. */
+function outcomeUnknown(cause?: unknown): UnavailableError {
+  return new UnavailableError(
+    'outcome_unknown',
+    'the transfer may or may not have been applied: retry with its Idempotency-Key to learn which',
+    1,
+    cause,
+  );
+}
+
+/** Thrown inside a transaction that reached the deadline before COMMIT: it rolls back. */
+class PastDeadline extends Error {}
+
+function abortError(signal: AbortSignal): AppError {
+  return signal.reason === DEADLINE ? unavailable() : new ClientGoneError();
 }
 
 export function createDb(deps: DbDeps): Db {
@@ -74,20 +118,59 @@ export function createDb(deps: DbDeps): Db {
     },
   });
 
-  async function run<T>(attemptOnce: () => Promise<T>, ctx: WorkContext): Promise<T> {
+  const admission = createAdmission({ slots: deps.slots, now });
+  handle.sockets.onPathHealed(() => breaker.probeNow());
+
+  async function run<T>(attemptOnce: (a: Attempt) => Promise<T>, ctx: WorkContext): Promise<T> {
     // The database budget ends at the request deadline or budgetMs from now, whichever is first.
     const deadline = Math.min(ctx.deadline, now() + deps.budgetMs);
+    const expired = () => now() >= deadline || ctx.signal?.aborted === true;
+    // Set once a COMMIT was sent and its answer lost; cleared by nothing but a later success,
+    // which learns the truth by reading the key row the transaction wrote.
+    let unknown = false;
+    const fail = (err: unknown): unknown =>
+      unknown && (err instanceof UnavailableError || !(err instanceof AppError))
+        ? outcomeUnknown(err)
+        : err;
     for (let attempt = 0; ; attempt++) {
-      if (ctx.signal?.aborted) throw new ClientGoneError();
+      if (ctx.signal?.aborted) throw fail(abortError(ctx.signal));
       try {
         await breaker.admit(deadline);
       } catch (err) {
         // The budget ran out while the breaker was open: count it like any exhausted budget.
         if (attempt > 0) stats.retryOutcomes.exhausted += 1;
-        throw err;
+        throw fail(err);
       }
+      let release: Release;
       try {
-        const result = await withTimeout(attemptOnce(), deadline - now(), ctx.signal);
+        release = await admission.acquire(deadline, ctx.signal);
+      } catch (err) {
+        if (!(err instanceof ShedError)) throw err;
+        // The deadline fires the request's signal too: that is a deadline, not a client gone.
+        const byDeadline = err.reason === 'aborted' && ctx.signal?.reason === DEADLINE;
+        stats.shed[byDeadline ? 'deadline' : err.reason] += 1;
+        if (err.reason === 'aborted' && ctx.signal) throw fail(abortError(ctx.signal));
+        throw fail(
+          new UnavailableError('database_unavailable', 'the database is overloaded, retry', 1),
+        );
+      }
+      let sent = false;
+      const work = attemptOnce({ expired, committing: () => (sent = true) });
+      // The slot is held until the attempt really ends, answered or abandoned. A hold that
+      // ended in the database's answer teaches the gate how long a unit takes; one abandoned
+      // at the deadline or on a dead connection does not: on a starved box such holds are as
+      // long as the budget, and counting them would make the gate refuse everything at once.
+      work.then(
+        () => release(now() < deadline),
+        (err: unknown) => {
+          const kind = classify(err);
+          release(
+            now() < deadline && kind !== 'connection' && kind !== 'shutdown' && kind !== 'timeout',
+          );
+        },
+      );
+      try {
+        const result = await withTimeout(work, deadline - now(), ctx.signal);
         stats.queries.ok += 1;
         breaker.success();
         if (attempt > 0) {
@@ -96,13 +179,17 @@ export function createDb(deps: DbDeps): Db {
         }
         return result;
       } catch (err) {
+        if (err instanceof PastDeadline) throw fail(unavailable());
         if (err instanceof UnavailableError) {
           // The deadline came while the attempt was still running.
           stats.queries.timeout += 1;
           if (attempt > 0) stats.retryOutcomes.exhausted += 1;
+          if (sent) unknown = true;
         }
-        if (err instanceof AppError) throw err;
+        if (err instanceof AppError) throw fail(err);
         const kind = classify(err);
+        // The connection died under the COMMIT: it may have committed. A retry reads the key row.
+        if (sent && (kind === 'connection' || kind === 'shutdown')) unknown = true;
         stats.queries[kind === 'shutdown' ? 'connection' : kind] += 1;
         if (kind === 'connection') breaker.failure();
         if (kind === 'connection' || kind === 'retryable') {
@@ -125,10 +212,11 @@ export function createDb(deps: DbDeps): Db {
             attempts: attempt + 1,
             ...describe(err),
           });
-          throw unavailable(err);
+          throw fail(unavailable(err));
         }
         if (kind === 'shutdown') {
           // Our own pool has closed: this worker is going away, the client should retry elsewhere.
+          if (unknown) throw outcomeUnknown(err);
           throw new UnavailableError(
             'shutting_down',
             'this worker is shutting down, retry',
@@ -136,8 +224,8 @@ export function createDb(deps: DbDeps): Db {
             err,
           );
         }
-        if (kind === 'timeout') throw unavailable(err);
-        throw err;
+        if (kind === 'timeout') throw fail(unavailable(err));
+        throw fail(err);
       }
     }
   }
@@ -154,7 +242,7 @@ export function createDb(deps: DbDeps): Db {
       };
       const timer = setTimeout(() => finish(() => reject(unavailable())), Math.max(0, ms));
       timer.unref();
-      const onAbort = () => finish(() => reject(new ClientGoneError()));
+      const onAbort = () => finish(() => reject(signal ? abortError(signal) : unavailable()));
       signal?.addEventListener('abort', onAbort, { once: true });
       work.then(
         (v) => finish(() => resolve(v)),
@@ -163,20 +251,44 @@ export function createDb(deps: DbDeps): Db {
     });
   }
 
-  const setTimeoutSql = (tx: Tx) =>
-    handle.perTransactionTimeout && deps.statementTimeoutMs
-      ? tx.unsafe(`set local statement_timeout = ${Math.floor(deps.statementTimeoutMs)}`)
-      : null;
+  // Through PgBouncer (transaction mode) session settings cannot go in the startup packet.
+  const localSettings = handle.perTransactionTimeout
+    ? [
+        deps.statementTimeoutMs &&
+          `set local statement_timeout = ${Math.floor(deps.statementTimeoutMs)}`,
+        deps.idleInTransactionTimeoutMs &&
+          `set local idle_in_transaction_session_timeout = ${Math.floor(deps.idleInTransactionTimeoutMs)}`,
+      ].filter((q): q is string => typeof q === 'string')
+    : [];
+  const setLocal = async (tx: Tx) => {
+    for (const q of localSettings) await tx.unsafe(q);
+  };
 
   return {
     ping,
     breaker,
+    admission,
+    pathStalled: () => handle.sockets.pathStalled(),
+    ready(timeoutMs) {
+      if (handle.sockets.pathStalled()) return Promise.resolve(false);
+      return new Promise<boolean>((resolve) => {
+        const watch = setInterval(() => {
+          if (handle.sockets.pathStalled()) finish(false);
+        }, STALL_POLL_MS);
+        watch.unref();
+        const finish = (ok: boolean) => {
+          clearInterval(watch);
+          resolve(ok);
+        };
+        void ping(timeoutMs).then(finish);
+      });
+    },
     read(work, ctx) {
-      if (handle.perTransactionTimeout && deps.statementTimeoutMs) {
+      if (localSettings.length > 0) {
         return run(
           () =>
             sql.begin(async (tx) => {
-              await setTimeoutSql(tx);
+              await setLocal(tx);
               return work(tx as unknown as Sql);
             }) as Promise<Awaited<ReturnType<typeof work>>>,
           ctx,
@@ -186,11 +298,15 @@ export function createDb(deps: DbDeps): Db {
     },
     transaction(work, ctx) {
       return run(
-        () =>
+        (attempt) =>
           sql.begin(async (tx) => {
-            await setTimeoutSql(tx);
-            if (ctx.signal?.aborted) throw new ClientGoneError();
-            return work(tx);
+            await setLocal(tx);
+            if (attempt.expired()) throw new PastDeadline();
+            const result = await work(tx);
+            // The request may have been answered meanwhile: then this rolls back, never commits.
+            if (attempt.expired()) throw new PastDeadline();
+            attempt.committing();
+            return result;
           }) as Promise<Awaited<ReturnType<typeof work>>>,
         ctx,
       );

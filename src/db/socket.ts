@@ -16,11 +16,13 @@
 import net from 'node:net';
 import type { Logger } from '../logger';
 import type { CloseReason, DbStats } from '../metrics/db-stats';
+import { createHostPicker } from './hosts';
+import { createPathWatch, sslRequestProbe, type PathWatch } from './path-watch';
 import { createMessageReader, firstMessage } from './wire';
 
 export interface SocketFactoryDeps {
-  host: string;
-  port: number;
+  /** The URL's hosts; with more than one, see ./hosts. */
+  hosts: ReadonlyArray<{ host: string; port: number }>;
   stats: DbStats;
   logger: Logger;
   /** A connection with unanswered bytes for longer than this is destroyed. */
@@ -29,6 +31,8 @@ export interface SocketFactoryDeps {
   idleTimeoutMinS: number | null;
   /** Lower bound of the per-connection lifetime (s); only TLS closes need it. */
   maxLifetimeMinS?: number | null;
+  /** Tells a stalled path from a slow query (./path-watch); defaults to an SSLRequest probe. */
+  pathWatch?: (onHeal: (since: number) => void) => PathWatch;
   now?: () => number;
 }
 
@@ -54,12 +58,28 @@ interface Tracked {
   stalled: boolean;
   /** The server has sent at least one byte on this socket. */
   answered: boolean;
-  bytes: number;
+  /** TLS only: byte counters as last seen, and the activity before the last change seen. */
+  bytesRead: number;
+  bytesWritten: number;
+  activityBefore: number;
+  /** TLS only: the last change seen was no bigger than a goodbye (see `GOODBYE`). */
+  goodbyeSized: boolean;
   error: string | null;
   fatal: { code: string; message: string } | null;
+  /** Which of the hosts it went to. */
+  hostIndex: number;
+  /** ReadyForQuery messages seen: 1-2 means the session never ran a query of ours. */
+  readies: number;
+  /** A query was refused with 25006: this server is no longer the primary. */
+  readOnly: boolean;
 }
 
 const STARTUP_STALL_MS = 1000;
+// The most a TLS goodbye moves: our Terminate message and close alert out (51 bytes seen here),
+// the server's close alert in (24). Any query moves more: its answer alone reads more than 32.
+const GOODBYE = { written: 64, read: 32 };
+// The slack the watchdog's old 250 ms tick gave TLS idle-close inference (see closeReason).
+const TLS_ACTIVITY_SLACK_MS = 250;
 
 export interface SocketFactory {
   (): net.Socket;
@@ -68,9 +88,17 @@ export interface SocketFactory {
   /** Stops the stall watchdog. */
   stop(): void;
   live(): number;
+  /** The path to the database is known stalled (readiness answers 503). */
+  pathStalled(): boolean;
+  /** Reconnect at once (the path is stalled or just healed), not after the outage backoff. */
+  reconnectNow(): boolean;
+  /** Calls `listener` each time a stalled path answers again (after the victims are replaced). */
+  onPathHealed(listener: () => void): void;
 }
 
 const IDLE = 0x49; // 'I': ReadyForQuery outside a transaction
+// A write refused by a server that is (now) a standby, e.g. the old primary after a failover.
+const READ_ONLY_SQL_TRANSACTION = '25006';
 
 export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   const { stats, logger } = deps;
@@ -79,21 +107,67 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   let nextId = 1;
   let shuttingDown = false;
 
-  // Four checks per stall window (a stall is caught at most 25 % late), and at least four a
-  // second, for the one-second startup limit and for TLS activity read from byte counters.
-  const tick = Math.max(50, Math.min(250, Math.floor(deps.stallMs / 4)));
+  // 20 checks a second: the path watch's 250 ms suspicion is acted on at most 50 ms late (a loop
+  // over the pool's few sockets; a stall window, the one-second startup limit and TLS activity
+  // read from byte counters are all caught well inside their limits too).
+  const tick = 50;
   const watchdog = setInterval(checkSockets, tick);
   watchdog.unref();
+  // Last time any connection read a byte: a path that answers anyone is not stalled.
+  let lastReadAny = now();
+  const healListeners: Array<() => void> = [];
+  const hosts = createHostPicker(deps.hosts);
+  const path =
+    deps.pathWatch?.(replaceVictims) ??
+    createPathWatch({
+      probe: sslRequestProbe(() => hosts.current()),
+      onHeal: replaceVictims,
+      logger,
+      now,
+    });
+
+  /** The path healed: connections that wrote into it and heard nothing since never will. */
+  function replaceVictims(since: number): void {
+    for (const c of live) {
+      if (c.tls || c.stalled || c.awaitingSince === null) continue;
+      if (c.answered && c.lastRead >= since) continue;
+      destroyStalled(c, now());
+    }
+    for (const listener of healListeners) listener();
+  }
+
+  function destroyStalled(c: Tracked, t: number): void {
+    c.stalled = true;
+    logger.warn('db connection stalled, destroying it', {
+      conn: c.id,
+      waitedMs: t - (c.awaitingSince ?? t),
+    });
+    const err = Object.assign(new Error('database connection stalled: no answer from the server'), {
+      code: 'KEEL_STALLED',
+    });
+    c.socket.destroy(err);
+  }
 
   function checkSockets(): void {
     const t = now();
+    // How long the longest-waiting connection has heard nothing, if no one else heard anything.
+    let silent = 0;
+    for (const c of live) {
+      if (c.tls || c.cancel || c.stalled || c.awaitingSince === null) continue;
+      silent = Math.max(silent, t - Math.max(c.awaitingSince, c.lastRead));
+    }
+    path.tick(Math.min(silent, t - lastReadAny));
     for (const c of live) {
       // Bytes went out without a write through us: the driver negotiated TLS directly.
       if (c.framing === 'startup' && c.socket.bytesWritten > 0) unreadable(c);
       if (c.tls) {
-        const bytes = c.socket.bytesRead + c.socket.bytesWritten;
-        if (bytes !== c.bytes) {
-          c.bytes = bytes;
+        const read = c.socket.bytesRead - c.bytesRead;
+        const written = c.socket.bytesWritten - c.bytesWritten;
+        if (read !== 0 || written !== 0) {
+          c.bytesRead += read;
+          c.bytesWritten += written;
+          c.goodbyeSized = read <= GOODBYE.read && written <= GOODBYE.written;
+          c.activityBefore = c.lastActivity;
           c.lastActivity = t;
         }
         continue;
@@ -103,16 +177,7 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
       // has heard nothing for a second leads into a stalled path, so give up on it early.
       const limit = c.answered ? deps.stallMs : Math.min(deps.stallMs, STARTUP_STALL_MS);
       if (t - Math.max(c.awaitingSince, c.lastRead) <= limit) continue;
-      c.stalled = true;
-      logger.warn('db connection stalled, destroying it', {
-        conn: c.id,
-        waitedMs: t - c.awaitingSince,
-      });
-      const err = Object.assign(
-        new Error('database connection stalled: no answer from the server'),
-        { code: 'KEEL_STALLED' },
-      );
-      c.socket.destroy(err);
+      destroyStalled(c, t);
     }
   }
 
@@ -144,13 +209,15 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
     c.framing = 'opaque';
     c.tls = true;
     c.awaitingSince = null;
-    c.bytes = c.socket.bytesRead + c.socket.bytesWritten;
+    c.bytesRead = c.socket.bytesRead;
+    c.bytesWritten = c.socket.bytesWritten;
   }
 
   function onData(c: Tracked, chunk: Buffer): void {
     const t = now();
     c.answered = true;
     c.lastRead = t;
+    lastReadAny = t;
     c.lastActivity = t;
     let i = 0;
     if (c.framing === 'ssl-answer' && chunk.length > 0) {
@@ -172,6 +239,9 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
 
   function onClose(c: Tracked, hadError: boolean): void {
     if (!live.delete(c)) return;
+    // Not reached, or not the primary (the driver ends a standby's session before any query).
+    const notPrimary = c.readOnly || (c.closedByUs && c.readies <= 2 && !shuttingDown);
+    if (!c.cancel && (!c.established || notPrimary)) hosts.failed(c.hostIndex);
     if (c.busy) stats.busy -= 1;
     else stats.idle -= 1;
     stats.open -= 1;
@@ -192,11 +262,16 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
 
   function closeReason(c: Tracked, hadError: boolean): CloseReason {
     if (c.cancel) return 'cancel_request';
+    if (c.readOnly) return 'read_only';
     if (c.stalled) return 'stalled';
     if (shuttingDown) return 'shutdown';
     if (c.framing === 'startup' && c.socket.bytesWritten > 0) unreadable(c);
-    // TLS activity is seen once per tick, so a TLS connection may have been idle a tick longer.
-    const idleS = (now() - c.lastActivity + (c.tls ? tick : 0)) / 1000;
+    // TLS activity is seen only at a tick (and ticks run late on a busy box), so a TLS
+    // connection may have been idle longer than its byte counters say. And a tick that fell
+    // between the close's first bytes and the close itself saw the goodbye, not a query:
+    // the connection was idle since the activity before it.
+    const lastActivity = c.tls && c.goodbyeSized ? c.activityBefore : c.lastActivity;
+    const idleS = (now() - lastActivity + (c.tls ? TLS_ACTIVITY_SLACK_MS : 0)) / 1000;
     const idleTimedOut = deps.idleTimeoutMinS != null && idleS >= deps.idleTimeoutMinS * 0.95;
     if (c.tls) {
       // Encrypted: the FIN and our own `end()` are invisible, so infer from idleness and age.
@@ -218,7 +293,8 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   }
 
   const factory = (() => {
-    const socket = net.connect({ host: deps.host, port: deps.port });
+    const target = hosts.pick();
+    const socket = net.connect({ host: target.host, port: target.port });
     const t = now();
     const c: Tracked = {
       socket,
@@ -237,14 +313,26 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
       closedByUs: false,
       stalled: false,
       answered: false,
-      bytes: 0,
+      bytesRead: 0,
+      bytesWritten: 0,
+      activityBefore: t,
+      goodbyeSized: false,
       error: null,
       fatal: null,
+      hostIndex: target.index,
+      readies: 0,
+      readOnly: false,
     };
     c.read = createMessageReader({
       ready(status) {
         c.awaitingSince = null;
+        c.readies += 1;
         setBusy(c, status !== IDLE);
+        // The caller has its 25006 (and retries it); this session is of no more use.
+        if (c.readOnly && status === IDLE) setImmediate(() => c.socket.destroy());
+      },
+      error(code) {
+        if (code === READ_ONLY_SQL_TRANSACTION) c.readOnly = true;
       },
       fatal(code, message) {
         c.fatal = { code, message };
@@ -286,7 +374,13 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   factory.ending = () => {
     shuttingDown = true;
   };
-  factory.stop = () => clearInterval(watchdog);
+  factory.stop = () => {
+    clearInterval(watchdog);
+    path.stop();
+  };
+  factory.pathStalled = () => path.stalledSince() !== null;
+  factory.reconnectNow = () => path.reconnectNow();
+  factory.onPathHealed = (listener) => healListeners.push(listener);
   factory.live = () => live.size;
   return factory;
 }

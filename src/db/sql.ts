@@ -1,6 +1,7 @@
 /** The worker's one postgres.js client, tuned to outlive a platform proxy's idle cutoff. */
 import postgres from 'postgres';
 import type { DbConfig } from '../config/config';
+import { dbUrlParts } from '../config/db-url';
 import type { Logger } from '../logger';
 import type { DbStats } from '../metrics/db-stats';
 import { createSocketFactory, type SocketFactory } from './socket';
@@ -32,10 +33,9 @@ function roll(range: readonly [number, number], random: () => number): () => num
 export function createSql(deps: CreateSqlDeps): SqlHandle {
   const { config, logger, stats } = deps;
   const random = deps.random ?? Math.random;
-  const target = new URL(config.url);
   const sockets = createSocketFactory({
-    host: target.hostname.replace(/^\[|\]$/g, ''),
-    port: Number(target.port || 5432),
+    // Several hosts (a failover pair): postgres.js picks the primary by target_session_attrs.
+    hosts: dbUrlParts(config.url).hosts,
     stats,
     logger: logger.child({ module: 'db.socket' }),
     // A healthy query answers within the statement timeout; one second on top covers the round trip.
@@ -56,7 +56,8 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
     // A connect that takes longer than this is hopeless; the retry loop tries a fresh one.
     connect_timeout: config.connectTimeoutS,
     // Reconnect quickly after an outage: 50 ms doubling, capped at 500 ms (default grows to 20 s).
-    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5) * (0.5 + random() / 2),
+    backoff: (attempt: number) =>
+      sockets.reconnectNow() ? 0 : Math.min(0.05 * 2 ** attempt, 0.5) * (0.5 + random() / 2),
     prepare: config.prepare,
     ssl: config.ssl,
     socket: sockets,
@@ -67,6 +68,10 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
       ...(perTransactionTimeout || !config.statementTimeoutMs
         ? {}
         : { statement_timeout: config.statementTimeoutMs }),
+      // A transaction orphaned by a dead path must not hold its row locks for hours.
+      ...(perTransactionTimeout || !config.idleInTransactionTimeoutMs
+        ? {}
+        : { idle_in_transaction_session_timeout: config.idleInTransactionTimeoutMs }),
     },
   };
   const sql = postgres(config.url, options as unknown as postgres.Options<Record<string, never>>);

@@ -30,6 +30,8 @@ export interface ServerEvents {
   ready(status: number): void;
   /** A FATAL or PANIC ErrorResponse: the server is ending this session. */
   fatal(code: string, message: string): void;
+  /** Any other ErrorResponse (a query's): its SQLSTATE. */
+  error?(code: string): void;
 }
 
 /** Reads the server's message stream chunk by chunk; messages may straddle chunks. */
@@ -48,7 +50,7 @@ export function createMessageReader(on: ServerEvents): (chunk: Buffer, from?: nu
     const severity = fields.V ?? fields.S;
     if (severity === 'FATAL' || severity === 'PANIC') {
       on.fatal(fields.C ?? 'unknown', (fields.M ?? '').slice(0, 300));
-    }
+    } else on.error?.(fields.C ?? 'unknown');
   }
 
   return (chunk, from = 0) => {

@@ -1,11 +1,13 @@
 /**
- * Transfers: one transaction that records the idempotency key, locks both accounts in id
- * order (no deadlock between opposite transfers), checks the balance and moves the money.
- * Business refusals (404, 409) are stored under the key too, so a replay answers the same.
+ * Transfers: one transaction whose one statement (keel_transfer, migrations/0003) records the
+ * idempotency key, locks both accounts in id order (no deadlock between opposite transfers),
+ * checks the balance and moves the money. Business refusals (404, 409) are stored under the
+ * key too, so a replay answers the same.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../errors';
 import type { Db, Tx, WorkContext } from '../db/runner';
+import type { IdempotencyKey } from './idempotency-key';
 import { MAX_MONEY, type NewTransfer, type Page } from './money';
 
 export interface Transfer {
@@ -31,8 +33,8 @@ export interface StoredResponse {
 }
 
 export interface Transfers {
-  /** `key` is the client's Idempotency-Key, or undefined to use a per-request one. */
-  create(input: NewTransfer, key: string | undefined, ctx: WorkContext): Promise<StoredResponse>;
+  /** `key`: the client's Idempotency-Key, or one generated for this request (./idempotency-key). */
+  create(input: NewTransfer, key: IdempotencyKey, ctx: WorkContext): Promise<StoredResponse>;
   get(id: number, ctx: WorkContext): Promise<Transfer>;
   listForAccount(
     accountId: number,
@@ -57,11 +59,8 @@ function requestHash(input: NewTransfer): string {
     .digest('hex');
 }
 
-function errorBody(code: string, message: string) {
-  return { error: { code, message } };
-}
-
 export function createTransfers({ db }: { db: Db }): Transfers {
+  /** The transfer's one statement (migrations/0003_transfer_function.sql): claim, lock, move, answer. */
   async function apply(
     tx: Tx,
     input: NewTransfer,
@@ -69,73 +68,33 @@ export function createTransfers({ db }: { db: Db }): Transfers {
     hash: string,
     owner: string,
   ): Promise<StoredResponse> {
-    const claimed = await tx`
-      insert into idempotency_keys (key, request_hash, status, body, owner)
-      values (${key}, ${hash}, 0, '{}', ${owner})
-      on conflict (key) do nothing
-      returning key`;
-    if (claimed.length === 0) {
-      // Committed earlier (by this request's previous attempt, or by an earlier request).
-      const [stored] = await tx<
-        { request_hash: string; status: number; body: string; owner: string }[]
-      >`
-        select request_hash, status, body, owner from idempotency_keys where key = ${key}`;
-      if (!stored) throw new Error('idempotency key vanished');
-      if (stored.request_hash !== hash) {
-        throw new ConflictError(
-          422,
-          'idempotency_key_reused',
-          'this Idempotency-Key was used with a different request body',
-        );
-      }
-      return {
-        status: stored.status,
-        body: JSON.parse(stored.body) as unknown,
-        replayed: stored.owner !== owner,
-      };
+    const [row] = await tx<
+      { fresh: boolean; status: number; body: string; owner: string; request_hash: string }[]
+    >`
+      select fresh, status, body, owner, request_hash from keel_transfer(
+        ${key}, ${hash}, ${owner}, ${input.from}, ${input.to}, ${input.amount}, ${MAX_MONEY})`;
+    if (!row) throw new Error('keel_transfer returned nothing');
+    if (!row.fresh && row.request_hash !== hash) {
+      throw new ConflictError(
+        422,
+        'idempotency_key_reused',
+        'this Idempotency-Key was used with a different request body',
+      );
     }
-    const [lo, hi] = input.from < input.to ? [input.from, input.to] : [input.to, input.from];
-    const locked = await tx<{ id: string; balance: string }[]>`
-      select id, balance from accounts where id in (${lo}, ${hi}) order by id for update`;
-    const balances = new Map(locked.map((r) => [Number(r.id), Number(r.balance)]));
-    let result: { status: number; body: unknown };
-    const from = balances.get(input.from);
-    if (from === undefined || !balances.has(input.to)) {
-      const missing = from === undefined ? input.from : input.to;
-      result = { status: 404, body: errorBody('not_found', `account ${missing} not found`) };
-    } else if (from < input.amount) {
-      result = {
-        status: 409,
-        body: errorBody('insufficient_funds', `account ${input.from} has insufficient funds`),
-      };
-    } else if ((balances.get(input.to) ?? 0) + input.amount > MAX_MONEY) {
-      // The destination would pass the largest amount the API can express (2^53 - 1).
-      result = {
-        status: 400,
-        body: errorBody(
-          'invalid_request',
-          `account ${input.to} cannot hold more than ${MAX_MONEY}`,
-        ),
-      };
-    } else {
-      await tx`update accounts set balance = balance - ${input.amount} where id = ${input.from}`;
-      await tx`update accounts set balance = balance + ${input.amount} where id = ${input.to}`;
-      const [row] = await tx<TransferRow[]>`
-        insert into transfers (from_id, to_id, amount) values (${input.from}, ${input.to}, ${input.amount})
-        returning id, from_id, to_id, amount, created_at`;
-      result = { status: 201, body: toTransfer(row as TransferRow) };
-    }
-    await tx`update idempotency_keys set status = ${result.status}, body = ${JSON.stringify(result.body)} where key = ${key}`;
-    return { ...result, replayed: false };
+    // Answered before by this request's own earlier attempt (not a replay), or by another.
+    return {
+      status: row.status,
+      body: JSON.parse(row.body) as unknown,
+      replayed: !row.fresh && row.owner !== owner,
+    };
   }
 
   return {
     create(input, key, ctx) {
-      // Without a client key, one generated here still makes this request's own retries safe.
+      // `owner` tells this request's own earlier attempt (not a replay) from another request.
       const owner = randomUUID();
-      const k = key === undefined ? `gen:${owner}` : `client:${key}`;
       const hash = requestHash(input);
-      return db.transaction((tx) => apply(tx, input, k, hash, owner), ctx);
+      return db.transaction((tx) => apply(tx, input, key.stored, hash, owner), ctx);
     },
     async get(id, ctx) {
       const rows = await db.read(

@@ -12,6 +12,8 @@ export const CLOSE_REASONS = [
   'shutdown',
   // The server ends the short-lived socket of a cancel request (a client left mid-query).
   'cancel_request',
+  // A query was refused 25006 (the server is a standby now): the session is dropped.
+  'read_only',
 ] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 
@@ -28,6 +30,9 @@ export type QueryOutcome = (typeof QUERY_OUTCOMES)[number];
 export const RETRY_OUTCOMES = ['recovered', 'exhausted'] as const;
 export type RetryOutcome = (typeof RETRY_OUTCOMES)[number];
 
+export const SHED_REASONS = ['overload', 'deadline', 'aborted'] as const;
+export type ShedReason = (typeof SHED_REASONS)[number];
+
 export interface DbStats {
   /** Sockets to the database, connecting or connected; always busy + idle. */
   open: number;
@@ -39,6 +44,8 @@ export interface DbStats {
   closed: Record<CloseReason, number>;
   queries: Record<QueryOutcome, number>;
   retries: number;
+  /** Units refused before any work: no slot within the deadline (or none expected in time). */
+  shed: Record<ShedReason, number>;
   retryOutcomes: Record<RetryOutcome, number>;
   breakerState: 'closed' | 'open';
   breakerOpenings: number;
@@ -57,6 +64,7 @@ export function createDbStats(): DbStats {
     closed: zeroes(CLOSE_REASONS),
     queries: zeroes(QUERY_OUTCOMES),
     retries: 0,
+    shed: zeroes(SHED_REASONS),
     retryOutcomes: zeroes(RETRY_OUTCOMES),
     breakerState: 'closed',
     breakerOpenings: 0,

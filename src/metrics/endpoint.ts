@@ -2,6 +2,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type client from 'prom-client';
 import { AppError } from '../errors';
+import { fixNaN } from './exposition';
 
 export interface MetricsEndpointDeps {
   /** Renders the exposition text (this worker's, or the whole machine's). */
@@ -31,5 +32,8 @@ export function createMetricsEndpoint(deps: MetricsEndpointDeps) {
 }
 
 export function registryRenderer(registry: client.Registry) {
-  return { render: () => registry.metrics(), contentType: registry.contentType };
+  return {
+    render: async () => fixNaN(await registry.metrics()),
+    contentType: registry.contentType,
+  };
 }

@@ -1,6 +1,12 @@
 /** Prometheus metrics of one worker (prom-client, its own registry: no global state). */
 import client from 'prom-client';
-import { CLOSE_REASONS, QUERY_OUTCOMES, RETRY_OUTCOMES, type DbStats } from './db-stats';
+import {
+  CLOSE_REASONS,
+  QUERY_OUTCOMES,
+  SHED_REASONS,
+  RETRY_OUTCOMES,
+  type DbStats,
+} from './db-stats';
 
 export interface WorkerMetrics {
   registry: client.Registry;
@@ -108,6 +114,13 @@ export function createWorkerMetrics({
     'outcome',
     QUERY_OUTCOMES,
     (k) => stats.queries[k],
+  );
+  counterBy(
+    'keel_db_shed_total',
+    'Units of work refused before touching the database (answered 503, never applied), by reason',
+    'reason',
+    SHED_REASONS,
+    (k) => stats.shed[k],
   );
   counter(
     'keel_db_retries_total',

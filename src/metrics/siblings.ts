@@ -20,6 +20,7 @@ import client, {
   type MetricValue,
 } from 'prom-client';
 import type { Logger } from '../logger';
+import { fixNaN, snapshotFromJson, snapshotToJson } from './exposition';
 
 export interface SiblingMetricsDeps {
   /** Shared by all workers of this app on this machine, and by nothing else. */
@@ -83,7 +84,7 @@ export async function createSiblingMetrics(deps: SiblingMetricsDeps): Promise<Si
       return;
     }
     snapshot().then(
-      (s) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(s)),
+      (s) => res.writeHead(200, { 'content-type': 'application/json' }).end(snapshotToJson(s)),
       () => res.writeHead(500).end(),
     );
   });
@@ -145,7 +146,7 @@ export async function createSiblingMetrics(deps: SiblingMetricsDeps): Promise<Si
         ...[...chosen.values()].map((s) => s.metrics.map((m) => ({ ...m, aggregator: 'first' }))),
         [upMetric],
       ] as Parameters<typeof AggregatorRegistry.aggregate>[0]);
-      return merged.metrics();
+      return fixNaN(await merged.metrics());
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -171,7 +172,7 @@ function fetchSnapshot(socketPath: string, signal: AbortSignal): Promise<Snapsho
       });
       res.on('end', () => {
         try {
-          const s = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Snapshot;
+          const s = snapshotFromJson(Buffer.concat(chunks).toString('utf8')) as Snapshot;
           if (typeof s.worker !== 'string' || !Array.isArray(s.metrics)) throw new Error('bad');
           resolve(s);
         } catch {

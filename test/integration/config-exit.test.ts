@@ -33,3 +33,35 @@ test('a malformed DATABASE_URL is named, not printed', () => {
   expect(r.stderr).toMatch(/DATABASE_URL="<hidden>" is not a postgres:\/\/ URL/);
   expect(r.stderr).not.toContain('hunter2');
 });
+
+test.each([
+  [
+    'a bad percent-escape in DATABASE_URL',
+    { DATABASE_URL: 'postgres://keel:hunter2%zz@127.0.0.1:1/keel' },
+    /^keel: invalid configuration: DATABASE_URL="<hidden>" has a bad percent-escape/,
+  ],
+  [
+    'a METRICS_TOKEN that is too long',
+    {
+      DATABASE_URL: 'postgres://keel:pw@127.0.0.1:1/keel',
+      METRICS_TOKEN: `hunter2${'x'.repeat(600)}`,
+    },
+    /^keel: invalid configuration: METRICS_TOKEN="<hidden>" is longer than 512/,
+  ],
+  [
+    'no DATABASE_URL where one is required',
+    { KEEL_REQUIRE_DATABASE_URL: '1' },
+    /^keel: invalid configuration: DATABASE_URL="" is not set, .*set DATABASE_URL=/,
+  ],
+  [
+    'no DATABASE_URL on Railway',
+    { RAILWAY_ENVIRONMENT_ID: 'env-123' },
+    /^keel: invalid configuration: DATABASE_URL="" is not set, and RAILWAY_ENVIRONMENT_ID is set/,
+  ],
+])('%s: exit 78 with one line, no secret', (_what, env, message) => {
+  const r = start(env);
+  expect(r.status).toBe(78);
+  expect(r.stderr).toMatch(message);
+  expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+  expect(r.stdout + r.stderr).not.toContain('hunter2');
+});

@@ -37,7 +37,8 @@ test('PgBouncer is detected; with DB_PREPARE=false and a direct migration URL it
   // Behind the pooler pg_stat_ssl would describe PgBouncer's session, so it is not reported.
   expect(byId(report, 'path.pg_stat_ssl')).toBeUndefined();
   expect(byId(report, 'budget.connections')).toMatchObject({ status: 'ok' });
-  expect(report.checks.filter((c) => c.status === 'fail')).toEqual([]);
+  // keel.node speaks of the Node running the tests, not of the pooler.
+  expect(report.checks.filter((c) => c.status === 'fail' && c.id !== 'keel.node')).toEqual([]);
   expect(stdout + stderr).not.toContain(SUPERPASS);
 });
 

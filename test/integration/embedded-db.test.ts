@@ -224,3 +224,51 @@ test('a Postgres that will not stop is killed after the stop bound, and the runn
   await waitGone(family);
   expect(await portRefuses()).toBe(true);
 });
+
+// Only root hands Postgres to another user; as anyone else Postgres runs as that user.
+const asRoot = process.getuid?.() === 0 ? test : test.skip;
+
+asRoot(
+  'from a 0700 directory as root: stops at once, exit 78, one line that says what to do',
+  async () => {
+    const home = path.join(tmp, 'home');
+    fs.mkdirSync(home, { mode: 0o700 });
+    fs.chmodSync(home, 0o700);
+    const r = startRunner({ KEEL_DATA_DIR: path.join(home, 'keel', '.data', 'postgres') });
+    expect(await r.exited).toEqual({ code: 78, signal: null });
+    const errors = r.lines
+      .filter((l) => !l.startsWith('[stderr]'))
+      .map((l) => JSON.parse(l) as { level: string; msg: string })
+      .filter((l) => l.level === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.msg).toContain(`cannot enter ${home} (mode 0700)`);
+    expect(errors[0]!.msg).toMatch(/Set DATABASE_URL/);
+    expect(fs.existsSync(path.join(home, 'keel'))).toBe(false); // nothing initialised
+  },
+);
+
+test('workers connect as role keel: no superuser, owner of the database and of older tables', async () => {
+  const appUrl = `postgres://keel:${PASSWORD}@127.0.0.1:${port}/keel`;
+  const first = startRunner();
+  await ready(first);
+  expect(
+    await psql(
+      appUrl,
+      `select current_user as who, (select rolsuper from pg_roles where rolname = current_user) as su,
+              (select pg_get_userbyid(datdba) from pg_database where datname = 'keel') as owner`,
+    ),
+  ).toEqual([{ who: 'keel', su: false, owner: 'keel' }]);
+  // A table the superuser made (a data directory from before the role existed).
+  await psql(keelUrl(), 'create table legacy (id int generated always as identity, v text)');
+  first.child.kill('SIGTERM');
+  expect(await first.exited).toEqual({ code: 0, signal: null });
+
+  const second = startRunner();
+  await ready(second);
+  await psql(appUrl, `insert into legacy (v) values ('ok')`);
+  expect(
+    await psql(appUrl, `select tableowner as owner from pg_tables where tablename = 'legacy'`),
+  ).toEqual([{ owner: 'keel' }]);
+  second.child.kill('SIGTERM');
+  expect(await second.exited).toEqual({ code: 0, signal: null });
+});

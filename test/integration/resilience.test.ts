@@ -153,7 +153,13 @@ test('restart longer than the budget: 2xx or 503 with Retry-After, and back with
     false,
   );
   const started = Date.now();
-  const loadP = runLoad({ base: w.base, accounts: ids, durationMs: 8000, concurrency: 8 });
+  const loadP = runLoad({
+    base: w.base,
+    accounts: ids,
+    durationMs: 8000,
+    concurrency: 8,
+    keyless: true,
+  });
   await sleep(1500);
   await restartFor(pg, 3000);
   const upAt = Date.now() - started;
@@ -176,18 +182,61 @@ test('blackhole 5 s: no request outlives its deadline; full recovery within 1 s'
     true,
   );
   const started = Date.now();
-  const loadP = runLoad({ base: w.base, accounts: ids, durationMs: 10000, concurrency: 8 });
+  const loadP = runLoad({
+    base: w.base,
+    accounts: ids,
+    durationMs: 10000,
+    concurrency: 8,
+    keyless: true,
+  });
   await sleep(1500);
   proxy!.setMode('blackhole');
+  const stalledAt = Date.now();
+  // Readiness and liveness probes during the stall, one at a time, as a balancer would.
+  const probes: Array<{ at: number; end: number; path: string; status: number }> = [];
+  let probing = true;
+  const prober = (async () => {
+    while (probing) {
+      for (const path of ['/readyz', '/healthz']) {
+        const at = Date.now();
+        const status = await fetch(`${w.base}${path}`).then(
+          (r) => r.status,
+          () => 0,
+        );
+        probes.push({ at, end: Date.now(), path, status });
+      }
+      await sleep(100);
+    }
+  })();
   await sleep(5000);
+  probing = false;
+  await prober;
   proxy!.setMode('pass');
   const resumedAt = Date.now() - started;
+  let ready = 0;
+  // Bounded: 50 probes.
+  for (let i = 0; i < 50 && ready !== 200; i++) {
+    ready = await fetch(`${w.base}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (ready !== 200) await sleep(100);
+  }
   const load = await loadP;
+  const readyz = probes.filter((p) => p.path === '/readyz');
+  const firstUnready = readyz.find((p) => p.status === 503);
   const tail = load.timeline.filter((t) => t.at > resumedAt + 1000);
   summary('blackhole', load, {
     stalled: w.worker.stats.closed.stalled,
     backAfterMs: firstOkAfter(load, resumedAt),
+    // When the first 503 answer arrived, counted from the start of the stall.
+    readyz503AfterMs: firstUnready ? firstUnready.end - stalledAt : null,
   });
+  // The stall is told at once: /readyz turns 503 and stays so; /healthz never touches the database.
+  expect(firstUnready).toBeDefined();
+  expect(readyz.filter((p) => p.at > firstUnready!.at).every((p) => p.status === 503)).toBe(true);
+  expect(probes.filter((p) => p.path === '/healthz').every((p) => p.status === 200)).toBe(true);
+  expect(ready).toBe(200);
   expect(Object.keys(load.byStatus).every((s) => ['200', '201', '409', '503'].includes(s))).toBe(
     true,
   );

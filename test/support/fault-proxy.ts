@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 
-export type FaultMode = 'pass' | 'refuse' | 'blackhole';
+export type FaultMode = 'pass' | 'refuse' | 'blackhole' | 'partition';
 export type CloseHow = 'fin' | 'rst';
 /** How the idle cutoff ends a pair: close it (FIN or RST), or `silent`: drop its bytes from then on. */
 export type IdleCutHow = CloseHow | 'silent';
@@ -37,6 +37,8 @@ export interface FaultProxy {
   /**
    * pass: forward. refuse: reset new client connections at once (open ones keep working).
    * blackhole: keep every socket open but drop all bytes both ways, for new connections too.
+   * partition: a blackhole that loses closes too: a side that ends or resets its socket
+   * leaves the other side's open, as a dead network path would (the server never learns).
    */
   setMode(mode: FaultMode): void;
   /**
@@ -100,22 +102,23 @@ export async function createFaultProxy(opts: FaultProxyOptions): Promise<FaultPr
     from.on('data', (chunk: Buffer) => {
       pair.lastActivity = Date.now();
       // A stalled proxy reads and loses bytes; buffering them would replay them on `pass`.
-      if (mode === 'blackhole' || pair.silent || to.destroyed) return;
+      if (mode === 'blackhole' || mode === 'partition' || pair.silent || to.destroyed) return;
       if (!to.write(chunk) && !from.isPaused()) {
         from.pause();
         to.once('drain', () => from.resume());
       }
     });
     // A clean FIN travels on; an error (reset, refused upstream) becomes a reset on the other side.
+    // In a partition nothing travels: the other side stays open until close().
     from.once('end', () => {
-      if (pairs.delete(pair)) finish(to);
+      if (pairs.delete(pair) && mode !== 'partition') finish(to);
     });
     from.once('error', () => {
       pairs.delete(pair);
-      reset(to);
+      if (mode !== 'partition') reset(to);
     });
     from.once('close', () => {
-      if (pairs.delete(pair)) finish(to);
+      if (pairs.delete(pair) && mode !== 'partition') finish(to);
     });
   };
 

@@ -1,5 +1,6 @@
 /** Ledger invariants checked in the database, and a bounded mixed load of reads and transfers. */
 import { randomUUID } from 'node:crypto';
+import { idempotencyKey } from '../../src/ledger/idempotency-key';
 import { psql } from './postgres';
 
 export interface LoadResult {
@@ -9,6 +10,8 @@ export interface LoadResult {
   okTransfers: Array<{ id: number; key: string }>;
   /** Keys of transfers answered 4xx. */
   refusedKeys: string[];
+  /** Keys (from the answer's Idempotency-Key) of transfers answered `503 database_unavailable`. */
+  unavailableKeys: string[];
   longestMs: number;
   errors: string[];
   timeline: Array<{ at: number; status: number | string; ms: number }>;
@@ -22,6 +25,7 @@ export function emptyLoad(): LoadResult {
     byStatus: {},
     okTransfers: [],
     refusedKeys: [],
+    unavailableKeys: [],
     longestMs: 0,
     errors: [],
     timeline: [],
@@ -37,6 +41,7 @@ export function mergeLoads(loads: LoadResult[]): LoadResult {
     for (const [k, v] of Object.entries(l.byStatus)) out.byStatus[k] = (out.byStatus[k] ?? 0) + v;
     out.okTransfers.push(...l.okTransfers);
     out.refusedKeys.push(...l.refusedKeys);
+    out.unavailableKeys.push(...l.unavailableKeys);
     out.longestMs = Math.max(out.longestMs, l.longestMs);
     out.errors.push(...l.errors);
     out.timeline.push(...l.timeline);
@@ -71,6 +76,8 @@ export async function runLoad(opts: {
   maxRequests?: number;
   timeoutMs?: number;
   pauseMs?: number;
+  /** Transfers without an Idempotency-Key: the server makes one and names it in the answer. */
+  keyless?: boolean;
 }): Promise<LoadResult> {
   const result = emptyLoad();
   const started = Date.now();
@@ -82,7 +89,7 @@ export async function runLoad(opts: {
   async function one(i: number): Promise<void> {
     const t0 = Date.now();
     const read = i % 2 === 0;
-    const key = randomUUID();
+    let key: string = randomUUID();
     let status: number | string;
     let request = '';
     try {
@@ -99,13 +106,24 @@ export async function runLoad(opts: {
         request = `POST /api/transfers ${from}->${to}`;
         res = await fetch(`${baseOf()}/api/transfers`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'idempotency-key': key },
+          headers: {
+            'content-type': 'application/json',
+            ...(opts.keyless ? {} : { 'idempotency-key': key }),
+          },
           body: JSON.stringify({ from, to, amount: 1 + Math.floor(Math.random() * 5) }),
           signal: AbortSignal.timeout(opts.timeoutMs ?? 30000),
         });
       }
       status = res.status;
-      const body = (await res.json()) as { id?: number };
+      const body = (await res.json()) as { id?: number; error?: { code?: string } };
+      if (!read) {
+        const answered = res.headers.get('idempotency-key');
+        if (answered === null) result.errors.push('transfer answer without Idempotency-Key');
+        else if (!opts.keyless && answered !== key) result.errors.push('Idempotency-Key changed');
+        else key = answered;
+        if (res.status === 503 && body.error?.code === 'database_unavailable')
+          result.unavailableKeys.push(key);
+      }
       if (![200, 201, 409, 503].includes(res.status))
         result.unexpected.push({ request, status: res.status, body });
       if (!read && res.status === 201) result.okTransfers.push({ id: body.id as number, key });
@@ -139,7 +157,8 @@ export async function runLoad(opts: {
 /** The contract's invariants, checked directly in the database. */
 export async function checkInvariants(
   url: string,
-  load?: Pick<LoadResult, 'okTransfers' | 'refusedKeys'>,
+  load?: Pick<LoadResult, 'okTransfers' | 'refusedKeys'> &
+    Partial<Pick<LoadResult, 'unavailableKeys'>>,
 ): Promise<void> {
   const [sum] = await psql<{ total: string; opening: string; negatives: string }>(
     url,
@@ -172,7 +191,8 @@ export async function checkInvariants(
     if (Number(rows[0]!.n) !== ids.length)
       throw new Error(`only ${rows[0]!.n} of ${ids.length} 2xx transfers exist`);
   }
-  const keys = load.okTransfers.map((t) => `'client:${t.key}'`);
+  const stored = (k: string) => `'${idempotencyKey(k).stored.replace(/'/g, "''")}'`;
+  const keys = load.okTransfers.map((t) => stored(t.key));
   if (keys.length) {
     const rows = await psql<{ key: string; status: number; body: string }>(
       url,
@@ -181,12 +201,21 @@ export async function checkInvariants(
     if (rows.length !== keys.length) throw new Error('a 2xx transfer has no idempotency record');
   }
   if (load.refusedKeys.length) {
-    const refused = load.refusedKeys.map((k) => `'client:${k}'`).join(',');
+    const refused = load.refusedKeys.map(stored).join(',');
     const rows = await psql<{ n: string }>(
       url,
       `select count(*)::text as n from idempotency_keys k where key in (${refused}) and status between 200 and 299`,
     );
     if (Number(rows[0]!.n) !== 0) throw new Error(`${rows[0]!.n} transfers answered 4xx exist`);
+  }
+  // A write answered `503 database_unavailable` was not applied (nothing retried these keys).
+  if (load.unavailableKeys?.length) {
+    const rows = await psql<{ n: string }>(
+      url,
+      `select count(*)::text as n from idempotency_keys where key in (${load.unavailableKeys.map(stored).join(',')})`,
+    );
+    if (Number(rows[0]!.n) !== 0)
+      throw new Error(`${rows[0]!.n} transfers answered 503 database_unavailable were applied`);
   }
   // Each transfer row has exactly one idempotency record that produced it.
   const [dups] = await psql<{ n: string }>(

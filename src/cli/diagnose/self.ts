@@ -136,27 +136,44 @@ function timeouts(config: Config, killTimeoutMs: number | null): Check {
   );
 }
 
+const parts = (v: string): number[] => v.split('.').map((n) => Number(n) || 0);
+function atLeast(v: number[], w: number[]): boolean {
+  for (let i = 0; i < 3; i++) if ((v[i] ?? 0) !== (w[i] ?? 0)) return (v[i] ?? 0) > (w[i] ?? 0);
+  return true;
+}
+
+/** The engines ranges Keel uses: `>=X.Y.Z`, `^X.Y.Z`, `X.Y.Z`, joined by `||`. */
+export function satisfies(version: string, range: string): boolean {
+  const v = parts(version);
+  return range.split('||').some((alt) => {
+    const m = /^\s*(>=|\^)?\s*v?(\d+(?:\.\d+){0,2})\s*$/.exec(alt);
+    if (!m) return false;
+    const w = parts(m[2]!);
+    if (m[1] === '>=') return atLeast(v, w);
+    if (m[1] === '^') return v[0] === w[0] && atLeast(v, w);
+    return w.every((n, i) => v[i] === n);
+  });
+}
+
 async function nodeVersion(deps: SelfDeps): Promise<Check> {
   const pkg = JSON.parse(await deps.readFile(path.join(deps.root, 'package.json'))) as {
     engines?: { node?: string };
   };
-  const want = /(\d+)\.(\d+)/.exec(pkg.engines?.node ?? '>=20.19') ?? ['', '20', '19'];
-  const [maj, min] = deps.nodeVersion.split('.').map(Number) as [number, number];
-  const ok = maj > Number(want[1]) || (maj === Number(want[1]) && min >= Number(want[2]));
-  return ok
+  const range = pkg.engines?.node ?? '*';
+  return range === '*' || satisfies(deps.nodeVersion, range)
     ? check(
         'keel.node',
         'ok',
         deps.nodeVersion,
         null,
-        `Node ${deps.nodeVersion} (package.json wants ${pkg.engines?.node})`,
+        `Node ${deps.nodeVersion} (package.json wants ${range})`,
       )
     : check(
         'keel.node',
         'fail',
         deps.nodeVersion,
         null,
-        `Node ${deps.nodeVersion} is older than ${pkg.engines?.node}`,
+        `Node ${deps.nodeVersion} is not in ${range} (package.json engines)`,
         'use a supported Node (the Dockerfile / nixpacks NODE_VERSION)',
       );
 }

@@ -1,11 +1,17 @@
 /**
  * Every request gets a deadline (REQUEST_TIMEOUT_MS) and an abort signal that fires when the
- * client goes away; database work stops at whichever comes first. A handler still running at
- * the deadline is abandoned and the client gets a 503.
+ * client goes away or when the deadline comes (reason `DEADLINE`): database work stops there,
+ * queued work is dropped, and an open transaction rolls back instead of committing. The runner
+ * then answers what really happened (database_unavailable, or outcome_unknown after a COMMIT).
  */
 import type { Next } from 'koa';
+import { DEADLINE } from '../../db/runner';
 import { UnavailableError } from '../../errors';
 import type { KeelContext } from '../context';
+
+// After the abort, how long a handler may take to settle before it is answered regardless (the
+// runner settles at once; this only bounds work that ignores the signal).
+const SETTLE_MS = 1000;
 
 export function deadline({ timeoutMs, now = Date.now }: { timeoutMs: number; now?: () => number }) {
   return async function deadlineMiddleware(ctx: KeelContext, next: Next): Promise<void> {
@@ -21,13 +27,21 @@ export function deadline({ timeoutMs, now = Date.now }: { timeoutMs: number; now
     };
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new UnavailableError('database_unavailable', 'the request did not complete in time', 1),
-          ),
-        timeoutMs,
-      );
+      timer = setTimeout(() => {
+        controller.abort(DEADLINE);
+        timer = setTimeout(
+          () =>
+            reject(
+              new UnavailableError(
+                'database_unavailable',
+                'the request did not complete in time',
+                1,
+              ),
+            ),
+          SETTLE_MS,
+        );
+        timer.unref();
+      }, timeoutMs);
       timer.unref();
     });
     try {

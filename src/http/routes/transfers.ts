@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { ValidationError } from '../../errors';
+import { idempotencyKey } from '../../ledger/idempotency-key';
 import { newTransfer, pathId } from '../../ledger/money';
 import type { Transfers } from '../../ledger/transfers';
 import { readJson } from '../body';
@@ -16,12 +17,26 @@ export function transferRoutes(
   const { transfers } = deps;
 
   router.post('/api/transfers', async (ctx) => {
-    const rawKey = ctx.req.headers['idempotency-key'];
-    if (Array.isArray(rawKey) || (rawKey !== undefined && !KEY.test(rawKey))) {
-      throw new ValidationError('Idempotency-Key must be 1 to 200 printable characters');
+    // Node joins a repeated unknown header with ", " in `headers`; `headersDistinct` keeps
+    // each occurrence, so a key sent twice is refused instead of becoming a third key.
+    const sent = ctx.req.headersDistinct['idempotency-key'] ?? [];
+    if (sent.length > 1) {
+      throw new ValidationError('Idempotency-Key must be sent once', [
+        { path: 'Idempotency-Key', message: `was sent ${sent.length} times` },
+      ]);
     }
+    const rawKey = sent[0];
+    if (rawKey !== undefined && !KEY.test(rawKey)) {
+      throw new ValidationError('Idempotency-Key must be 1 to 200 printable characters', [
+        { path: 'Idempotency-Key', message: 'must be 1 to 200 printable characters' },
+      ]);
+    }
+    // Every answer carries the effective key: a client that got a 503 or lost the connection
+    // retries with it and is applied exactly once.
+    const key = idempotencyKey(rawKey);
+    ctx.set('Idempotency-Key', key.header);
     const input = validate(newTransfer, await readJson(ctx, deps.bodyLimitBytes), 'body');
-    const result = await transfers.create(input, rawKey, ctx.state.work);
+    const result = await transfers.create(input, key, ctx.state.work);
     ctx.status = result.status;
     if (result.replayed) ctx.set('Idempotent-Replayed', 'true');
     if (result.status === 201) {

@@ -39,9 +39,9 @@ describe('loadConfig', () => {
   test('no DATABASE_URL means the embedded database, with its port and password', () => {
     const c = loadConfig({});
     expect(c.db.embedded).toBe(true);
-    expect(c.db.url).toMatch(/^postgres:\/\/postgres:[^@]+@127\.0\.0\.1:5433\/keel$/);
+    expect(c.db.url).toMatch(/^postgres:\/\/keel:[^@]+@127\.0\.0\.1:5433\/keel$/);
     const custom = loadConfig({ KEEL_DB_PORT: '6543', KEEL_DB_PASSWORD: 'p@ss word' });
-    expect(custom.db.url).toBe('postgres://postgres:p%40ss%20word@127.0.0.1:6543/keel');
+    expect(custom.db.url).toBe('postgres://keel:p%40ss%20word@127.0.0.1:6543/keel');
   });
 
   test('derived idle timeout and lifetime stay below the cutoff, with jitter ranges', () => {
@@ -149,4 +149,60 @@ test('the advertised keep-alive idle time never passes the drain deadline', () =
   expect(keepAliveHint(65000, 3500)).toBe(3);
   expect(keepAliveHint(5000, 10000)).toBe(5);
   expect(keepAliveHint(65000, 100)).toBe(1);
+});
+
+describe('issue 10: safe configuration', () => {
+  test('server limits have defaults; headers may not outlast the whole request', () => {
+    const c = loadConfig({ DATABASE_URL: URL_ });
+    expect(c.headersTimeoutMs).toBe(10000);
+    expect(c.requestReceiveTimeoutMs).toBe(30000);
+    expect(c.maxConnections).toBe(1000);
+    const e = fails({
+      DATABASE_URL: URL_,
+      HEADERS_TIMEOUT_MS: '5000',
+      REQUEST_RECEIVE_TIMEOUT_MS: '1000',
+    });
+    expect(e.variable).toBe('HEADERS_TIMEOUT_MS');
+  });
+
+  test('a bad percent-escape in DATABASE_URL is a config error that does not print it', () => {
+    const e = fails({ DATABASE_URL: 'postgres://keel:hunter2%zz@db/keel' });
+    expect(e.variable).toBe('DATABASE_URL');
+    expect(e.message).toMatch(/percent-escape/);
+    expect(e.message).not.toContain('hunter2');
+  });
+
+  test('METRICS_TOKEN is never echoed', () => {
+    const e = fails({ DATABASE_URL: URL_, METRICS_TOKEN: 't0ken-'.repeat(100) });
+    expect(e.variable).toBe('METRICS_TOKEN');
+    expect(e.message).not.toContain('t0ken');
+  });
+
+  test('a missing DATABASE_URL in a deployment is an error that says what to set', () => {
+    const envs: Array<Record<string, string>> = [
+      { RAILWAY_ENVIRONMENT_ID: 'abc' },
+      { KEEL_REQUIRE_DATABASE_URL: '1' },
+    ];
+    for (const env of envs) {
+      const e = fails(env);
+      expect(e.variable).toBe('DATABASE_URL');
+      expect(e.message).toMatch(/set DATABASE_URL=/);
+    }
+    expect(loadConfig({ RAILWAY_ENVIRONMENT_ID: 'abc', DATABASE_URL: URL_ }).db.embedded).toBe(
+      false,
+    );
+  });
+
+  test('a multi-host URL gets target_session_attrs=read-write unless it says otherwise', () => {
+    const multi = 'postgres://keel:pw@db1:5432,db2:5433/keel?sslmode=require';
+    const c = loadConfig({ DATABASE_URL: multi });
+    expect(c.db.url).toBe(`${multi}&target_session_attrs=read-write`);
+    expect(c.db.ssl).toBe('require');
+    expect(redactUrl(c.db.url)).toBe(
+      'postgres://keel:***@db1:5432,db2:5433/keel?sslmode=require&target_session_attrs=read-write',
+    );
+    const given = 'postgres://keel:pw@db1,db2/keel?target_session_attrs=any';
+    expect(loadConfig({ DATABASE_URL: given }).db.url).toBe(given);
+    expect(loadConfig({ DATABASE_URL: URL_ }).db.url).toBe(URL_);
+  });
 });

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { checkSelf, type SelfDeps } from '../../../src/cli/diagnose/self';
+import { checkSelf, satisfies, type SelfDeps } from '../../../src/cli/diagnose/self';
 import { loadConfig } from '../../../src/config/config';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -67,7 +67,12 @@ test('WEB_CONCURRENCY is held against the cgroup quota, not the host CPU count',
   expect((await byId({ WEB_CONCURRENCY: '4' }, deps(), 'keel.cpus')).status).toBe('ok');
 });
 
-test('an old Node fails', async () => {
+test('Node is held against the engines range of package.json', async () => {
   expect((await byId({}, deps({}, { nodeVersion: '18.20.0' }), 'keel.node')).status).toBe('fail');
-  expect((await byId({}, deps({}, { nodeVersion: '22.1.0' }), 'keel.node')).status).toBe('ok');
+  expect(satisfies('22.22.1', '^22.22.0 || >=24.0.0')).toBe(true);
+  expect(satisfies('22.21.0', '^22.22.0 || >=24.0.0')).toBe(false);
+  expect(satisfies('23.1.0', '^22.22.0 || >=24.0.0')).toBe(false);
+  expect(satisfies('24.0.0', '^22.22.0 || >=24.0.0')).toBe(true);
+  expect(satisfies('20.19.0', '>=20.19')).toBe(true);
+  expect(satisfies('20.18.9', '>=20.19')).toBe(false);
 });

@@ -1,0 +1,93 @@
+/**
+ * Postgres URLs as libpq and postgres.js read them, which WHATWG `URL` alone cannot: a host
+ * list (`postgres://u:p@h1:5432,h2:5432/db`) and percent-escapes that must decode. Used by the
+ * config schema (a URL that would crash the driver is refused at start, exit 78) and by
+ * everything that needs the hosts or the password.
+ */
+
+export interface DbUrlParts {
+  hosts: ReadonlyArray<{ host: string; port: number }>;
+  username: string;
+  password: string;
+  database: string;
+  params: URLSearchParams;
+}
+
+/** The parts of a postgres:// URL, or a reason it is not one (never the URL itself). */
+export function parseDbUrl(url: string): DbUrlParts | { problem: string } {
+  const split = splitAuthority(url.trim());
+  if (!split) return { problem: 'is not a postgres:// URL' };
+  const { scheme, auth, hostList, rest } = split;
+  const hosts: Array<{ host: string; port: number }> = [];
+  for (const h of hostList.split(',')) {
+    const hp = /^(\[[^\]]+\]|[^:]*)(?::(\d{1,5}))?$/.exec(h);
+    if (!hp) return { problem: 'has a host that is not host[:port]' };
+    const port = Number(hp[2] ?? 5432);
+    if (port < 1 || port > 65535) return { problem: 'has a port outside 1..65535' };
+    hosts.push({ host: hp[1]!.replace(/^\[|\]$/g, '') || 'localhost', port });
+  }
+  let parsed: URL;
+  try {
+    // WHATWG URL takes one host: parse with the first, as postgres.js does.
+    parsed = new URL(
+      `${scheme}${auth !== undefined ? `${auth}@` : ''}${hostList.split(',')[0]}${rest}`,
+    );
+  } catch {
+    return { problem: 'is not a postgres:// URL' };
+  }
+  try {
+    return {
+      hosts,
+      username: decodeURIComponent(parsed.username),
+      password: decodeURIComponent(parsed.password),
+      database: decodeURIComponent(parsed.pathname.replace(/^\//, '')),
+      params: parsed.searchParams,
+    };
+  } catch {
+    return { problem: 'has a bad percent-escape (write % as %25)' };
+  }
+}
+
+/** Parts of a URL the config schema already accepted. */
+export function dbUrlParts(url: string): DbUrlParts {
+  const p = parseDbUrl(url);
+  if ('problem' in p) throw new Error(`database URL ${p.problem}`);
+  return p;
+}
+
+/**
+ * With several hosts, postgres.js tries them in turn; `target_session_attrs=read-write` makes
+ * it skip a standby, so after a failover the pool finds the new primary. A value the URL
+ * already carries is kept.
+ */
+export function withSessionAttrs(url: string): string {
+  const p = dbUrlParts(url);
+  if (p.hosts.length < 2 || p.params.has('target_session_attrs')) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}target_session_attrs=read-write`;
+}
+
+/** A URL safe to print: the password replaced by `***`. */
+export function redactUrl(url: string): string {
+  const s = splitAuthority(url.trim());
+  if (!s) return '<unparseable url>';
+  const colon = s.auth?.indexOf(':') ?? -1;
+  const auth =
+    s.auth === undefined ? '' : `${colon < 0 ? s.auth : `${s.auth.slice(0, colon)}:***`}@`;
+  return `${s.scheme}${auth}${s.hostList}${s.rest}`;
+}
+
+/** scheme://[auth@]hosts/rest, the userinfo ending at the authority's last '@'. */
+function splitAuthority(
+  url: string,
+): { scheme: string; auth: string | undefined; hostList: string; rest: string } | null {
+  const m = /^(postgres(?:ql)?:\/\/)([^/?#]*)(.*)$/is.exec(url);
+  if (!m) return null;
+  const authority = m[2]!;
+  const at = authority.lastIndexOf('@');
+  return {
+    scheme: m[1]!,
+    auth: at < 0 ? undefined : authority.slice(0, at),
+    hostList: authority.slice(at + 1),
+    rest: m[3]!,
+  };
+}

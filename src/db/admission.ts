@@ -1,0 +1,155 @@
+/**
+ * The per-worker gate in front of the pool: at most `slots` units of work hold a connection at
+ * once (so postgres.js never queues a unit internally, where it would run after its request
+ * was answered), a bounded wait for the rest, and load shed before any work starts.
+ *
+ * The wait is served in order while it is short. Once it stands (its oldest unit has waited
+ * half its budget), it is served last come, first served (adaptive LIFO): a freed slot goes to
+ * the newest waiter, whose whole budget is still ahead of it, while the oldest ones, whose
+ * budget is nearly spent, run out at their deadline without ever starting. Served in order,
+ * a standing queue would hand every slot to a unit with too little time left to finish: the
+ * pool would work at full speed and nothing would commit in time.
+ */
+import type { ShedReason } from '../metrics/db-stats';
+
+export interface Admission {
+  /**
+   * Resolves with a release function once a slot is free; rejects with `ShedError` when the
+   * deadline passes first, or leaves too little time for one unit, or the signal fires, or the
+   * wait is full and this unit is the oldest. Nothing has started when it rejects.
+   */
+  acquire(deadline: number, signal?: AbortSignal): Promise<Release>;
+  active(): number;
+  waiting(): number;
+}
+
+/**
+ * Frees the slot. `measured` says the hold time tells how long a unit takes here: true for an
+ * answer or a query error before the deadline; false when the connection died, the path
+ * stalled or the deadline came first (such a hold says nothing about the database's speed:
+ * counted, an outage or a starved box would make the gate refuse everything long after).
+ */
+export type Release = (measured: boolean) => void;
+
+export class ShedError extends Error {
+  constructor(readonly reason: ShedReason) {
+    super(`not admitted (${reason})`);
+    this.name = 'ShedError';
+  }
+}
+
+interface Waiter {
+  since: number;
+  deadline: number;
+  grant: (release: Release) => void;
+  refuse: (err: ShedError) => void;
+}
+
+export interface AdmissionDeps {
+  slots: number;
+  /** Most units waiting at once (memory bound); when full, the oldest waiter is refused. */
+  maxWaiting?: number;
+  now?: () => number;
+}
+
+// A new hold time counts 1/8 toward the running average: steady, yet follows a change in ~1 s of load.
+const EWMA_WEIGHT = 0.125;
+
+export function createAdmission(deps: AdmissionDeps): Admission {
+  const now = deps.now ?? Date.now;
+  const maxWaiting = deps.maxWaiting ?? deps.slots * 64;
+  // Oldest first; under pressure served from the end.
+  const queue: Waiter[] = [];
+  let active = 0;
+  // Average time a unit holds its slot (ms); 0 until one has finished, so nothing is shed blind.
+  let holdMs = 0;
+
+  /** Too little time left to finish one unit of average length: starting it only wastes a slot. */
+  const tooLate = (deadline: number, t: number) => t >= deadline || deadline - t < holdMs;
+
+  /** More wait than slots, and the oldest has spent half its budget waiting: serve the newest. */
+  function standing(t: number): boolean {
+    const oldest = queue[0];
+    return (
+      queue.length > deps.slots &&
+      oldest !== undefined &&
+      t - oldest.since > (oldest.deadline - oldest.since) / 2
+    );
+  }
+
+  function release(started: number): Release {
+    let done = false;
+    return (measured) => {
+      if (done) return;
+      done = true;
+      const held = now() - started;
+      if (measured) holdMs = holdMs === 0 ? held : holdMs + EWMA_WEIGHT * (held - holdMs);
+      active -= 1;
+      next();
+    };
+  }
+
+  function next(): void {
+    while (active < deps.slots && queue.length > 0) {
+      const t = now();
+      const w = standing(t) ? queue.pop()! : queue.shift()!;
+      // Its timer may not have fired yet: a unit that cannot finish in time never starts.
+      if (tooLate(w.deadline, t)) {
+        w.refuse(new ShedError('deadline'));
+        continue;
+      }
+      active += 1;
+      w.grant(release(t));
+    }
+  }
+
+  return {
+    active: () => active,
+    waiting: () => queue.length,
+    acquire(deadline, signal) {
+      if (signal?.aborted) return Promise.reject(new ShedError('aborted'));
+      const t = now();
+      if (t >= deadline) return Promise.reject(new ShedError('deadline'));
+      if (active < deps.slots && queue.length === 0) {
+        active += 1;
+        return Promise.resolve(release(t));
+      }
+      // Even served next it could not finish before its deadline: refused now, not abandoned
+      // half-way. (Served next is what a newcomer to a standing wait is.)
+      if (tooLate(deadline, t)) {
+        return Promise.reject(new ShedError('overload'));
+      }
+      // The wait is full: the oldest waiter has the least chance of being served. It goes.
+      if (queue.length >= maxWaiting) queue.shift()!.refuse(new ShedError('overload'));
+      return new Promise((resolve, reject) => {
+        const leave = (err: ShedError) => {
+          const i = queue.indexOf(waiter);
+          if (i >= 0) queue.splice(i, 1);
+          cleanup();
+          reject(err);
+        };
+        const onAbort = () => leave(new ShedError('aborted'));
+        const timer = setTimeout(() => leave(new ShedError('deadline')), deadline - t);
+        timer.unref();
+        const cleanup = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+        };
+        const waiter: Waiter = {
+          since: t,
+          deadline,
+          grant: (r) => {
+            cleanup();
+            resolve(r);
+          },
+          refuse: (err) => {
+            cleanup();
+            reject(err);
+          },
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        queue.push(waiter);
+      });
+    },
+  };
+}
