@@ -32,6 +32,19 @@ export interface DbConfig {
   readonly ssl: false | 'require' | 'prefer' | 'verify-full';
   /** Per-request time budget for database work including retries. */
   readonly retryBudgetMs: number;
+  /** PgBouncer's admin console URL (`keel diagnose` reads SHOW POOLS / SHOW CONFIG there). */
+  readonly poolerAdminUrl: string | null;
+}
+
+export interface PlatformConfig {
+  /** Replicas of this service (each runs `instances` workers). */
+  readonly replicas: number;
+  /** Running on Railway (RAILWAY_ENVIRONMENT is set there). */
+  readonly railway: boolean;
+  readonly drainingS: number | null;
+  readonly overlapS: number | null;
+  /** PM2's kill_timeout as the ecosystem passes it down (null outside PM2). */
+  readonly killTimeoutMs: number | null;
 }
 
 export interface Config {
@@ -59,6 +72,7 @@ export interface Config {
   readonly enableTestRoutes: boolean;
   /** How often each worker tries to sweep expired idempotency keys. */
   readonly keySweepIntervalMs: number;
+  readonly platform: PlatformConfig;
 }
 
 export const EMBEDDED_DB_PORT = 5433;
@@ -195,6 +209,7 @@ export function loadConfig(env: RawEnv): Config {
       prepare: raw.DB_PREPARE,
       ssl: raw.DB_SSL ?? sslFromUrl(url),
       retryBudgetMs: raw.DB_RETRY_BUDGET_MS,
+      poolerAdminUrl: raw.DB_POOLER_ADMIN_URL ?? null,
     },
     shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS,
     requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,
@@ -209,6 +224,13 @@ export function loadConfig(env: RawEnv): Config {
     metricsToken: raw.METRICS_TOKEN ?? null,
     enableTestRoutes: raw.KEEL_ENABLE_TEST_ROUTES,
     keySweepIntervalMs: raw.KEY_SWEEP_INTERVAL_MS,
+    platform: {
+      replicas: raw.KEEL_REPLICAS,
+      railway: raw.RAILWAY_ENVIRONMENT !== undefined,
+      drainingS: raw.RAILWAY_DEPLOYMENT_DRAINING_SECONDS ?? null,
+      overlapS: raw.RAILWAY_DEPLOYMENT_OVERLAP_SECONDS ?? null,
+      killTimeoutMs: raw.PM2_KILL_TIMEOUT_MS ?? null,
+    },
   };
   return deepFreeze(config);
 }

@@ -132,6 +132,13 @@ const specs = {
   LOG_LEVEL: [oneOf(['error', 'warn', 'info', 'http', 'debug']), 'info'],
   BODY_LIMIT: [byteSize, '100kb'],
   METRICS_TOKEN: [{ ...text(512), secret: true }, undefined],
+  // The fleet: replicas of this service, and Railway's deploy windows (old and new side by side).
+  KEEL_REPLICAS: [int(1, 1000), '1'],
+  RAILWAY_ENVIRONMENT: [text(255), undefined],
+  RAILWAY_DEPLOYMENT_DRAINING_SECONDS: [int(0, 86400), undefined],
+  RAILWAY_DEPLOYMENT_OVERLAP_SECONDS: [int(0, 86400), undefined],
+  // PgBouncer's admin console (database `pgbouncer`), read by `keel diagnose` only.
+  DB_POOLER_ADMIN_URL: [postgresUrl, undefined],
   KEEL_ENABLE_TEST_ROUTES: [bool, 'false'],
   KEEL_REQUIRE_DATABASE_URL: [bool, 'false'],
   KEY_SWEEP_INTERVAL_MS: [int(100, 3600000), '60000'],

@@ -3,75 +3,24 @@
  * SSLRequest and drops every listener on it, and the bytes are encrypted: connections must still
  * be counted open and closed, with the reason inferred from idleness, and never leak.
  */
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import postgres from 'postgres';
 import { inconsistent, scrapeLoop } from '../support/metrics';
-import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { psql, type TestPostgres } from '../support/postgres';
+import { haveOpenssl, startTlsPostgres } from '../support/tls-postgres';
 import { startTestWorker, type TestWorker } from '../support/worker';
 
 let pg: TestPostgres;
-let certDir: string;
 let w: TestWorker | undefined;
-
-function haveOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const maybe = haveOpenssl() ? test : test.skip;
 
 beforeAll(async () => {
-  if (!haveOpenssl()) return;
-  certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-tls-'));
-  const cert = path.join(certDir, 'server.crt');
-  const key = path.join(certDir, 'server.key');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
-  fs.chmodSync(key, 0o600);
-  // The server runs as "postgres" when the tests run as root: it must own its key.
-  if (process.getuid?.() === 0) {
-    const line = fs
-      .readFileSync('/etc/passwd', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('postgres:'));
-    const [, , uid, gid] = line!.split(':');
-    fs.chmodSync(certDir, 0o755);
-    for (const f of [cert, key]) fs.chownSync(f, Number(uid), Number(gid));
-  }
-  pg = await startTestPostgres({
-    localOnly: true,
-    settings: { ssl: 'on', ssl_cert_file: `'${cert}'`, ssl_key_file: `'${key}'` },
-  });
+  if (haveOpenssl()) pg = await startTlsPostgres();
 });
 
 afterAll(async () => {
   await w?.stop();
   await pg?.destroy();
-  if (certDir) fs.rmSync(certDir, { recursive: true, force: true });
 });
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

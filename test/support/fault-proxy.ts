@@ -8,6 +8,8 @@ import net from 'node:net';
 
 export type FaultMode = 'pass' | 'refuse' | 'blackhole' | 'partition';
 export type CloseHow = 'fin' | 'rst';
+/** How the idle cutoff ends a pair: close it (FIN or RST), or `silent`: drop its bytes from then on. */
+export type IdleCutHow = CloseHow | 'silent';
 
 export interface FaultProxyOptions {
   targetHost: string;
@@ -39,8 +41,11 @@ export interface FaultProxy {
    * leaves the other side's open, as a dead network path would (the server never learns).
    */
   setMode(mode: FaultMode): void;
-  /** Closes pairs with no bytes either way for longer than `ms`; null disables. */
-  setIdleCut(ms: number | null, how?: CloseHow): void;
+  /**
+   * Closes pairs with no bytes either way for longer than `ms` (or, `silent`, blackholes them
+   * for good, as a NAT that forgot the flow does); null disables.
+   */
+  setIdleCut(ms: number | null, how?: IdleCutHow): void;
   /** Closes every open pair now. */
   resetAll(how?: CloseHow): void;
   stats(): FaultProxyStats;
@@ -53,6 +58,8 @@ interface Pair {
   client: net.Socket;
   upstream: net.Socket;
   lastActivity: number;
+  /** Cut silently by the idle cutoff: its bytes are dropped from then on. */
+  silent: boolean;
 }
 
 // A FIN close waits this long for the peer's FIN before destroying the socket.
@@ -95,7 +102,7 @@ export async function createFaultProxy(opts: FaultProxyOptions): Promise<FaultPr
     from.on('data', (chunk: Buffer) => {
       pair.lastActivity = Date.now();
       // A stalled proxy reads and loses bytes; buffering them would replay them on `pass`.
-      if (mode === 'blackhole' || mode === 'partition' || to.destroyed) return;
+      if (mode === 'blackhole' || mode === 'partition' || pair.silent || to.destroyed) return;
       if (!to.write(chunk) && !from.isPaused()) {
         from.pause();
         to.once('drain', () => from.resume());
@@ -126,7 +133,7 @@ export async function createFaultProxy(opts: FaultProxyOptions): Promise<FaultPr
     client.setNoDelay(true);
     const upstream = net.connect({ host: opts.targetHost, port: opts.targetPort, noDelay: true });
     track(upstream);
-    const pair: Pair = { client, upstream, lastActivity: Date.now() };
+    const pair: Pair = { client, upstream, lastActivity: Date.now(), silent: false };
     pairs.add(pair);
     forward(pair, client, upstream);
     forward(pair, upstream, client);
@@ -170,9 +177,10 @@ export async function createFaultProxy(opts: FaultProxyOptions): Promise<FaultPr
       idleSweep = setInterval(() => {
         const now = Date.now();
         for (const pair of [...pairs]) {
-          if (now - pair.lastActivity <= ms) continue;
+          if (pair.silent || now - pair.lastActivity <= ms) continue;
           counters.idleCuts += 1;
-          closePair(pair, how);
+          if (how === 'silent') pair.silent = true;
+          else closePair(pair, how);
         }
       }, every).unref();
     },

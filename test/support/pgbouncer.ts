@@ -12,6 +12,8 @@ import { freePort, SUPERPASS, SUPERUSER } from './postgres';
 export interface PgBouncer {
   port: number;
   url(database: string): string;
+  /** The admin console (database `pgbouncer`; the superuser is an admin user). */
+  adminUrl(): string;
   stop(): Promise<void>;
 }
 
@@ -67,6 +69,7 @@ export async function startPgBouncer(opts: {
       `listen_port = ${port}`,
       `unix_socket_dir = ${dir}`,
       'auth_type = plain',
+      `admin_users = ${SUPERUSER}`,
       `auth_file = ${path.join(dir, 'users.txt')}`,
       'pool_mode = transaction',
       `default_pool_size = ${opts.poolSize ?? 20}`,
@@ -93,6 +96,7 @@ export async function startPgBouncer(opts: {
   return {
     port,
     url: (database) => `postgres://${SUPERUSER}:${SUPERPASS}@127.0.0.1:${port}/${database}`,
+    adminUrl: () => `postgres://${SUPERUSER}:${SUPERPASS}@127.0.0.1:${port}/pgbouncer`,
     async stop() {
       if (!exited) {
         const gone = new Promise((r) => child.once('exit', r));

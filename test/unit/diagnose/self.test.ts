@@ -1,0 +1,78 @@
+import path from 'node:path';
+import { checkSelf, satisfies, type SelfDeps } from '../../../src/cli/diagnose/self';
+import { loadConfig } from '../../../src/config/config';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const URL = 'postgres://keel:pw@db.internal:5432/keel';
+
+/** The real project files, with some paths answered differently. */
+function deps(files: Record<string, string | null> = {}, over: Partial<SelfDeps> = {}): SelfDeps {
+  const fs = jest.requireActual<typeof import('node:fs/promises')>('node:fs/promises');
+  return {
+    root: ROOT,
+    readFile: async (f) => {
+      if (f in files) {
+        const v = files[f];
+        if (v === null) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+        return v!;
+      }
+      if (f.startsWith('/sys/')) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+      return fs.readFile(f, 'utf8');
+    },
+    nodeVersion: '20.19.0',
+    cpus: 8,
+    killTimeoutMs: 15000,
+    ...over,
+  };
+}
+const byId = async (env: Record<string, string>, d: SelfDeps, id: string) =>
+  (await checkSelf(loadConfig({ DATABASE_URL: URL, ...env }), d)).find((c) => c.id === id)!;
+
+test('the driver patch is found applied in this checkout, and missing lines are named', async () => {
+  expect((await byId({}, deps(), 'keel.driver_patch')).status).toBe('ok');
+  const conn = path.join(ROOT, 'node_modules/postgres/cjs/src/connection.js');
+  const c = await byId({}, deps({ [conn]: 'unpatched' }), 'keel.driver_patch');
+  expect(c.status).toBe('fail');
+  expect(c.summary).toMatch(/is not applied to node_modules\/postgres\/cjs\/src\/connection\.js/);
+});
+
+test('timeouts: Railway draining below kill_timeout fails; a drain shorter than a request warns', async () => {
+  const railway = await byId(
+    { RAILWAY_ENVIRONMENT: 'production', RAILWAY_DEPLOYMENT_DRAINING_SECONDS: '5' },
+    deps(),
+    'keel.timeouts',
+  );
+  expect(railway.status).toBe('fail');
+  expect(railway.summary).toMatch(
+    /RAILWAY_DEPLOYMENT_DRAINING_SECONDS=5 is below kill_timeout 15 s/,
+  );
+  const short = await byId({ SHUTDOWN_TIMEOUT_MS: '3000' }, deps(), 'keel.timeouts');
+  expect(short.status).toBe('warn');
+  expect(
+    (
+      await byId(
+        { RAILWAY_ENVIRONMENT: 'production', RAILWAY_DEPLOYMENT_DRAINING_SECONDS: '15' },
+        deps(),
+        'keel.timeouts',
+      )
+    ).status,
+  ).toBe('ok');
+});
+
+test('WEB_CONCURRENCY is held against the cgroup quota, not the host CPU count', async () => {
+  const quota = deps({ '/sys/fs/cgroup/cpu.max': '100000 100000\n' });
+  const c = await byId({ WEB_CONCURRENCY: '4' }, quota, 'keel.cpus');
+  expect(c).toMatchObject({ status: 'warn', fix: 'set WEB_CONCURRENCY=1' });
+  expect(c.summary).toMatch(/a cgroup quota of 1 CPUs \(the host shows 8\)/);
+  expect((await byId({ WEB_CONCURRENCY: '4' }, deps(), 'keel.cpus')).status).toBe('ok');
+});
+
+test('Node is held against the engines range of package.json', async () => {
+  expect((await byId({}, deps({}, { nodeVersion: '18.20.0' }), 'keel.node')).status).toBe('fail');
+  expect(satisfies('22.22.1', '^22.22.0 || >=24.0.0')).toBe(true);
+  expect(satisfies('22.21.0', '^22.22.0 || >=24.0.0')).toBe(false);
+  expect(satisfies('23.1.0', '^22.22.0 || >=24.0.0')).toBe(false);
+  expect(satisfies('24.0.0', '^22.22.0 || >=24.0.0')).toBe(true);
+  expect(satisfies('20.19.0', '>=20.19')).toBe(true);
+  expect(satisfies('20.18.9', '>=20.19')).toBe(false);
+});
