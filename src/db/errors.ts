@@ -26,6 +26,7 @@ const CONNECTION_CODES = new Set([
   'CONNECTION_DESTROYED',
   'CONNECT_TIMEOUT',
   'KEEL_STALLED', // our socket factory destroyed a connection that stopped answering
+  'KEEL_ATTEMPT_LOST', // the runner gave up on an attempt that had no answer for its limit
   // Out of file descriptors (this process, or the whole machine) for a new connection: a
   // descriptor frees up when a socket closes, so a retry within the budget may get one.
   'EMFILE',

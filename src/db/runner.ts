@@ -87,6 +87,17 @@ function outcomeUnknown(cause?: unknown): UnavailableError {
 /** Thrown inside a transaction that reached the deadline before COMMIT: it rolls back. */
 class PastDeadline extends Error {}
 
+/**
+ * An attempt that has had no answer for three statement timeouts and a second is lost, whatever
+ * the deadline says: every statement of it would have been cancelled by the server by then.
+ * Seen here: a transfer whose connection was reset while the pool reconnected it for other work
+ * waited in the driver for the whole 6 s budget. It is treated like a dead connection (retried
+ * on a fresh one; if it had sent COMMIT, the retry reads the key row), and it may no longer commit.
+ */
+function lostAfterMs(statementTimeoutMs: number): number | null {
+  return statementTimeoutMs > 0 ? 3 * statementTimeoutMs + 1000 : null;
+}
+
 function abortError(signal: AbortSignal): AppError {
   return signal.reason === DEADLINE ? unavailable() : new ClientGoneError();
 }
@@ -101,7 +112,7 @@ export function createDb(deps: DbDeps): Db {
   function ping(timeoutMs: number): Promise<boolean> {
     if (pinging) return pinging;
     const query = sql`select 1`.execute();
-    pinging = withTimeout(query, timeoutMs)
+    pinging = withTimeout(query, timeoutMs, undefined, unavailable)
       .then(() => true)
       .catch(() => false)
       .finally(() => {
@@ -119,6 +130,7 @@ export function createDb(deps: DbDeps): Db {
   });
 
   const admission = createAdmission({ slots: deps.slots, now });
+  const lostMs = lostAfterMs(deps.statementTimeoutMs);
   handle.sockets.onPathHealed(() => breaker.probeNow());
 
   async function run<T>(attemptOnce: (a: Attempt) => Promise<T>, ctx: WorkContext): Promise<T> {
@@ -155,7 +167,11 @@ export function createDb(deps: DbDeps): Db {
         );
       }
       let sent = false;
-      const work = attemptOnce({ expired, committing: () => (sent = true) });
+      let lost = false;
+      const work = attemptOnce({
+        expired: () => lost || expired(),
+        committing: () => (sent = true),
+      });
       // The slot is held until the attempt really ends, answered or abandoned. A hold that
       // ended in the database's answer teaches the gate how long a unit takes; one abandoned
       // at the deadline or on a dead connection does not: on a starved box such holds are as
@@ -170,7 +186,21 @@ export function createDb(deps: DbDeps): Db {
         },
       );
       try {
-        const result = await withTimeout(work, deadline - now(), ctx.signal);
+        const left = deadline - now();
+        const result = await withTimeout(work, Math.min(left, lostMs ?? left), ctx.signal, () => {
+          if (now() >= deadline) return unavailable();
+          lost = true;
+          // Its connection is gone for good: the slot goes back now, not when (if) it settles.
+          release(false);
+          logger.warn('db attempt lost: no answer, retrying on a fresh connection', {
+            reqId: ctx.reqId,
+            attempt: attempt + 1,
+            waitedMs: lostMs,
+          });
+          return Object.assign(new Error('no answer from the database within the attempt limit'), {
+            code: 'KEEL_ATTEMPT_LOST',
+          });
+        });
         stats.queries.ok += 1;
         breaker.success();
         if (attempt > 0) {
@@ -230,7 +260,12 @@ export function createDb(deps: DbDeps): Db {
     }
   }
 
-  function withTimeout<T>(work: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
+  function withTimeout<T>(
+    work: Promise<T>,
+    ms: number,
+    signal: AbortSignal | undefined,
+    onTimeout: () => Error,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       const finish = (fn: () => void) => {
@@ -240,7 +275,7 @@ export function createDb(deps: DbDeps): Db {
         signal?.removeEventListener('abort', onAbort);
         fn();
       };
-      const timer = setTimeout(() => finish(() => reject(unavailable())), Math.max(0, ms));
+      const timer = setTimeout(() => finish(() => reject(onTimeout())), Math.max(0, ms));
       timer.unref();
       const onAbort = () => finish(() => reject(signal ? abortError(signal) : unavailable()));
       signal?.addEventListener('abort', onAbort, { once: true });
