@@ -4,9 +4,9 @@
  * was answered), a bounded wait for the rest, and load shed before any work starts.
  *
  * The wait is served in order while it is short. Once it stands (its oldest unit has waited
- * half its budget), it is served last come, first served (adaptive LIFO): a freed slot goes to
- * the newest waiter, whose whole budget is still ahead of it, while the oldest ones, whose
- * budget is nearly spent, run out at their deadline without ever starting. Served in order,
+ * half its budget) or its oldest has less time left than a unit takes, it is served last come,
+ * first served (adaptive LIFO): a freed slot goes to the newest waiter, whose whole budget is
+ * still ahead of it, while the oldest ones run out at their deadline without ever starting. Served in order,
  * a standing queue would hand every slot to a unit with too little time left to finish: the
  * pool would work at full speed and nothing would commit in time.
  */
@@ -15,8 +15,8 @@ import type { ShedReason } from '../metrics/db-stats';
 export interface Admission {
   /**
    * Resolves with a release function once a slot is free; rejects with `ShedError` when the
-   * deadline passes first, or leaves too little time for one unit, or the signal fires, or the
-   * wait is full and this unit is the oldest. Nothing has started when it rejects.
+   * deadline passes first, or even the next slot would come after it, or the signal fires, or
+   * the wait is full and this unit is the oldest. Nothing has started when it rejects.
    */
   acquire(deadline: number, signal?: AbortSignal): Promise<Release>;
   active(): number;
@@ -68,9 +68,6 @@ export function createAdmission(deps: AdmissionDeps): Admission {
   // Average time a unit holds its slot (ms); 0 until one has finished, so nothing is shed blind.
   let holdMs = 0;
 
-  /** Too little time left to finish one unit of average length. */
-  const tooLate = (deadline: number, t: number) => t >= deadline || deadline - t < holdMs;
-
   /**
    * Serve the newest: the wait stands (more waiters than slots, the oldest has spent half its
    * budget waiting), or the oldest has too little time left to finish. A waiter passed over is
@@ -82,7 +79,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     if (oldest === undefined) return false;
     const standing =
       queue.length > deps.slots && t - oldest.since > (oldest.deadline - oldest.since) / 2;
-    return standing || tooLate(oldest.deadline, t);
+    return standing || oldest.deadline - t < holdMs;
   }
 
   function release(started: number): Release {

@@ -58,8 +58,8 @@ async function setup(env: Record<string, string>) {
   return { url, from: from!, to: to! };
 }
 
-/** Resolves once a Keel backend is running COMMIT (the deferred trigger is sleeping in it). */
-async function commitInFlight(url: string): Promise<void> {
+/** Polls until a Keel backend is (`inFlight`) or is no longer (`!inFlight`) running COMMIT. */
+async function commitWhile(url: string, inFlight: boolean): Promise<void> {
   const admin = postgres(url, { max: 1, onnotice: () => undefined });
   try {
     const end = Date.now() + 5000;
@@ -67,14 +67,20 @@ async function commitInFlight(url: string): Promise<void> {
       const [row] = await admin<{ n: number }[]>`
         select count(*)::int as n from pg_stat_activity
          where application_name like 'keel:%' and state = 'active' and query ilike 'commit%'`;
-      if (row!.n > 0) return;
-      if (Date.now() > end) throw new Error('no COMMIT in flight within 5 s');
+      if (row!.n > 0 === inFlight) return;
+      if (Date.now() > end)
+        throw new Error(`COMMIT ${inFlight ? 'never' : 'still'} in flight after 5 s`);
       await sleep(5);
     }
   } finally {
     await admin.end({ timeout: 1 });
   }
 }
+
+/** A Keel backend is running COMMIT (the deferred trigger is sleeping in it). */
+const commitInFlight = (url: string) => commitWhile(url, true);
+/** That COMMIT has ended (the server finished it, with no one left to tell). */
+const commitSettled = (url: string) => commitWhile(url, false);
 
 function transfer(base: string, body: object, key?: string) {
   return fetch(`${base}/api/transfers`, {
@@ -129,7 +135,7 @@ test('the database stays out of reach after the COMMIT: 503 outcome_unknown, and
   const key = res.headers.get('idempotency-key');
   expect(key).toMatch(/^keel-gen-/);
   // It did commit: the answer said "unknown", not "not applied".
-  await sleep(700);
+  await commitSettled(url);
   const [made] = await psql<{ n: number }>(
     url,
     `select count(*)::int as n from transfers where amount = ${SLOW_AMOUNT}`,
