@@ -1,171 +1,31 @@
 /**
- * The composition root and the only file that reads the environment, creates the database
- * client and the logger, listens, installs signal handlers and tells PM2 it is ready.
- * `startWorker` is exported so integration tests run the exact production wiring in-process.
+ * The composition root: the only file that reads the environment and starts a worker (prepare
+ * the database, listen, signals, ready). The wiring itself is `buildWorker` in ./worker;
+ * `startWorker` is exported so integration tests run the exact production start in-process.
  */
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config/config';
-import { dbUrlParts } from './config/db-url';
 import { unpatchedDriverFiles } from './db/driver-patch';
 import { describe } from './db/errors';
 import { MIGRATIONS_DIR, migrate } from './db/migrate';
-import { createDb, type Db } from './db/runner';
-import { createSql, type SqlHandle } from './db/sql';
 import { prepareDatabase } from './db/wait';
-import { createApp } from './http/app';
-import { applyServerLimits, serverOptions } from './http/server-limits';
-import { createAccounts } from './ledger/accounts';
-import { createKeyJanitor } from './ledger/idempotency';
-import { createTransfers } from './ledger/transfers';
-import { trackConnections } from './lifecycle/connections';
 import { installCrashHandlers } from './lifecycle/crash';
-import { streamDrained } from './lifecycle/flush';
-import { createReadiness } from './lifecycle/readiness';
-import { createShutdown, type Shutdown } from './lifecycle/shutdown';
-import { createBatchedStream, createLogger, flushLogger, type Logger } from './logger';
-import { createDbStats, type DbStats } from './metrics/db-stats';
-import { createMetricsEndpoint, registryRenderer } from './metrics/endpoint';
-import { createPm2Metrics, injectedPm2Io } from './metrics/pm2';
-import { createWorkerMetrics } from './metrics/prometheus';
-import { createSiblingMetrics, type SiblingMetrics } from './metrics/siblings';
+import { buildWorker, type BuiltWorker, type WorkerOptions } from './worker';
 
-export interface WorkerOptions {
-  /** Defaults to a JSON logger on stdout. */
-  logger?: Logger;
-  exit?: (code: number) => void;
-  /** Install signal and crash handlers on this process (production only). */
-  proc?: NodeJS.Process;
-  /** Running under PM2: live figures for `pm2 monit`, and a /metrics for every worker of the
-   * app, which meet in `metricsDir`. */
-  pm2?: { metricsDir: string };
-}
+export type { WorkerOptions } from './worker';
 
-export interface Worker {
-  server: http.Server;
+export interface Worker extends Omit<BuiltWorker, 'readiness' | 'janitor'> {
   port: number;
-  stats: DbStats;
-  db: Db;
-  handle: SqlHandle;
-  shutdown: Shutdown;
-  logger: Logger;
   /** Resolves when the schema is current (may be after `startWorker` returns). */
   prepared: Promise<void>;
 }
 
-function passwords(config: Config): string[] {
-  return [config.db.url, config.db.migrationUrl]
-    .map((u) => dbUrlParts(u).password)
-    .filter((p) => p.length > 0);
-}
-
 export async function startWorker(config: Config, options: WorkerOptions = {}): Promise<Worker> {
-  const worker = config.instanceId;
-  const stdout = createBatchedStream(process.stdout);
-  const logger =
-    options.logger ??
-    createLogger({
-      level: config.logLevel,
-      base: { worker, pid: process.pid },
-      secrets: passwords(config),
-      stream: stdout,
-    });
+  const built = await buildWorker(config, options);
+  const { server, db, readiness, janitor, shutdown, logger } = built;
   const log = logger.child({ module: 'main' });
-  const stats = createDbStats();
-  const readiness = createReadiness();
-  const handle = createSql({
-    config: config.db,
-    logger: logger.child({ module: 'db' }),
-    stats,
-    applicationName: `keel:${worker}:${process.pid}`,
-  });
-  const db = createDb({
-    handle,
-    logger: logger.child({ module: 'db.retry' }),
-    stats,
-    budgetMs: config.db.retryBudgetMs,
-    statementTimeoutMs: config.db.statementTimeoutMs,
-    idleInTransactionTimeoutMs: config.db.idleInTransactionTimeoutMs,
-    slots: config.db.poolMax,
-  });
-  const limits = {
-    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
-    headersTimeoutMs: config.headersTimeoutMs,
-    requestReceiveTimeoutMs: config.requestReceiveTimeoutMs,
-    maxConnections: config.maxConnections,
-  };
-  const server = http.createServer(serverOptions(limits));
-  const tracker = trackConnections(server);
-  const metrics = createWorkerMetrics({ stats, worker, inFlight: tracker.inFlight });
-  // Under PM2 cluster mode a scrape lands on one random worker, which answers for all of them.
-  const machineMetrics = (dir: string): Promise<SiblingMetrics | null> =>
-    createSiblingMetrics({
-      dir,
-      worker,
-      registry: metrics.registry,
-      logger: logger.child({ module: 'metrics' }),
-    }).catch((err: unknown) => {
-      log.warn('machine-wide /metrics unavailable: this worker answers for itself', {
-        error: err instanceof Error ? err.message : String(err),
-      });
-      return null;
-    });
-  const siblings = options.pm2 ? await machineMetrics(options.pm2.metricsDir) : null;
-  const pm2Io = options.pm2 ? injectedPm2Io() : null;
-  const pm2Metrics = pm2Io
-    ? createPm2Metrics({ io: pm2Io, stats, inFlight: tracker.inFlight })
-    : null;
-  if (options.pm2 && !pm2Io) log.info('PM2 injected no @pm2/io agent (pmx: false): no pm2 metrics');
-  const app = createApp({
-    config,
-    logger,
-    db,
-    readiness,
-    accounts: createAccounts({ db }),
-    transfers: createTransfers({ db }),
-    metrics: createMetricsEndpoint({
-      ...(siblings
-        ? { render: siblings.render, contentType: siblings.contentType }
-        : registryRenderer(metrics.registry)),
-      token: config.metricsToken,
-    }),
-    onRequestDone: (ctx, seconds) => {
-      const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
-      metrics.observeRequest(ctx.method, route, ctx.status, seconds);
-      pm2Metrics?.observeRequest(route, seconds);
-    },
-  });
-
-  server.on('request', app.callback());
-  server.once('close', () => {
-    pm2Metrics?.stop();
-    void siblings?.close();
-  });
-  // Longer than any load balancer's idle timeout in front (Railway's edge: 60 s), so the
-  // balancer, not us, closes idle keep-alive sockets and never reuses one we just closed.
-  // Headers and body that do not arrive in time get a 408 and a closed socket (./http/server-limits).
-  applyServerLimits(server, limits);
-  const shutdown = createShutdown({
-    server,
-    tracker,
-    readiness,
-    timeoutMs: config.shutdownTimeoutMs,
-    closeDb: async (timeoutS) => {
-      db.breaker.stop();
-      await handle.end(timeoutS);
-    },
-    flushLogs: async () => {
-      if (options.logger) return;
-      await flushLogger(logger);
-      stdout.flush();
-      // Under PM2, stdout is an async file stream: wait for it, or exit drops the last lines.
-      await streamDrained(process.stdout, 1000);
-    },
-    log: (msg, meta) => log.info(msg, meta),
-    exit: options.exit ?? ((code) => process.exit(code)),
-  });
   if (options.proc) installCrashHandlers({ logger: log, shutdown, proc: options.proc });
 
   log.info('starting', {
@@ -186,7 +46,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
         ssl: config.db.ssl,
         logger,
         dir: MIGRATIONS_DIR,
-        applicationName: `keel:${worker}:${process.pid}:migrate`,
+        applicationName: `keel:${config.instanceId}:${process.pid}:migrate`,
       }),
     readiness,
     log,
@@ -208,17 +68,10 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const port = (server.address() as AddressInfo).port;
   log.info('listening', { host: config.host, port });
-  // Every worker runs the sweep timer; an advisory lock lets one of them sweep at a time, so a
-  // restart of any one worker never stops the sweeping.
-  const janitor = createKeyJanitor({
-    db,
-    logger: logger.child({ module: 'idempotency' }),
-    intervalMs: config.keySweepIntervalMs,
-  });
   void prepared.then(() => {
     if (!readiness.draining()) janitor.start();
   });
-  server.once('close', () => janitor.stop());
+  const { stats, handle } = built;
   return { server, port, stats, db, handle, shutdown, prepared, logger };
 }
 

@@ -114,3 +114,43 @@ test('a failing step does not skip the next ones', async () => {
   expect(steps).toEqual(['shutdown started', 'shutdown step failed', 'shutdown complete', 'flush']);
   expect(exitCodes).toEqual([0]);
 });
+
+test("the worker's own steps run in order after the drain, before the database, each named in the last line", async () => {
+  const t = fakeTracker(1, 1);
+  const metas: Array<Record<string, unknown> | undefined> = [];
+  const order: string[] = [];
+  const { shutdown, steps } = setup(t, {
+    steps: [
+      { name: 'first', run: () => void order.push(`first drained=${t.tracker.sockets() === 0}`) },
+      {
+        name: 'second',
+        run: () => {
+          order.push('second');
+          throw new Error('boom');
+        },
+      },
+      { name: 'third', run: async () => void order.push('third') },
+    ],
+    closeDb: async () => void order.push('db'),
+    log: (msg, meta) => {
+      steps.push(msg);
+      metas.push(meta);
+    },
+  });
+  const done = shutdown('SIGTERM');
+  expect(order).toEqual([]);
+  t.closeAll();
+  await done;
+  expect(order).toEqual(['first drained=true', 'second', 'third', 'db']);
+  expect(steps).toContain('shutdown step failed');
+  const complete = metas[steps.indexOf('shutdown complete')] as { steps: Array<{ step: string }> };
+  expect(complete.steps.map((s) => s.step)).toEqual([
+    'not ready',
+    'stop accepting',
+    'drain',
+    'first',
+    'second',
+    'third',
+    'close database',
+  ]);
+});

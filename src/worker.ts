@@ -1,0 +1,170 @@
+/**
+ * Building a worker: every part created and wired, nothing listening and no connection opened
+ * (postgres.js connects on first use). `startWorker` in ./main starts what this builds.
+ */
+import http from 'node:http';
+import type { Config } from './config/config';
+import { dbUrlParts } from './config/db-url';
+import { createDb, type Db } from './db/runner';
+import { createSql, type SqlHandle } from './db/sql';
+import { createApp } from './http/app';
+import { applyServerLimits, serverOptions } from './http/server-limits';
+import { createAccounts } from './ledger/accounts';
+import { createKeyJanitor, type KeyJanitor } from './ledger/idempotency';
+import { createTransfers } from './ledger/transfers';
+import { trackConnections } from './lifecycle/connections';
+import { streamDrained } from './lifecycle/flush';
+import { createReadiness, type Readiness } from './lifecycle/readiness';
+import { createShutdown, type Shutdown } from './lifecycle/shutdown';
+import { createBatchedStream, createLogger, flushLogger, type Logger } from './logger';
+import { createDbStats, type DbStats } from './metrics/db-stats';
+import { createMetricsEndpoint, registryRenderer } from './metrics/endpoint';
+import { createPm2Metrics, injectedPm2Io } from './metrics/pm2';
+import { createWorkerMetrics } from './metrics/prometheus';
+import { createSiblingMetrics, type SiblingMetrics } from './metrics/siblings';
+
+export interface WorkerOptions {
+  /** Defaults to a JSON logger on stdout. */
+  logger?: Logger;
+  exit?: (code: number) => void;
+  /** Install signal and crash handlers on this process (production only). */
+  proc?: NodeJS.Process;
+  /** Running under PM2: live figures for `pm2 monit`, and a /metrics for every worker of the
+   * app, which meet in `metricsDir`. */
+  pm2?: { metricsDir: string };
+}
+
+export interface BuiltWorker {
+  server: http.Server;
+  stats: DbStats;
+  db: Db;
+  handle: SqlHandle;
+  readiness: Readiness;
+  janitor: KeyJanitor;
+  shutdown: Shutdown;
+  logger: Logger;
+}
+
+function passwords(config: Config): string[] {
+  return [config.db.url, config.db.migrationUrl]
+    .map((u) => dbUrlParts(u).password)
+    .filter((p) => p.length > 0);
+}
+
+export async function buildWorker(
+  config: Config,
+  options: WorkerOptions = {},
+): Promise<BuiltWorker> {
+  const worker = config.instanceId;
+  const stdout = createBatchedStream(process.stdout);
+  const logger =
+    options.logger ??
+    createLogger({
+      level: config.logLevel,
+      base: { worker, pid: process.pid },
+      secrets: passwords(config),
+      stream: stdout,
+    });
+  const log = logger.child({ module: 'main' });
+  const stats = createDbStats();
+  const readiness = createReadiness();
+  const handle = createSql({
+    config: config.db,
+    logger: logger.child({ module: 'db' }),
+    stats,
+    applicationName: `keel:${worker}:${process.pid}`,
+  });
+  const db = createDb({
+    handle,
+    logger: logger.child({ module: 'db.retry' }),
+    stats,
+    budgetMs: config.db.retryBudgetMs,
+    statementTimeoutMs: config.db.statementTimeoutMs,
+    idleInTransactionTimeoutMs: config.db.idleInTransactionTimeoutMs,
+    slots: config.db.poolMax,
+  });
+  const limits = {
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestReceiveTimeoutMs: config.requestReceiveTimeoutMs,
+    maxConnections: config.maxConnections,
+  };
+  const server = http.createServer(serverOptions(limits));
+  const tracker = trackConnections(server);
+  const metrics = createWorkerMetrics({ stats, worker, inFlight: tracker.inFlight });
+  // Under PM2 cluster mode a scrape lands on one random worker, which answers for all of them.
+  const siblingMetrics = (dir: string): Promise<SiblingMetrics | null> =>
+    createSiblingMetrics({
+      dir,
+      worker,
+      registry: metrics.registry,
+      logger: logger.child({ module: 'metrics' }),
+    }).catch((err: unknown) => {
+      log.warn('machine-wide /metrics unavailable: this worker answers for itself', {
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return null;
+    });
+  const siblings = options.pm2 ? await siblingMetrics(options.pm2.metricsDir) : null;
+  const pm2Io = options.pm2 ? injectedPm2Io() : null;
+  const pm2Metrics = pm2Io
+    ? createPm2Metrics({ io: pm2Io, stats, inFlight: tracker.inFlight })
+    : null;
+  if (options.pm2 && !pm2Io) log.info('PM2 injected no @pm2/io agent (pmx: false): no pm2 metrics');
+  const app = createApp({
+    config,
+    logger,
+    db,
+    readiness,
+    accounts: createAccounts({ db }),
+    transfers: createTransfers({ db }),
+    metrics: createMetricsEndpoint({
+      ...(siblings
+        ? { render: siblings.render, contentType: siblings.contentType }
+        : registryRenderer(metrics.registry)),
+      token: config.metricsToken,
+    }),
+    onRequestDone: (ctx, seconds) => {
+      const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      metrics.observeRequest(ctx.method, route, ctx.status, seconds);
+      pm2Metrics?.observeRequest(route, seconds);
+    },
+  });
+  server.on('request', app.callback());
+  // Idle keep-alive outlives any balancer's in front (Railway's edge: 60 s); slow headers and
+  // bodies get a 408 and a closed socket (./http/server-limits).
+  applyServerLimits(server, limits);
+  // Every worker runs the sweep timer; an advisory lock lets one of them sweep at a time.
+  const janitor = createKeyJanitor({
+    db,
+    logger: logger.child({ module: 'idempotency' }),
+    intervalMs: config.keySweepIntervalMs,
+  });
+
+  const shutdown = createShutdown({
+    server,
+    tracker,
+    readiness,
+    timeoutMs: config.shutdownTimeoutMs,
+    // The worker's own steps, in order, between the drain and closing the database.
+    steps: [
+      { name: 'stop key sweeper', run: () => janitor.stop() },
+      { name: 'stop pm2 metrics', run: () => pm2Metrics?.stop() },
+      { name: 'close sibling metrics', run: () => siblings?.close() },
+    ],
+    closeDb: async (timeoutS) => {
+      db.breaker.stop();
+      await handle.end(timeoutS);
+    },
+    flushLogs: async () => {
+      if (options.logger) return;
+      await flushLogger(logger);
+      stdout.flush();
+      // Under PM2, stdout is an async file stream: wait for it, or exit drops the last lines.
+      await streamDrained(process.stdout, 1000);
+    },
+    log: (msg, meta) => log.info(msg, meta),
+    exit: options.exit ?? ((code) => process.exit(code)),
+  });
+  return { server, stats, db, handle, readiness, janitor, shutdown, logger };
+}
