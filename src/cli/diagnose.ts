@@ -8,6 +8,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig, redactUrl, type Config } from '../config/config';
+import { pm2Apps } from '../config/pm2-apps';
 import { parseDiagnoseArgs, USAGE, UsageError } from './diagnose/args';
 import { createClients } from './diagnose/connections';
 import { buildReport, renderHuman, scrub } from './diagnose/report';
@@ -32,14 +33,10 @@ function secretsOf(config: Config, env: NodeJS.ProcessEnv): string[] {
   return [...fromUrls, env.KEEL_DB_PASSWORD ?? ''].filter((p) => p.length > 0);
 }
 
-/** The ecosystem file reads `process.env` itself: only the real command line may ask it. */
-function ecosystemKillTimeout(): number | null {
+/** PM2's kill_timeout for `web`, as the ecosystem file computes it (null: its variables are bad). */
+function ecosystemKillTimeout(env: NodeJS.ProcessEnv): number | null {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const eco = require(path.join(ROOT, 'ecosystem.config.js')) as {
-      apps: { name: string; kill_timeout?: number }[];
-    };
-    return eco.apps.find((a) => a.name === 'web')?.kill_timeout ?? null;
+    return pm2Apps(env, ROOT).apps.find((a) => a.name === 'web')?.kill_timeout ?? null;
   } catch {
     return null;
   }
@@ -146,7 +143,7 @@ if (require.main === module) {
     stdout: process.stdout,
     stderr: process.stderr,
     proc: process,
-    killTimeoutMs: ecosystemKillTimeout,
+    killTimeoutMs: () => ecosystemKillTimeout(process.env),
   }).then(
     (code) => {
       process.exitCode = code;

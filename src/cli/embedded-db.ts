@@ -5,12 +5,7 @@
 import type { EventEmitter } from 'node:events';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import {
-  ConfigError,
-  EMBEDDED_DB_PASSWORD,
-  EMBEDDED_DB_PORT,
-  type LogLevel,
-} from '../config/config';
+import { ConfigError, parseVars, type LogLevel } from '../config/config';
 import { createLogger, flushLogger } from '../logger';
 import { firstBlockedDir, systemUser } from './reachable';
 import {
@@ -20,35 +15,27 @@ import {
   type EmbeddedPostgresClass,
 } from './embedded-db-runner';
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number) {
-  const raw = env[name]?.trim() || String(fallback);
-  const value = Number(raw);
-  if (Number.isInteger(value) && value >= min && value <= max) return value;
-  const problem = Number.isInteger(value) ? 'is out of range' : 'is not an integer';
-  throw new ConfigError(name, raw, problem, `an integer from ${min} to ${max}`);
-}
-
-const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'http', 'debug'];
-
 export type DbAppConfig = EmbeddedDbConfig & { readonly logLevel: LogLevel };
 
+/** The same variables, defaults and errors as the workers' config (src/config/parse.ts). */
 export function loadConfig(env: NodeJS.ProcessEnv, projectRoot: string): DbAppConfig {
-  const password = env.KEEL_DB_PASSWORD ?? EMBEDDED_DB_PASSWORD;
-  if (!password) throw new ConfigError('KEEL_DB_PASSWORD', '', 'is empty', 'a non-empty string');
-  const logLevel = (env.LOG_LEVEL?.trim().toLowerCase() || 'info') as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel)) {
-    throw new ConfigError('LOG_LEVEL', logLevel, 'is not a level', LOG_LEVELS.join(', '));
-  }
+  const v = parseVars(env, [
+    'KEEL_DB_PASSWORD',
+    'KEEL_DB_PORT',
+    'LOG_LEVEL',
+    'KEEL_DATA_DIR',
+    'KEEL_DB_STOP_TIMEOUT_MS',
+  ]);
   return Object.freeze({
-    dataDir: path.resolve(projectRoot, env.KEEL_DATA_DIR || '.data/postgres'),
-    port: int(env, 'KEEL_DB_PORT', EMBEDDED_DB_PORT, 1, 65535),
-    password,
+    dataDir: path.resolve(projectRoot, v.KEEL_DATA_DIR),
+    port: v.KEEL_DB_PORT,
+    password: v.KEEL_DB_PASSWORD,
     database: 'keel',
-    logLevel,
+    logLevel: v.LOG_LEVEL,
     // Crash recovery of a small dev cluster takes seconds; a minute means something is wrong.
     startTimeoutMs: 60_000,
     // A fast shutdown is one checkpoint; PM2's kill_timeout for `db` must be longer than this.
-    stopTimeoutMs: int(env, 'KEEL_DB_STOP_TIMEOUT_MS', 10_000, 100, 600_000),
+    stopTimeoutMs: v.KEEL_DB_STOP_TIMEOUT_MS,
   });
 }
 
@@ -84,7 +71,8 @@ async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
 
 export async function main(): Promise<void> {
   const env = process.env;
-  const secrets = [env.KEEL_DB_PASSWORD || EMBEDDED_DB_PASSWORD];
+  // Redacted from every line, even when the configuration is refused.
+  const secrets = [env.KEEL_DB_PASSWORD || parseVars({}, ['KEEL_DB_PASSWORD']).KEEL_DB_PASSWORD];
   const logAt = (level: LogLevel) =>
     createLogger({ level, base: { module: 'embedded-db' }, secrets });
   let config: DbAppConfig;

@@ -6,7 +6,7 @@ import os from 'node:os';
 import { dbUrlParts, withSessionAttrs } from './db-url';
 import { ConfigError, parseEnv, type RawEnv } from './parse';
 
-export { ConfigError } from './parse';
+export { ConfigError, parseVars } from './parse';
 export { redactUrl } from './db-url';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'http' | 'debug';
@@ -75,9 +75,6 @@ export interface Config {
   readonly platform: PlatformConfig;
 }
 
-export const EMBEDDED_DB_PORT = 5433;
-export const EMBEDDED_DB_PASSWORD = 'keel-local';
-
 /** Per-connection idle/lifetime bounds that stay safely below the proxy's idle cutoff. */
 export function deriveTimers(
   cutoffS: number,
@@ -107,9 +104,14 @@ function round(v: number): number {
   return Math.round(v * 1000) / 1000;
 }
 
+/** PM2 workers per machine: WEB_CONCURRENCY, or one per core. */
+export function webConcurrency(given: number | undefined): number {
+  return given ?? Math.max(1, os.availableParallelism());
+}
+
 export function loadConfig(env: RawEnv): Config {
   const raw = parseEnv(env);
-  const instances = raw.WEB_CONCURRENCY ?? Math.max(1, os.availableParallelism());
+  const instances = webConcurrency(raw.WEB_CONCURRENCY);
 
   let poolMax = raw.DB_POOL_MAX;
   if (raw.DB_MAX_CONNECTIONS !== undefined) {

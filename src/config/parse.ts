@@ -142,6 +142,10 @@ const specs = {
   KEEL_ENABLE_TEST_ROUTES: [bool, 'false'],
   KEEL_REQUIRE_DATABASE_URL: [bool, 'false'],
   KEY_SWEEP_INTERVAL_MS: [int(100, 3600000), '60000'],
+  // The embedded `db` app (src/cli/embedded-db.ts): its data directory (relative to the checkout)
+  // and how long a fast shutdown may take before SIGKILL.
+  KEEL_DATA_DIR: [text(4096), '.data/postgres'],
+  KEEL_DB_STOP_TIMEOUT_MS: [int(100, 600000), '10000'],
   // Set by Railway in every deployment: its presence means "this is not a laptop".
   RAILWAY_ENVIRONMENT_ID: [text(200), undefined],
 } as const;
@@ -157,12 +161,22 @@ type Parsed = {
       : never;
 };
 
-export function parseEnv(env: RawEnv): Omit<Parsed, 'DB_SSL'> & { DB_SSL: DbSsl | undefined } {
+type Env = Omit<Parsed, 'DB_SSL'> & { DB_SSL: DbSsl | undefined };
+type Name = keyof Specs;
+
+/** Every variable, validated; the first bad one throws a ConfigError naming it. */
+export function parseEnv(env: RawEnv): Env {
+  return parseVars(env, Object.keys(specs) as Name[]) as Env;
+}
+
+/**
+ * Only the variables a caller reads (the ecosystem file, the embedded database), with the same
+ * specs, defaults and errors as the worker: a bad value is the same error everywhere.
+ */
+export function parseVars<K extends Name>(env: RawEnv, names: readonly K[]): Pick<Env, K> {
   const out: Record<string, unknown> = {};
-  for (const [name, [spec, fallback]] of Object.entries(specs) as [
-    string,
-    [Spec<unknown>, string | undefined],
-  ][]) {
+  for (const name of names) {
+    const [spec, fallback] = specs[name] as readonly [Spec<unknown>, string | undefined];
     const given = env[name];
     const value = given === undefined || given === '' ? fallback : given;
     if (value === undefined) {
@@ -176,9 +190,11 @@ export function parseEnv(env: RawEnv): Omit<Parsed, 'DB_SSL'> & { DB_SSL: DbSsl 
     }
     out[name] = result.data;
   }
-  const ssl = out.DB_SSL as string | undefined;
-  out.DB_SSL = ssl === undefined ? undefined : ssl === 'false' || ssl === 'disable' ? false : ssl;
-  return out as Omit<Parsed, 'DB_SSL'> & { DB_SSL: DbSsl | undefined };
+  if ('DB_SSL' in out) {
+    const ssl = out.DB_SSL as string | undefined;
+    out.DB_SSL = ssl === undefined ? undefined : ssl === 'false' || ssl === 'disable' ? false : ssl;
+  }
+  return out as Pick<Env, K>;
 }
 
 type DbSsl = false | 'require' | 'prefer' | 'verify-full';

@@ -1,6 +1,7 @@
 /** The real ecosystem.config.js under real PM2: two workers, each with its own connections. */
 import { getFresh } from '../support/http';
-import { createPm2, startWebCluster, type Pm2 } from '../support/pm2';
+import { spawnSync } from 'node:child_process';
+import { createPm2, PM2_BIN, ROOT, startWebCluster, type Pm2 } from '../support/pm2';
 import { freePort, psql, type TestPostgres } from '../support/postgres';
 
 let pg: TestPostgres;
@@ -67,3 +68,29 @@ test('a configuration error exits 78 and PM2 does not restart it', async () => {
     await bad.kill();
   }
 });
+
+test.each([
+  ['pm2 start', () => [PM2_BIN, 'start']],
+  ['pm2-runtime', (p: Pm2) => [p.runtimeBin, 'start']],
+])(
+  '%s with a bad variable the ecosystem reads: one line naming it, exit 78, nothing started',
+  async (_label, command) => {
+    const bad = createPm2({ DATABASE_URL: url, WEB_CONCURRENCY: 'two', PORT: String(port) });
+    try {
+      const [bin, verb] = command(bad);
+      const r = spawnSync(process.execPath, [bin!, verb!, 'ecosystem.config.js'], {
+        cwd: ROOT,
+        env: bad.env,
+        encoding: 'utf8',
+        timeout: 60000,
+      });
+      expect(r.status).toBe(78);
+      expect(r.stderr.trim().split('\n')).toEqual([
+        'keel: invalid configuration: WEB_CONCURRENCY="two" is not an integer; allowed: an integer from 1 to 256',
+      ]);
+      expect(await bad.list()).toEqual([]);
+    } finally {
+      await bad.kill();
+    }
+  },
+);

@@ -11,7 +11,7 @@ import { freePort, startTestPostgres, type TestPostgres } from './postgres';
 
 const execFileAsync = promisify(execFile);
 export const ROOT = path.resolve(__dirname, '..', '..');
-const PM2_BIN = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
+export const PM2_BIN = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 const PM2_RUNTIME_BIN = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2-runtime');
 
 export interface Pm2Proc {

