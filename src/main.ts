@@ -81,7 +81,11 @@ function refuse(line: string, code: number): void {
   setTimeout(() => process.exit(code), 1000).unref();
 }
 
-export async function main(env: NodeJS.ProcessEnv): Promise<void> {
+/** `extra`: what an embedding entry adds (test support mounts its routes); production none. */
+export async function main(
+  env: NodeJS.ProcessEnv,
+  extra: Pick<WorkerOptions, 'routes'> = {},
+): Promise<void> {
   let config: Config;
   try {
     config = loadConfig(env);
@@ -98,7 +102,7 @@ export async function main(env: NodeJS.ProcessEnv): Promise<void> {
       78,
     );
   }
-  await startWorker(config, { proc: process, pm2: underPm2(env) });
+  await startWorker(config, { ...extra, proc: process, pm2: underPm2(env) });
   process.send?.('ready');
 }
 

@@ -7,7 +7,7 @@ import type { Config } from './config/config';
 import { dbUrlParts } from './config/db-url';
 import { createDb, type Db } from './db/runner';
 import { createSql, type SqlHandle } from './db/sql';
-import { createApp } from './http/app';
+import { createApp, type ExtraRoutes } from './http/app';
 import { applyServerLimits, serverOptions } from './http/server-limits';
 import { createAccounts } from './ledger/accounts';
 import { createKeyJanitor, type KeyJanitor } from './ledger/idempotency';
@@ -32,6 +32,8 @@ export interface WorkerOptions {
   /** Running under PM2: live figures for `pm2 monit`, and a /metrics for every worker of the
    * app, which meet in `metricsDir`. */
   pm2?: { metricsDir: string };
+  /** Routes beyond the API's (test support mounts its test-only routes; production none). */
+  routes?: readonly ExtraRoutes[];
 }
 
 export interface BuiltWorker {
@@ -116,6 +118,7 @@ export async function buildWorker(
     logger,
     db,
     readiness,
+    routes: options.routes,
     accounts: createAccounts({ db }),
     transfers: createTransfers({ db }),
     metrics: createMetricsEndpoint({

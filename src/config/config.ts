@@ -69,7 +69,6 @@ export interface Config {
   readonly logLevel: LogLevel;
   readonly bodyLimitBytes: number;
   readonly metricsToken: string | null;
-  readonly enableTestRoutes: boolean;
   /** How often each worker tries to sweep expired idempotency keys. */
   readonly keySweepIntervalMs: number;
   readonly platform: PlatformConfig;
@@ -224,7 +223,6 @@ export function loadConfig(env: RawEnv): Config {
     logLevel: raw.LOG_LEVEL,
     bodyLimitBytes: raw.BODY_LIMIT,
     metricsToken: raw.METRICS_TOKEN ?? null,
-    enableTestRoutes: raw.KEEL_ENABLE_TEST_ROUTES,
     keySweepIntervalMs: raw.KEY_SWEEP_INTERVAL_MS,
     platform: {
       replicas: raw.KEEL_REPLICAS,

@@ -139,7 +139,6 @@ const specs = {
   RAILWAY_DEPLOYMENT_OVERLAP_SECONDS: [int(0, 86400), undefined],
   // PgBouncer's admin console (database `pgbouncer`), read by `keel diagnose` only.
   DB_POOLER_ADMIN_URL: [postgresUrl, undefined],
-  KEEL_ENABLE_TEST_ROUTES: [bool, 'false'],
   KEEL_REQUIRE_DATABASE_URL: [bool, 'false'],
   KEY_SWEEP_INTERVAL_MS: [int(100, 3600000), '60000'],
   // The embedded `db` app (src/cli/embedded-db.ts): its data directory (relative to the checkout)

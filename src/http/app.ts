@@ -16,23 +16,23 @@ import { errorHandler } from './middleware/errors';
 import { requestId } from './middleware/request-id';
 import { accountRoutes } from './routes/accounts';
 import { opsRoutes, type OpsDeps } from './routes/ops';
-import { testOnlyRoutes } from './routes/test-only';
 import { transferRoutes } from './routes/transfers';
 
 export interface AppDeps {
-  config: Pick<
-    Config,
-    'requestTimeoutMs' | 'bodyLimitBytes' | 'enableTestRoutes' | 'keepAliveHintS'
-  >;
+  config: Pick<Config, 'requestTimeoutMs' | 'bodyLimitBytes' | 'keepAliveHintS'>;
   logger: Logger;
   db: Db;
   accounts: Accounts;
   transfers: Transfers;
   readiness: Readiness;
   metrics: OpsDeps['metrics'];
+  /** Mounted after the API's routes (the tests mount their test-only routes here). */
+  routes?: readonly ExtraRoutes[];
   /** Called once per finished request (metrics). */
   onRequestDone?: (ctx: KeelContext, seconds: number) => void;
 }
+
+export type ExtraRoutes = (router: Router<KeelState>, deps: { db: Db }) => void;
 
 export function createApp(deps: AppDeps): Koa<KeelState> {
   const { config, logger } = deps;
@@ -49,7 +49,7 @@ export function createApp(deps: AppDeps): Koa<KeelState> {
     bodyLimitBytes: config.bodyLimitBytes,
   });
   transferRoutes(router, { transfers: deps.transfers, bodyLimitBytes: config.bodyLimitBytes });
-  if (config.enableTestRoutes) testOnlyRoutes(router, { db: deps.db });
+  for (const mount of deps.routes ?? []) mount(router, { db: deps.db });
 
   app.use(requestId());
   app.use(accessLog({ logger: logger.child({ module: 'http' }), onDone: deps.onRequestDone }));

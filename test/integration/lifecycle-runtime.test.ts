@@ -11,7 +11,7 @@ import { getFresh } from '../support/http';
 import { checkInvariants, seedAccounts } from '../support/ledger';
 import { alive, descendants, until, waitGone } from '../support/lifecycle';
 import { ledgerOutcome, startLoad, tally } from '../support/load';
-import { createPm2, ensureBuilt, ROOT, webEnv, type Pm2 } from '../support/pm2';
+import { createPm2, ensureBuilt, ROOT, TEST_ECOSYSTEM, webEnv, type Pm2 } from '../support/pm2';
 import { freePort, psql, startTestPostgres, type TestPostgres } from '../support/postgres';
 
 const SHUTDOWN_TIMEOUT_MS = 3000;
@@ -40,7 +40,7 @@ afterAll(async () => {
 function workerPids(runtimePid: number): number[] {
   return descendants(runtimePid).filter((pid) => {
     try {
-      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dist/main.js');
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('pm2-worker.js');
     } catch {
       return false;
     }
@@ -53,7 +53,7 @@ async function stopUnderLoad(how: 'SIGTERM to pm2-runtime' | 'SIGINT to the proc
   // Only for its isolated PM2_HOME and environment: pm2-runtime runs PM2 in-process.
   const pm2 = createPm2({ ...webEnv(url, port), SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) });
   // Its own process group (detached), so a group signal reaches only what this test started.
-  const proc = spawn(process.execPath, [pm2.runtimeBin, 'start', 'ecosystem.config.js'], {
+  const proc = spawn(process.execPath, [pm2.runtimeBin, 'start', TEST_ECOSYSTEM], {
     cwd: ROOT,
     env: pm2.env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,7 +1,14 @@
 /** The real ecosystem.config.js under real PM2: two workers, each with its own connections. */
 import { getFresh } from '../support/http';
 import { spawnSync } from 'node:child_process';
-import { createPm2, PM2_BIN, ROOT, startWebCluster, type Pm2 } from '../support/pm2';
+import {
+  createPm2,
+  PM2_BIN,
+  ROOT,
+  startWebCluster,
+  TEST_ECOSYSTEM,
+  type Pm2,
+} from '../support/pm2';
 import { freePort, psql, type TestPostgres } from '../support/postgres';
 
 let pg: TestPostgres;
@@ -19,7 +26,7 @@ afterAll(async () => {
 });
 
 test('pm2 start ecosystem.config.js: two web workers answer and hold their own connections', async () => {
-  await pm2.run(['start', 'ecosystem.config.js']);
+  await pm2.run(['start', TEST_ECOSYSTEM]);
   const procs = await pm2.waitFor(
     (ps) => ps.filter((p) => p.name === 'web' && p.status === 'online').length === 2,
   );

@@ -12,6 +12,8 @@ import { freePort, startTestPostgres, type TestPostgres } from './postgres';
 const execFileAsync = promisify(execFile);
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const PM2_BIN = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
+/** ecosystem.config.js with `web` started from test/support/pm2-worker.js (test routes on). */
+export const TEST_ECOSYSTEM = path.join(ROOT, 'test', 'support', 'ecosystem.config.js');
 const PM2_RUNTIME_BIN = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2-runtime');
 
 export interface Pm2Proc {
@@ -98,14 +100,13 @@ export function createPm2(env: Record<string, string>): Pm2 {
   return pm2;
 }
 
-/** The environment of the test `web` app: 2 workers on 127.0.0.1, test routes on, a 3 s drain. */
+/** The environment of the test `web` app: 2 workers on 127.0.0.1, a 3 s drain. */
 export function webEnv(databaseUrl: string, port: number): Record<string, string> {
   return {
     DATABASE_URL: databaseUrl,
     WEB_CONCURRENCY: '2',
     PORT: String(port),
     HOST: '127.0.0.1',
-    KEEL_ENABLE_TEST_ROUTES: 'true',
     SHUTDOWN_TIMEOUT_MS: '3000',
   };
 }
@@ -119,7 +120,7 @@ export interface WebCluster {
 }
 
 /**
- * A real Postgres and the real ecosystem.config.js's `web` app under PM2: 2 workers on
+ * A real Postgres and the real ecosystem.config.js's `web` app (TEST_ECOSYSTEM) under PM2: 2 workers on
  * 127.0.0.1, test routes on, a 3 s drain. `env` overrides; `start: false` leaves the
  * `pm2 start` to the test. The caller ends it with `pm2.kill()` and `pg.destroy()`.
  */
@@ -133,7 +134,7 @@ export async function startWebCluster(
   const port = await freePort();
   const pm2 = createPm2({ ...webEnv(url, port), ...env });
   if (start) {
-    await pm2.run(['start', 'ecosystem.config.js']);
+    await pm2.run(['start', TEST_ECOSYSTEM]);
     await pm2.waitFor(
       (ps) => ps.filter((p) => p.name === 'web' && p.status === 'online').length === 2,
     );

@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/config/config';
 import { dbUrlParts } from '../../src/config/db-url';
 import { createLogger } from '../../src/logger';
 import { startWorker, type Worker } from '../../src/main';
+import { testOnlyRoutes } from './test-routes.js';
 
 export interface TestWorker {
   worker: Worker;
@@ -17,9 +18,10 @@ export interface TestWorker {
   stop(): Promise<void>;
 }
 
+/** `KEEL_ENABLE_TEST_ROUTES: 'true'` in `env` mounts ./test-routes.js (never in production). */
 export async function startTestWorker(
   databaseUrl: string,
-  env: Record<string, string> = {},
+  { KEEL_ENABLE_TEST_ROUTES: testRoutes, ...env }: Record<string, string> = {},
 ): Promise<TestWorker> {
   const config = loadConfig({
     DATABASE_URL: databaseUrl,
@@ -49,7 +51,11 @@ export async function startTestWorker(
     stream,
   });
   const exitCodes: number[] = [];
-  const worker = await startWorker(config, { logger, exit: (code) => exitCodes.push(code) });
+  const worker = await startWorker(config, {
+    logger,
+    exit: (code) => exitCodes.push(code),
+    routes: testRoutes === 'true' ? [testOnlyRoutes] : [],
+  });
   await worker.prepared;
   return {
     worker,

@@ -43,7 +43,6 @@ beforeAll(async () => {
     config: {
       requestTimeoutMs: 2000,
       bodyLimitBytes: 1024,
-      enableTestRoutes: false,
       keepAliveHintS: 5,
     },
     logger: createLogger({ level: 'info', base: {}, stream }),
