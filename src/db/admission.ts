@@ -1,14 +1,7 @@
 /**
- * The per-worker gate in front of the pool: at most `slots` units of work hold a connection at
- * once (so postgres.js never queues a unit internally, where it would run after its request
- * was answered), a bounded wait for the rest, and load shed before any work starts.
- *
- * The wait is served in order while it is short. Once it stands (its oldest unit has waited
- * half its budget) or its oldest has less time left than a unit takes, it is served last come,
- * first served (adaptive LIFO): a freed slot goes to the newest waiter, whose whole budget is
- * still ahead of it, while the oldest ones run out at their deadline without ever starting. Served in order,
- * a standing queue would hand every slot to a unit with too little time left to finish: the
- * pool would work at full speed and nothing would commit in time.
+ * The per-worker gate in front of the pool: at most `slots` units hold a connection, a bounded
+ * wait for the rest (in order while young, newest first once it stands), load shed before work
+ * starts. Why adaptive LIFO: docs/design/database-path.md.
  */
 import type { ShedReason } from '../metrics/db-stats';
 

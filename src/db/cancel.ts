@@ -1,11 +1,6 @@
 /**
- * Cancels a single query on the server when the client that asked for it goes away, so its
- * connection returns to the pool at once instead of when the query would have ended.
- *
- * A cancel request is not reliable on its own: Postgres ignores one that reaches the backend
- * while it is still waiting to read the query (on a loaded machine, the query's bytes can be
- * in flight when the separate cancel connection lands). So the cancel is sent again, with
- * backoff, until the query settles or the attempts run out.
+ * Cancels a query on the server when its client goes away, sent again with backoff until the
+ * query settles (Postgres can ignore one cancel: docs/design/database-path.md).
  */
 
 /** What postgres.js's PendingQuery exposes: `cancel()` sends once, then forgets its canceller. */

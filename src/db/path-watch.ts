@@ -1,15 +1,7 @@
 /**
- * Tells a stalled path to the database (a proxy that keeps sockets open and drops every byte)
- * from a slow query, and notices within ~50 ms when the path works again.
- *
- * When every connection that waits for an answer has heard nothing for `suspectMs`, and no
- * connection has read anything meanwhile, a probe asks the path itself: a fresh TCP connection
- * sends an 8-byte SSLRequest, which the server (or PgBouncer) answers with one byte at once,
- * before any authentication. An answer means the path is fine (a slow query, leave it alone).
- * No answer within `probeTimeoutMs` means the path is stalled: readiness turns 503 and probes
- * go on every `probeEveryMs`. The first probe answered after that means it has healed: the
- * connections that sent bytes into the hole will never hear back, so they are replaced at once
- * instead of at the stall watchdog's limit, and the pool serves again within milliseconds.
+ * Tells a stalled path to the database (every byte dropped, sockets open) from a slow query with
+ * an 8-byte SSLRequest probe, and heals the pool within ~50 ms of the path's return
+ * (docs/design/database-path.md).
  */
 import net from 'node:net';
 import type { Logger } from '../logger';

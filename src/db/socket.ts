@@ -1,17 +1,6 @@
 /**
- * A socket factory for postgres.js that counts connections at the socket and destroys the ones
- * that stop answering (a proxy that stalls without closing: TCP keepalive never fires while
- * bytes are outstanding, so the driver would wait forever).
- *
- * For plain TCP it follows the protocol's message framing (./wire) to know exactly when a
- * connection is busy (from the first write until ReadyForQuery 'I') and to read the server's
- * FATAL errors.
- * Over TLS the bytes are encrypted and the TLS layer bypasses our hooks: TLS sockets are counted
- * open (as idle) and closed, their activity is read from the byte counters, and the reason of a
- * clean close is inferred from idleness and age; keepalive and the statement timeout cover stalls.
- *
- * Events are observed by wrapping `emit`, not by listeners: the driver calls
- * `removeAllListeners()` on the raw socket when it switches to TLS and again when it closes.
+ * The socket factory for postgres.js: counts connections, follows the wire framing to know when
+ * one is busy, and destroys the ones that stop answering (docs/design/database-path.md).
  */
 import net from 'node:net';
 import type { Logger } from '../logger';
@@ -75,7 +64,7 @@ interface Tracked {
 }
 
 const STARTUP_STALL_MS = 1000;
-// The most a TLS goodbye moves: our Terminate message and close alert out (51 bytes seen here),
+// The most a TLS goodbye moves (docs/design/database-path.md): Terminate and close alert out,
 // the server's close alert in (24). Any query moves more: its answer alone reads more than 32.
 const GOODBYE = { written: 64, read: 32 };
 // The slack the watchdog's old 250 ms tick gave TLS idle-close inference (see closeReason).

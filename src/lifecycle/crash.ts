@@ -1,12 +1,7 @@
 /**
- * Signals and crashes. SIGINT, SIGTERM and PM2's `shutdown` message start the graceful
- * sequence; a second signal exits at once. An uncaught exception or unhandled rejection is
- * logged (with the request id when the error carries one) and the worker shuts down with a
- * non-zero code so PM2 replaces it.
- *
- * PM2 on Linux stops a worker with SIGINT (then SIGKILL after kill_timeout); the `shutdown`
- * message is only sent with `shutdown_with_message` / PM2_KILL_USE_MESSAGE (meant for Windows,
- * and skipped anyway for a reload's outgoing worker), so we do not set it but still honour it.
+ * Signals and crashes: SIGINT, SIGTERM or PM2's `shutdown` message start the graceful sequence;
+ * a second signal exits at once; an uncaught error shuts down non-zero so PM2 replaces the worker
+ * (which signal PM2 sends when: docs/design/pm2.md).
  */
 import type { Logger } from '../logger';
 import type { Shutdown } from './shutdown';

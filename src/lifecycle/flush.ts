@@ -1,9 +1,6 @@
 /**
- * Waits until everything written to a stream so far has been handed on. Under PM2 a worker's
- * `process.stdout.write` is replaced by one that appends to the log file through an
- * asynchronous fs stream, so `process.exit` right after the logger's `finish` loses the last
- * lines (the shutdown's own). An empty write with a callback is a barrier: streams complete
- * writes in order.
+ * Waits until everything written to a stream so far has been handed on (under PM2 stdout is an
+ * async file stream: docs/design/pm2.md).
  */
 export function streamDrained(stream: NodeJS.WritableStream, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {

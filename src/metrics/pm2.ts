@@ -1,11 +1,6 @@
 /**
- * Live figures for `pm2 monit` and `pm2 show <app>` ("Code metrics"), through the @pm2/io agent
- * that PM2 injects into every process it starts (app option `pmx`, on by default). PM2 7 loads
- * its bundled copy of @pm2/io before our code and registers it under the global symbol that
- * `require('@pm2/io')` returns, so that instance is used as is: no second agent, no init of our
- * own (whose defaults would patch `http`, catch exceptions and open an inspector session).
- * That agent reports over PM2's IPC channel only (PM2 7 bundles no other transport): nothing
- * leaves the machine unless the PM2 daemon itself is linked to PM2 Plus (`pm2 link`).
+ * Live figures for `pm2 monit` / `pm2 show`, through the @pm2/io agent PM2 injects (used as is,
+ * never initialised by us: docs/design/pm2.md).
  */
 import type { DbStats } from './db-stats';
 import { createRecentQuantile, createSnapshots } from './window';

@@ -1,15 +1,6 @@
 /**
- * A machine-wide /metrics for PM2 cluster mode, where a scrape lands on one random worker.
- *
- * Every worker of the app listens on its own Unix socket in a directory the workers share (under
- * PM2_HOME, mode 0700), named `<worker>-<pid>.sock`. The worker that gets the scrape reads the
- * directory, asks every sibling for its registry as JSON over that socket, and renders all of
- * them, each series keeping its `worker` label. Siblings are asked in parallel under one
- * deadline: a hung or dead one costs at most `timeoutMs`, and shows as keel_metrics_worker_up 0.
- *
- * Chosen over PM2's bus: no PM2 client in the workers (it could start a daemon of its own), no
- * subscription that receives every log line of every app, and nothing relayed through the PM2
- * daemon, which is single-threaded and also carries the logs.
+ * A machine-wide /metrics in PM2 cluster mode: the worker a scrape lands on asks every sibling
+ * over its Unix socket, under one deadline (why not PM2's bus: docs/design/pm2.md).
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
