@@ -7,6 +7,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { readFleetLimit } from './cli/diagnose/fleet-limit';
+import { budgetInput } from './config/budget';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config/config';
 import { dbUrlParts } from './config/db-url';
 import { unpatchedDriverFiles } from './db/driver-patch';
@@ -20,6 +22,7 @@ import { applyServerLimits, serverOptions } from './http/server-limits';
 import { createAccounts } from './ledger/accounts';
 import { createKeyJanitor } from './ledger/idempotency';
 import { createTransfers } from './ledger/transfers';
+import { BudgetRefusal, guardBudget } from './lifecycle/budget-guard';
 import { trackConnections } from './lifecycle/connections';
 import { installCrashHandlers } from './lifecycle/crash';
 import { streamDrained } from './lifecycle/flush';
@@ -98,7 +101,12 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   };
   const server = http.createServer(serverOptions(limits));
   const tracker = trackConnections(server);
-  const metrics = createWorkerMetrics({ stats, worker, inFlight: tracker.inFlight });
+  const metrics = createWorkerMetrics({
+    stats,
+    worker,
+    inFlight: tracker.inFlight,
+    poolMax: config.db.poolMax,
+  });
   // Under PM2 cluster mode a scrape lands on one random worker, which answers for all of them.
   const machineMetrics = (dir: string): Promise<SiblingMetrics | null> =>
     createSiblingMetrics({
@@ -191,10 +199,22 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     readiness,
     log,
     stopped: () => readiness.draining(),
-  }).catch(async (err) => {
-    log.error('migrations failed', describe(err));
-    await shutdown('migration failure', 1);
-  });
+  })
+    // Once the database answers: the fleet's worst case against its max_connections (or PgBouncer's).
+    .then(() =>
+      guardBudget({
+        mode: config.platform.budgetCheck,
+        input: budgetInput(config),
+        readLimit: () => readFleetLimit(config),
+        log,
+      }),
+    )
+    .then(() => undefined)
+    .catch(async (err) => {
+      if (err instanceof BudgetRefusal) return shutdown('connection budget', err.exitCode);
+      log.error('migrations failed', describe(err));
+      await shutdown('migration failure', 1);
+    });
   // A referenced timer: while the database is unreachable nothing else keeps the process alive
   // until the server listens (an unref'd one let it exit 0 at once on ECONNREFUSED).
   let readyWait: NodeJS.Timeout | undefined;

@@ -45,6 +45,8 @@ export interface PlatformConfig {
   readonly overlapS: number | null;
   /** PM2's kill_timeout as the ecosystem passes it down (null outside PM2). */
   readonly killTimeoutMs: number | null;
+  /** What a booting worker does with a connection budget over the server's limit. */
+  readonly budgetCheck: 'refuse' | 'warn' | 'off';
 }
 
 export interface Config {
@@ -230,6 +232,7 @@ export function loadConfig(env: RawEnv): Config {
       drainingS: raw.RAILWAY_DEPLOYMENT_DRAINING_SECONDS ?? null,
       overlapS: raw.RAILWAY_DEPLOYMENT_OVERLAP_SECONDS ?? null,
       killTimeoutMs: raw.PM2_KILL_TIMEOUT_MS ?? null,
+      budgetCheck: raw.KEEL_BUDGET_CHECK,
     },
   };
   return deepFreeze(config);
