@@ -57,6 +57,9 @@ export default defineRailway(() => {
     env: {
       NODE_ENV: 'production',
       KEEL_REQUIRE_DATABASE_URL: '1',
+      // IPv6 and IPv4: Railway's private network (keel.railway.internal, where Prometheus
+      // scrapes each replica) is IPv6, which 0.0.0.0 does not listen on.
+      HOST: '::',
       // Without the managed PgBouncer both are the direct URL. With it, DATABASE_URL is
       // PgBouncer's (and DB_PREPARE=false): see deploy/railway/README.md.
       DATABASE_URL: db.env.DATABASE_URL,

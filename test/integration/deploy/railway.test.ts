@@ -88,4 +88,6 @@ test('draining covers PM2 kill_timeout, overlap a request timeout, and the varia
   expect(keel.deploy.numReplicas).toBeGreaterThanOrEqual(2);
   expect(keel.deploy.restartPolicyType).toBe('ON_FAILURE');
   expect(vars.KEEL_REQUIRE_DATABASE_URL).toBe('1');
+  // Railway's private network is IPv6: Prometheus scrapes each replica there.
+  expect(vars.HOST).toBe('::');
 });

@@ -112,6 +112,9 @@ test('the inputs come from the configuration: Railway windows count old and new 
   });
   expect(budgetInput(railway).deployOverlap).toBe(true);
   expect(loadConfig(base).platform.budgetCheck).toBe('refuse');
+  // Without DATABASE_URL (the embedded database on a laptop) the default only warns.
+  expect(loadConfig({}).platform.budgetCheck).toBe('warn');
+  expect(loadConfig({ KEEL_BUDGET_CHECK: 'refuse' }).platform.budgetCheck).toBe('refuse');
   expect(() => loadConfig({ ...base, KEEL_BUDGET_CHECK: 'maybe' })).toThrow(
     /KEEL_BUDGET_CHECK="maybe" is not one of the allowed values; allowed: refuse, warn, off/,
   );
