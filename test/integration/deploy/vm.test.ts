@@ -123,6 +123,8 @@ describe('ExecStart as written', () => {
     url = await pg.createDatabase();
   });
   afterAll(async () => {
+    // After a failed step: pm2-runtime and every worker it started, by pid.
+    if (proc?.pid && alive(proc.pid)) tree = [...tree, ...descendants(proc.pid)];
     for (const pid of [proc?.pid, ...tree]) if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
     await pg?.destroy();
   });
