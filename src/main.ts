@@ -6,11 +6,14 @@
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { readFleetLimit } from './cli/diagnose/fleet-limit';
+import { budgetInput } from './config/budget';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config/config';
 import { unpatchedDriverFiles } from './db/driver-patch';
 import { describe } from './db/errors';
 import { MIGRATIONS_DIR, migrate } from './db/migrate';
 import { prepareDatabase } from './db/wait';
+import { BudgetRefusal, guardBudget } from './lifecycle/budget-guard';
 import { installCrashHandlers } from './lifecycle/crash';
 import { buildWorker, type BuiltWorker, type WorkerOptions } from './worker';
 
@@ -51,10 +54,22 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     readiness,
     log,
     stopped: () => readiness.draining(),
-  }).catch(async (err) => {
-    log.error('migrations failed', describe(err));
-    await shutdown('migration failure', 1);
-  });
+  })
+    // Once the database answers: the fleet's worst case against its max_connections (or PgBouncer's).
+    .then(() =>
+      guardBudget({
+        mode: config.platform.budgetCheck,
+        input: budgetInput(config),
+        readLimit: () => readFleetLimit(config),
+        log,
+      }),
+    )
+    .then(() => undefined)
+    .catch(async (err) => {
+      if (err instanceof BudgetRefusal) return shutdown('connection budget', err.exitCode);
+      log.error('migrations failed', describe(err));
+      await shutdown('migration failure', 1);
+    });
   // A referenced timer: while the database is unreachable nothing else keeps the process alive
   // until the server listens (an unref'd one let it exit 0 at once on ECONNREFUSED).
   let readyWait: NodeJS.Timeout | undefined;

@@ -93,7 +93,12 @@ export async function buildWorker(
   };
   const server = http.createServer(serverOptions(limits));
   const tracker = trackConnections(server);
-  const metrics = createWorkerMetrics({ stats, worker, inFlight: tracker.inFlight });
+  const metrics = createWorkerMetrics({
+    stats,
+    worker,
+    inFlight: tracker.inFlight,
+    poolMax: config.db.poolMax,
+  });
   // Under PM2 cluster mode a scrape lands on one random worker, which answers for all of them.
   const siblingMetrics = (dir: string): Promise<SiblingMetrics | null> =>
     createSiblingMetrics({

@@ -4,6 +4,7 @@
  * connections of booting workers) against what the server allows. Pure arithmetic, so
  * `keel diagnose` and a booting worker reach the same verdict with the same line.
  */
+import type { Config } from './config';
 
 export interface BudgetInput {
   replicas: number;
@@ -52,6 +53,18 @@ const reloadBatch = (instances: number): number => (instances > 2 ? 2 : 1);
 // Above this share of the allowed slots a spike from elsewhere (psql, a cron job) can tip it over.
 const WARN_SHARE = 0.9;
 
+/** The budget inputs of a deployment, from the same configuration every worker reads. */
+export function budgetInput(config: Config): BudgetInput {
+  const p = config.platform;
+  return {
+    replicas: p.replicas,
+    instances: config.instances,
+    poolMax: config.db.poolMax,
+    // On Railway old and new deployments run together during the overlap and the draining.
+    deployOverlap: p.railway && ((p.drainingS ?? 0) > 0 || (p.overlapS ?? 0) > 0),
+  };
+}
+
 export function computeBudget(input: BudgetInput): Budget {
   const { replicas, instances, poolMax } = input;
   const steady = replicas * instances * poolMax;
@@ -90,4 +103,20 @@ export function checkBudget(budget: Budget, limit: ServerLimit): BudgetVerdict {
     ` ${status === 'fail' ? '>' : '<='} ${allowed} allowed` +
     ` (max_connections ${limit.maxConnections}${reserved} - ${limit.others} held by others)`;
   return { status, allowed, budget, line };
+}
+
+/**
+ * Behind PgBouncer the limit a client meets is its max_client_conn; the migrations do not count
+ * when they go to the server directly (DATABASE_MIGRATION_URL / DATABASE_UNPOOLED_URL).
+ */
+export function checkPooledBudget(
+  full: Budget,
+  maxClientConn: number,
+  migrationsDirect: boolean,
+): BudgetVerdict {
+  const migrations = full.parts.find((p) => p.name === 'migrations')?.count ?? 0;
+  const budget = { ...full, peak: full.peak - (migrationsDirect ? migrations : 0) };
+  const status = budget.peak > maxClientConn ? 'fail' : 'ok';
+  const line = `${budget.peak} client connections at peak ${status === 'fail' ? '>' : '<='} PgBouncer max_client_conn ${maxClientConn}`;
+  return { status, allowed: maxClientConn, budget, line };
 }

@@ -45,6 +45,8 @@ export interface PlatformConfig {
   readonly overlapS: number | null;
   /** PM2's kill_timeout as the ecosystem passes it down (null outside PM2). */
   readonly killTimeoutMs: number | null;
+  /** What a booting worker does with a connection budget over the server's limit. */
+  readonly budgetCheck: 'refuse' | 'warn' | 'off';
 }
 
 export interface Config {
@@ -230,6 +232,9 @@ export function loadConfig(env: RawEnv): Config {
       drainingS: raw.RAILWAY_DEPLOYMENT_DRAINING_SECONDS ?? null,
       overlapS: raw.RAILWAY_DEPLOYMENT_OVERLAP_SECONDS ?? null,
       killTimeoutMs: raw.PM2_KILL_TIMEOUT_MS ?? null,
+      // The embedded database is a laptop's, not a fleet's: one worker per CPU may overrun its
+      // 100 slots under load, which is worth a warning, not a refusal (unless asked for).
+      budgetCheck: env.KEEL_BUDGET_CHECK || !embedded ? raw.KEEL_BUDGET_CHECK : 'warn',
     },
   };
   return deepFreeze(config);

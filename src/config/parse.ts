@@ -134,6 +134,8 @@ const specs = {
   METRICS_TOKEN: [{ ...text(512), secret: true }, undefined],
   // The fleet: replicas of this service, and Railway's deploy windows (old and new side by side).
   KEEL_REPLICAS: [int(1, 1000), '1'],
+  // At boot, once the database answers: refuse (78) a fleet that can never fit, warn, or skip.
+  KEEL_BUDGET_CHECK: [oneOf(['refuse', 'warn', 'off']), 'refuse'],
   RAILWAY_ENVIRONMENT: [text(255), undefined],
   RAILWAY_DEPLOYMENT_DRAINING_SECONDS: [int(0, 86400), undefined],
   RAILWAY_DEPLOYMENT_OVERLAP_SECONDS: [int(0, 86400), undefined],

@@ -17,11 +17,14 @@ export function createWorkerMetrics({
   stats,
   worker,
   inFlight,
+  poolMax,
 }: {
   stats: DbStats;
   worker: string;
   /** HTTP requests being served (counted by the connection tracker). */
   inFlight: () => number;
+  /** DB_POOL_MAX: the connections this worker may open (alerts compare open with it). */
+  poolMax?: number;
 }): WorkerMetrics {
   const registry = new client.Registry();
   registry.setDefaultLabels({ worker });
@@ -68,6 +71,12 @@ export function createWorkerMetrics({
     stats.breakerState === 'open' ? 1 : 0,
   );
   gauge('keel_http_requests_in_flight', 'HTTP requests being served', inFlight);
+  if (poolMax !== undefined)
+    gauge(
+      'keel_db_pool_max',
+      'Database connections this worker may open (DB_POOL_MAX)',
+      () => poolMax,
+    );
 
   const counter = (name: string, help: string, read: () => number) =>
     new client.Counter({

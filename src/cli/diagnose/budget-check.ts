@@ -1,21 +1,15 @@
 /** The deployment's worst-case connection count against what the server or PgBouncer allows. */
-import { checkBudget, computeBudget, type Budget, type BudgetInput } from '../../config/budget';
+import {
+  budgetInput,
+  checkBudget,
+  checkPooledBudget,
+  computeBudget,
+  type Budget,
+} from '../../config/budget';
 import type { Config } from '../../config/config';
 import type { PoolerFacts } from './pooler';
 import { check, type Check } from './report';
 import type { ServerFacts } from './server';
-
-/** The budget inputs of this deployment, from the same configuration the workers read. */
-export function budgetInput(config: Config): BudgetInput {
-  const p = config.platform;
-  return {
-    replicas: p.replicas,
-    instances: config.instances,
-    poolMax: config.db.poolMax,
-    // On Railway old and new deployments run together during the overlap and the draining.
-    deployOverlap: p.railway && ((p.drainingS ?? 0) > 0 || (p.overlapS ?? 0) > 0),
-  };
-}
 
 export function checkConnectionBudget(
   config: Config,
@@ -50,28 +44,27 @@ export function checkConnectionBudget(
 /** Behind PgBouncer the limit that counts is its max_client_conn; migrations go direct. */
 function pooledBudget(config: Config, full: Budget, maxClient: number): Check {
   const direct = config.db.migrationUrl !== config.db.url;
-  const migrations = full.parts.find((p) => p.name === 'migrations')?.count ?? 0;
-  const budget = { ...full, peak: full.peak - (direct ? migrations : 0) };
+  const verdict = checkPooledBudget(full, maxClient, direct);
+  const peak = verdict.budget.peak;
   if (Number.isNaN(maxClient))
     return check(
       'budget.connections',
       'ok',
-      budget.peak,
+      peak,
       'connections',
-      `${budget.peak} client connections to PgBouncer at peak; the server sees only PgBouncer's pools`,
+      `${peak} client connections to PgBouncer at peak; the server sees only PgBouncer's pools`,
       'set DB_POOLER_ADMIN_URL to check this against max_client_conn',
-      { ...budget },
+      { ...verdict.budget },
     );
-  const status = budget.peak > maxClient ? 'fail' : 'ok';
   return check(
     'budget.connections',
-    status,
-    budget.peak,
+    verdict.status,
+    peak,
     'connections',
-    `${budget.peak} client connections at peak ${status === 'fail' ? '>' : '<='} PgBouncer max_client_conn ${maxClient}`,
-    status === 'fail'
+    verdict.line,
+    verdict.status === 'fail'
       ? 'raise max_client_conn or lower DB_POOL_MAX / WEB_CONCURRENCY / KEEL_REPLICAS'
       : null,
-    { ...budget, maxClientConn: maxClient },
+    { ...verdict.budget, maxClientConn: maxClient },
   );
 }

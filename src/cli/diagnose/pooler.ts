@@ -15,7 +15,7 @@ export interface PoolerFacts {
 const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** PgBouncer refuses statement_timeout as a startup parameter; PostgreSQL accepts it. */
-async function refusesStartupTimeout(url: string, clients: Clients): Promise<boolean> {
+export async function refusesStartupTimeout(url: string, clients: Clients): Promise<boolean> {
   const sql = clients.open(url, { connection: { statement_timeout: 1000 } });
   try {
     await sql`select 1`;
@@ -59,6 +59,19 @@ async function adminShow(sql: Sql, what: 'POOLS' | 'CONFIG'): Promise<Record<str
   return (await sql.unsafe(`SHOW ${what}`).simple()) as unknown as Record<string, unknown>[];
 }
 
+async function showConfig(sql: Sql): Promise<Record<string, string>> {
+  const rows = await adminShow(sql, 'CONFIG');
+  return Object.fromEntries(rows.map((r) => [String(r.key), String(r.value)]));
+}
+
+/** PgBouncer's SHOW CONFIG through its admin console (database `pgbouncer`). */
+export async function readPoolerConfig(
+  adminUrl: string,
+  clients: Clients,
+): Promise<Record<string, string>> {
+  return showConfig(clients.open(adminUrl, { prepare: false }));
+}
+
 async function checkAdmin(
   config: Config,
   clients: Clients,
@@ -68,8 +81,7 @@ async function checkAdmin(
   const sql = clients.open(url, { prepare: false });
   try {
     const pools = await adminShow(sql, 'POOLS');
-    const cfgRows = await adminShow(sql, 'CONFIG');
-    const cfg = Object.fromEntries(cfgRows.map((r) => [String(r.key), String(r.value)]));
+    const cfg = await showConfig(sql);
     const db = describeUrl(config.db.url).db;
     const mine = pools.filter((p) => p.database === db);
     const n = (k: string) => mine.reduce((s, p) => s + Number(p[k] ?? 0), 0);

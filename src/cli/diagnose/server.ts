@@ -1,5 +1,6 @@
 /** What the server itself says: version, connection limits, who holds connections, timeouts. */
 import fs from 'node:fs/promises';
+import type { ServerLimit } from '../../config/budget';
 import type { Config } from '../../config/config';
 import { MIGRATIONS_DIR } from '../../db/migrate';
 import { APPLICATION_NAME, type Sql } from './connections';
@@ -18,9 +19,6 @@ export interface ServerFacts {
 
 const SETTINGS = [
   'server_version',
-  'max_connections',
-  'superuser_reserved_connections',
-  'reserved_connections',
   'idle_session_timeout',
   'idle_in_transaction_session_timeout',
   'statement_timeout',
@@ -39,14 +37,35 @@ async function settings(sql: Sql): Promise<Record<string, string>> {
 const appGroup = (name: string): string =>
   /^keel:\d+:\d+$/.test(name) ? 'keel:*' : name || '(none)';
 
+/**
+ * What the server allows a deployment: max_connections, the reserved slots, whether this role
+ * may use them, and the client connections held now by anything that is not Keel (its workers
+ * are keel:<instance>:<pid>[:...], diagnose is keel-diagnose). Diagnose's
+ * budget line and a booting worker's budget check both read it here.
+ */
+export async function readServerLimit(sql: Sql): Promise<ServerLimit> {
+  const [row] = await sql<{ max: number; reserved: number; superuser: boolean; others: number }[]>`
+    select current_setting('max_connections')::int as max,
+      current_setting('superuser_reserved_connections')::int
+        + coalesce(current_setting('reserved_connections', true)::int, 0) as reserved,
+      (select rolsuper from pg_roles where rolname = current_user) as superuser,
+      (select count(*)::int from pg_stat_activity where backend_type = 'client backend'
+        and not (application_name like 'keel:%' or application_name = ${APPLICATION_NAME})) as others`;
+  return {
+    maxConnections: row?.max ?? 0,
+    reserved: row?.reserved ?? 0,
+    superuser: row?.superuser === true,
+    others: row?.others ?? 0,
+  };
+}
+
 export async function checkServer(
   sql: Sql,
   config: Config,
 ): Promise<{ checks: Check[]; facts: ServerFacts }> {
   const s = await settings(sql);
   const num = (k: string) => Number(s[k] ?? 0);
-  const [role] = await sql<{ superuser: boolean }[]>`
-    select rolsuper as superuser from pg_roles where rolname = current_user`;
+  const limit = await readServerLimit(sql);
   const activity = await sql<{ app: string; state: string | null; n: number }[]>`
     select application_name as app, state, count(*)::int as n from pg_stat_activity
     where backend_type = 'client backend' group by 1, 2 order by 3 desc`;
@@ -57,19 +76,11 @@ export async function checkServer(
     groups.set(appGroup(a.app), g);
   }
   const total = activity.reduce((n, a) => n + a.n, 0);
-  const mine = (app: string) =>
-    app === 'keel:*' || app === APPLICATION_NAME || app.startsWith('keel:');
-  const others = [...groups]
-    .filter(([app]) => !mine(app))
-    .reduce((n, [, g]) => n + Object.values(g).reduce((a, b) => a + b, 0), 0);
-  const reserved = num('superuser_reserved_connections') + num('reserved_connections');
+  const reserved = limit.reserved;
   const facts: ServerFacts = {
     version: s.server_version ?? 'unknown',
-    maxConnections: num('max_connections'),
-    reserved,
-    superuser: role?.superuser === true,
+    ...limit,
     connections: total,
-    others,
     idleSessionTimeoutMs: num('idle_session_timeout'),
   };
   const held = [...groups].map(
