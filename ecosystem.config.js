@@ -22,7 +22,10 @@ const killTimeoutMs = shutdownTimeoutMs + 5000;
 // A reload stops the old worker after listen_timeout even without `ready`: 10 s above that bound for the boot itself.
 const readyWaitMs = num('READY_WAIT_MS', 10000);
 const listenTimeoutMs = readyWaitMs + 10000;
-const embedded = !env.DATABASE_URL;
+// A deployment (an image sets KEEL_REQUIRE_DATABASE_URL=1; Railway sets RAILWAY_ENVIRONMENT_ID)
+// never starts the embedded database: without DATABASE_URL its workers stop with exit 78 instead.
+const requireUrl = /^(1|true|yes|on)$/i.test((env.KEEL_REQUIRE_DATABASE_URL || '').trim());
+const embedded = !env.DATABASE_URL && !requireUrl && !env.RAILWAY_ENVIRONMENT_ID;
 const dbPort = num('KEEL_DB_PORT', 5433);
 
 const web = {
