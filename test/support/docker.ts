@@ -9,6 +9,7 @@
  * `only` (CI with an engine) runs them, and a missing engine fails them.
  */
 import { execFile, spawnSync } from 'node:child_process';
+import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { containerMode } from './pg-container';
@@ -179,13 +180,28 @@ export async function poll<T>(
   }
 }
 
-/** GET that resolves to the status (undefined on a connection error), with a short timeout. */
+/**
+ * GET on a connection of its own, closed after the answer: a pooled keep-alive socket (global
+ * fetch keeps one) would sit idle in the server and hold its drain at a later stop.
+ */
+export function get(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: 3000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+/** The status of a GET (undefined on a connection error). */
 export async function statusOf(url: string): Promise<number | undefined> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    await res.arrayBuffer();
-    return res.status;
-  } catch {
-    return undefined;
-  }
+  return get(url).then(
+    (r) => r.status,
+    () => undefined,
+  );
 }
