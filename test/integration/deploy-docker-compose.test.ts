@@ -46,7 +46,8 @@ describeWithEngine('deploy/docker compose.yaml', () => {
     if (!n) throw new Error(`${service}:${port} is not published (${out})`);
     return n;
   }
-  const dbUrl = async () => `postgres://keel:${PASSWORD}@127.0.0.1:${await portOf('postgres', 5432)}/keel`;
+  const dbUrl = async () =>
+    `postgres://keel:${PASSWORD}@127.0.0.1:${await portOf('postgres', 5432)}/keel`;
 
   beforeAll(async () => {
     const t0 = Date.now();
@@ -80,7 +81,9 @@ describeWithEngine('deploy/docker compose.yaml', () => {
           (s) =>
             `  ${s}:\n    labels:\n${label}` +
             (s === 'postgres' ? "    ports: ['127.0.0.1::5432']\n" : '') +
-            (s === 'lb' ? `    build:\n      labels:\n        keel.test.kept: deploy-docker\n` : ''),
+            (s === 'lb'
+              ? `    build:\n      labels:\n        keel.test.kept: deploy-docker\n`
+              : ''),
         ).join(''),
     );
     files = [COMPOSE_FILE, override];
@@ -88,7 +91,12 @@ describeWithEngine('deploy/docker compose.yaml', () => {
     up = true;
     await dc(['up', '-d'], 600_000);
     lb = `http://127.0.0.1:${await portOf('lb', 8080)}`;
-    await poll('/readyz through the balancer', async () => ((await statusOf(`${lb}/readyz`)) === 200 ? true : undefined), 180_000, 500);
+    await poll(
+      '/readyz through the balancer',
+      async () => ((await statusOf(`${lb}/readyz`)) === 200 ? true : undefined),
+      180_000,
+      500,
+    );
     console.log(JSON.stringify({ composeUpMs: Date.now() - t0, images: env }));
   }, 900_000);
 
@@ -104,14 +112,31 @@ describeWithEngine('deploy/docker compose.yaml', () => {
 
   test('both replicas answer through the balancer, via PgBouncer; restarts of Postgres and PgBouncer fail no operation', async () => {
     const accounts = await seedAccounts(lb, 8, 10_000);
-    const load = retryingLoad({ base: lb, accounts, concurrency: 8, opDeadlineMs: 60_000, maxOps: 20_000 });
+    const load = retryingLoad({
+      base: lb,
+      accounts,
+      concurrency: 8,
+      opDeadlineMs: 60_000,
+      maxOps: 20_000,
+    });
     const served = async () => new Set(load.ops.flatMap((o) => o.replicas)).size;
-    await poll('answers from both replicas', async () => ((await served()) === 2 ? true : undefined), 30_000);
+    await poll(
+      'answers from both replicas',
+      async () => ((await served()) === 2 ? true : undefined),
+      30_000,
+    );
 
     // The replicas' sessions on Postgres come from PgBouncer's address, not their own.
     const bouncerIp = (
-      await docker(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', `${project}_pgbouncer_1`])
-    ).stdout.trim().split(' ')[0];
+      await docker([
+        'inspect',
+        '-f',
+        '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}',
+        `${project}_pgbouncer_1`,
+      ])
+    ).stdout
+      .trim()
+      .split(' ')[0];
     const sessions = await psql<{ addr: string; n: number }>(
       await dbUrl(),
       `select host(client_addr) as addr, count(*)::int as n from pg_stat_activity
@@ -121,7 +146,11 @@ describeWithEngine('deploy/docker compose.yaml', () => {
     const okBefore = (): number => load.ops.filter((o) => o.status !== undefined).length;
     const progress = async (what: string) => {
       const n = okBefore();
-      await poll(`operations after ${what}`, async () => (okBefore() > n + 50 ? true : undefined), 90_000);
+      await poll(
+        `operations after ${what}`,
+        async () => (okBefore() > n + 50 ? true : undefined),
+        90_000,
+      );
     };
     const timeline: Record<string, number> = {};
     const t0 = Date.now();
@@ -159,7 +188,9 @@ describeWithEngine('deploy/docker compose.yaml', () => {
 
     // Exactly once: each 201 transfer exists once, under its key, and nothing else was applied.
     const transfers = ops.filter((o) => o.kind === 'transfer');
-    const ok = transfers.filter((o) => o.status === 201).map((o) => ({ id: o.transferId!, key: o.key }));
+    const ok = transfers
+      .filter((o) => o.status === 201)
+      .map((o) => ({ id: o.transferId!, key: o.key }));
     const refusedKeys = transfers.filter((o) => o.status === 409).map((o) => o.key);
     const url = await dbUrl();
     await checkInvariants(url, { okTransfers: ok, refusedKeys });
