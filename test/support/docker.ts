@@ -123,6 +123,8 @@ export async function buildKeelImage(): Promise<{ image: string; ms: number; bas
   ).catch((e: Error & { stderr?: string }) => {
     throw new Error(`docker build failed: ${(e.stderr ?? e.message).slice(-2000)}`);
   });
+  // The image this tag held before (if the build changed it) is left untagged: remove it.
+  await docker(['image', 'prune', '-f', '--filter', `label=${KEPT_LABEL}`]).catch(() => undefined);
   return { image: KEEL_TEST_IMAGE, ms: Date.now() - t0, base };
 }
 
