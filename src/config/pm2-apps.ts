@@ -41,6 +41,8 @@ export function pm2Apps(env: RawEnv, root: string): { apps: Pm2App[] } {
     'KEEL_DB_PORT',
     'KEEL_DATA_DIR',
     'KEEL_DB_STOP_TIMEOUT_MS',
+    'KEEL_REQUIRE_DATABASE_URL',
+    'RAILWAY_ENVIRONMENT_ID',
   ]);
   const instances = webConcurrency(v.WEB_CONCURRENCY);
   // PM2's 1.6 s default would cut every drain short. A worker's worst case is the drain, then up
@@ -102,5 +104,8 @@ export function pm2Apps(env: RawEnv, root: string): { apps: Pm2App[] } {
       KEEL_DB_PORT: dbPort,
     },
   };
-  return { apps: v.DATABASE_URL === undefined ? [db, web] : [web] };
+  // A deployment (an image sets KEEL_REQUIRE_DATABASE_URL=1; Railway sets RAILWAY_ENVIRONMENT_ID)
+  // never starts the embedded database: without DATABASE_URL its workers stop with exit 78.
+  const deployment = v.KEEL_REQUIRE_DATABASE_URL || v.RAILWAY_ENVIRONMENT_ID !== undefined;
+  return { apps: v.DATABASE_URL === undefined && !deployment ? [db, web] : [web] };
 }

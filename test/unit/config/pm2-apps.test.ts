@@ -66,3 +66,9 @@ test('the embedded database reads its variables with the same specs and defaults
     errorOf(() => loadConfig({ LOG_LEVEL: 'loud' })),
   );
 });
+
+test('a deployment never starts the embedded database, even without DATABASE_URL', () => {
+  for (const env of [{ KEEL_REQUIRE_DATABASE_URL: '1' }, { RAILWAY_ENVIRONMENT_ID: 'env-1' }]) {
+    expect(pm2Apps(env, ROOT).apps.map((a) => a.name)).toEqual(['web']);
+  }
+});
