@@ -5,7 +5,7 @@
  * or not at all and recognises its own earlier commit (the idempotency key).
  */
 import type postgres from 'postgres';
-import { AppError, UnavailableError } from '../errors';
+import { AppError, ClientGoneError, UnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import type { DbStats } from '../metrics/db-stats';
 import { createAdmission, ShedError, type Admission, type Release } from './admission';
@@ -65,23 +65,12 @@ export interface DbDeps {
   random?: () => number;
 }
 
-export class ClientGoneError extends AppError {
-  constructor() {
-    super(499, 'client_closed_request', 'the client went away');
-  }
-}
-
 // How often a waiting readiness probe looks whether the path has been found stalled.
 const STALL_POLL_MS = 50;
 
 /** A COMMIT was sent and its result could not be learned within the budget. */
 function outcomeUnknown(cause?: unknown): UnavailableError {
-  return new UnavailableError(
-    'outcome_unknown',
-    'the transfer may or may not have been applied: retry with its Idempotency-Key to learn which',
-    1,
-    cause,
-  );
+  return new UnavailableError('outcome_unknown', undefined, { cause });
 }
 
 /** Thrown inside a transaction that reached the deadline before COMMIT: it rolls back. */
@@ -162,9 +151,7 @@ export function createDb(deps: DbDeps): Db {
         const byDeadline = err.reason === 'aborted' && ctx.signal?.reason === DEADLINE;
         stats.shed[byDeadline ? 'deadline' : err.reason] += 1;
         if (err.reason === 'aborted' && ctx.signal) throw fail(abortError(ctx.signal));
-        throw fail(
-          new UnavailableError('database_unavailable', 'the database is overloaded, retry', 1),
-        );
+        throw fail(UnavailableError.of('dbOverloaded'));
       }
       let sent = false;
       let lost = false;
@@ -247,12 +234,7 @@ export function createDb(deps: DbDeps): Db {
         if (kind === 'shutdown') {
           // Our own pool has closed: this worker is going away, the client should retry elsewhere.
           if (unknown) throw outcomeUnknown(err);
-          throw new UnavailableError(
-            'shutting_down',
-            'this worker is shutting down, retry',
-            1,
-            err,
-          );
+          throw new UnavailableError('shutting_down', undefined, { cause: err });
         }
         if (kind === 'timeout') throw fail(unavailable(err));
         throw fail(err);

@@ -29,17 +29,7 @@ export function deadline({ timeoutMs, now = Date.now }: { timeoutMs: number; now
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         controller.abort(DEADLINE);
-        timer = setTimeout(
-          () =>
-            reject(
-              new UnavailableError(
-                'database_unavailable',
-                'the request did not complete in time',
-                1,
-              ),
-            ),
-          SETTLE_MS,
-        );
+        timer = setTimeout(() => reject(UnavailableError.of('requestDeadline')), SETTLE_MS);
         timer.unref();
       }, timeoutMs);
       timer.unref();
