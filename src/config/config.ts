@@ -48,7 +48,6 @@ export interface PlatformConfig {
 }
 
 export interface Config {
-  readonly env: 'production' | 'development' | 'test';
   readonly host: string;
   readonly port: number;
   readonly instances: number;
@@ -189,7 +188,6 @@ export function loadConfig(env: RawEnv): Config {
   }
 
   const config: Config = {
-    env: raw.NODE_ENV,
     host: raw.HOST,
     port: raw.PORT,
     instances,

@@ -63,6 +63,8 @@ export interface DbDeps {
   idleInTransactionTimeoutMs?: number;
   now?: () => number;
   random?: () => number;
+  /** Waits between attempts (tests pass one that moves their clock). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 // How often a waiting readiness probe looks whether the path has been found stalled.
@@ -96,6 +98,7 @@ export function createDb(deps: DbDeps): Db {
   const { sql } = handle;
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
+  const sleep = deps.sleep ?? realSleep;
   let pinging: Promise<boolean> | null = null;
 
   function ping(timeoutMs: number): Promise<boolean> {
@@ -120,7 +123,7 @@ export function createDb(deps: DbDeps): Db {
 
   const admission = createAdmission({ slots: deps.slots, now });
   const lostMs = lostAfterMs(deps.statementTimeoutMs);
-  handle.sockets.onPathHealed(() => breaker.probeNow());
+  handle.onPathHealed(() => breaker.probeNow());
 
   async function run<T>(attemptOnce: (a: Attempt) => Promise<T>, ctx: WorkContext): Promise<T> {
     // The database budget ends at the request deadline or budgetMs from now, whichever is first.
@@ -285,12 +288,12 @@ export function createDb(deps: DbDeps): Db {
     ping,
     breaker,
     admission,
-    pathStalled: () => handle.sockets.pathStalled(),
+    pathStalled: () => handle.pathStalled(),
     ready(timeoutMs) {
-      if (handle.sockets.pathStalled()) return Promise.resolve(false);
+      if (handle.pathStalled()) return Promise.resolve(false);
       return new Promise<boolean>((resolve) => {
         const watch = setInterval(() => {
-          if (handle.sockets.pathStalled()) finish(false);
+          if (handle.pathStalled()) finish(false);
         }, STALL_POLL_MS);
         watch.unref();
         const finish = (ok: boolean) => {
@@ -331,6 +334,6 @@ export function createDb(deps: DbDeps): Db {
   };
 }
 
-function sleep(ms: number): Promise<void> {
+function realSleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -10,7 +10,7 @@ import { findUnstorableText } from './json-text';
 
 // After a 413, up to this much more of the body is read and discarded so the connection stays
 // usable for the next request; a client sending more than that gets `Connection: close`.
-export const DRAIN_AFTER_413_BYTES = 1024 * 1024;
+const DRAIN_AFTER_413_BYTES = 1024 * 1024;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 

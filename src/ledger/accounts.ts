@@ -18,7 +18,7 @@ interface AccountRow {
   created_at: Date;
 }
 
-export function toAccount(r: AccountRow): Account {
+function toAccount(r: AccountRow): Account {
   return {
     id: Number(r.id),
     name: r.name,

@@ -48,7 +48,7 @@ export interface Transfers {
   ): Promise<{ items: Transfer[]; next: number | null }>;
 }
 
-export function toTransfer(r: TransferRow): Transfer {
+function toTransfer(r: TransferRow): Transfer {
   return {
     id: Number(r.id),
     from: Number(r.from_id),

@@ -6,7 +6,7 @@ import { check, type Check } from './report';
 import type { ServerFacts } from './server';
 
 /** The budget inputs of this deployment, from the same configuration the workers read. */
-export function budgetInput(config: Config): BudgetInput {
+function budgetInput(config: Config): BudgetInput {
   const p = config.platform;
   return {
     replicas: p.replicas,
