@@ -5,11 +5,10 @@
  * contract's error shape.
  */
 import type { Db } from '../../../src/db/runner';
-import { createApp } from '../../../src/http/app';
 import type { Accounts } from '../../../src/ledger/accounts';
 import type { Transfers } from '../../../src/ledger/transfers';
 import { createReadiness, type Readiness } from '../../../src/lifecycle/readiness';
-import { capturedLogger, serve, type Served } from './serve';
+import { appWith, type AppUnderTest } from './serve';
 
 /** Any call on it is a defect: the request should have been answered before the database. */
 function unreachable<T extends object>(name: string, reached: string[]): T {
@@ -21,31 +20,19 @@ function unreachable<T extends object>(name: string, reached: string[]): T {
   });
 }
 
-let server: Served;
+let server: AppUnderTest;
 let base: string;
 let readiness: Readiness;
+let logs: Array<Record<string, unknown>>;
 const reached: string[] = [];
-const { logger, logs } = capturedLogger();
 
 beforeAll(async () => {
-  readiness = createReadiness();
-  readiness.markMigrated();
-  const app = createApp({
-    config: {
-      requestTimeoutMs: 2000,
-      bodyLimitBytes: 1024,
-      enableTestRoutes: false,
-      keepAliveHintS: 5,
-    },
-    logger,
+  server = await appWith({
     db: unreachable<Db>('db', reached),
     accounts: unreachable<Accounts>('accounts', reached),
     transfers: unreachable<Transfers>('transfers', reached),
-    readiness,
-    metrics: async () => ({ status: 200, type: 'text/plain', text: '' }),
   });
-  server = await serve(app.callback());
-  base = server.base;
+  ({ base, readiness, logs } = server);
 });
 
 afterAll(() => server.close());

@@ -2,6 +2,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
+import type { Db } from '../../../src/db/runner';
+import { createApp } from '../../../src/http/app';
+import type { Accounts } from '../../../src/ledger/accounts';
+import type { Transfers } from '../../../src/ledger/transfers';
+import { createReadiness, type Readiness } from '../../../src/lifecycle/readiness';
 import { createLogger, type Logger } from '../../../src/logger';
 
 export interface Served {
@@ -28,4 +33,39 @@ export function capturedLogger(): { logger: Logger; logs: Array<Record<string, u
     },
   });
   return { logger: createLogger({ level: 'info', base: {}, stream }), logs };
+}
+
+export interface AppUnderTest extends Served {
+  logs: Array<Record<string, unknown>>;
+  /** Migrated from the start; a test may swap its methods. */
+  readiness: Readiness;
+}
+
+/**
+ * `createApp` with no database: the ledger is what the test hands in (a method it leaves out
+ * fails the request), readiness says migrated, and the body limit is 1 KiB.
+ */
+export async function appWith(ledger: {
+  db?: Db;
+  accounts?: Partial<Accounts>;
+  transfers?: Partial<Transfers>;
+}): Promise<AppUnderTest> {
+  const { logger, logs } = capturedLogger();
+  const readiness = createReadiness();
+  readiness.markMigrated();
+  const app = createApp({
+    config: {
+      requestTimeoutMs: 2000,
+      bodyLimitBytes: 1024,
+      enableTestRoutes: false,
+      keepAliveHintS: 5,
+    },
+    logger,
+    db: ledger.db ?? ({} as Db),
+    accounts: ledger.accounts as Accounts,
+    transfers: ledger.transfers as Transfers,
+    readiness,
+    metrics: async () => ({ status: 200, type: 'text/plain', text: '' }),
+  });
+  return { ...(await serve(app.callback())), logs, readiness };
 }
