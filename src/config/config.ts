@@ -50,7 +50,6 @@ export interface PlatformConfig {
 }
 
 export interface Config {
-  readonly env: 'production' | 'development' | 'test';
   readonly host: string;
   readonly port: number;
   readonly instances: number;
@@ -192,7 +191,6 @@ export function loadConfig(env: RawEnv): Config {
   }
 
   const config: Config = {
-    env: raw.NODE_ENV,
     host: raw.HOST,
     port: raw.PORT,
     instances,

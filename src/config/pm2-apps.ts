@@ -9,7 +9,7 @@ import { parseVars, type RawEnv } from './parse';
 import { webConcurrency } from './config';
 
 /** PM2's SIGKILL comes kill_timeout after its SIGINT: 5 s beyond the drain deadline. */
-export const KILL_TIMEOUT_MARGIN_MS = 5000;
+const KILL_TIMEOUT_MARGIN_MS = 5000;
 
 /** The subset of PM2's app options Keel sets. */
 export interface Pm2App {

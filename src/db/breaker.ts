@@ -140,10 +140,5 @@ export function createBreaker(deps: BreakerDeps): Breaker {
 }
 
 export function unavailable(cause?: unknown): UnavailableError {
-  return new UnavailableError(
-    'database_unavailable',
-    'the database is unavailable, retry later',
-    2,
-    cause,
-  );
+  return new UnavailableError('database_unavailable', undefined, { cause });
 }

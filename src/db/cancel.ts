@@ -16,7 +16,7 @@ export interface CancelOptions {
   attempts: number;
 }
 
-export const DEFAULT_CANCEL: CancelOptions = { retryMs: 50, attempts: 6 };
+const DEFAULT_CANCEL: CancelOptions = { retryMs: 50, attempts: 6 };
 
 export function cancelOnAbort<T>(
   work: Promise<T>,

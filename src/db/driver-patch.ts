@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const DRIVER_PATCH = path.resolve(__dirname, '..', '..', 'patches', 'postgres+3.4.9.patch');
+const DRIVER_PATCH = path.resolve(__dirname, '..', '..', 'patches', 'postgres+3.4.9.patch');
 
 /** The files the patch changes that lack one of its added lines (empty: applied). */
 export function unpatchedDriverFiles(

@@ -54,11 +54,6 @@ export interface DriverErrorLike {
   severity?: unknown;
 }
 
-export function sqlState(err: unknown): string | undefined {
-  const code = (err as DriverErrorLike | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
-
 export function classify(err: unknown): DbErrorKind {
   const code = (err as DriverErrorLike | null)?.code;
   if (typeof code !== 'string') return 'other';

@@ -5,7 +5,7 @@
  * or not at all and recognises its own earlier commit (the idempotency key).
  */
 import type postgres from 'postgres';
-import { AppError, UnavailableError } from '../errors';
+import { AppError, ClientGoneError, UnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import type { DbStats } from '../metrics/db-stats';
 import { createAdmission, ShedError, type Admission, type Release } from './admission';
@@ -63,12 +63,8 @@ export interface DbDeps {
   idleInTransactionTimeoutMs?: number;
   now?: () => number;
   random?: () => number;
-}
-
-export class ClientGoneError extends AppError {
-  constructor() {
-    super(499, 'client_closed_request', 'the client went away');
-  }
+  /** Waits between attempts (tests pass one that moves their clock). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 // How often a waiting readiness probe looks whether the path has been found stalled.
@@ -76,12 +72,7 @@ const STALL_POLL_MS = 50;
 
 /** A COMMIT was sent and its result could not be learned within the budget. */
 function outcomeUnknown(cause?: unknown): UnavailableError {
-  return new UnavailableError(
-    'outcome_unknown',
-    'the transfer may or may not have been applied: retry with its Idempotency-Key to learn which',
-    1,
-    cause,
-  );
+  return new UnavailableError('outcome_unknown', undefined, { cause });
 }
 
 /** Thrown inside a transaction that reached the deadline before COMMIT: it rolls back. */
@@ -107,6 +98,7 @@ export function createDb(deps: DbDeps): Db {
   const { sql } = handle;
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
+  const sleep = deps.sleep ?? realSleep;
   let pinging: Promise<boolean> | null = null;
 
   function ping(timeoutMs: number): Promise<boolean> {
@@ -131,7 +123,7 @@ export function createDb(deps: DbDeps): Db {
 
   const admission = createAdmission({ slots: deps.slots, now });
   const lostMs = lostAfterMs(deps.statementTimeoutMs);
-  handle.sockets.onPathHealed(() => breaker.probeNow());
+  handle.onPathHealed(() => breaker.probeNow());
 
   async function run<T>(attemptOnce: (a: Attempt) => Promise<T>, ctx: WorkContext): Promise<T> {
     // The database budget ends at the request deadline or budgetMs from now, whichever is first.
@@ -162,9 +154,7 @@ export function createDb(deps: DbDeps): Db {
         const byDeadline = err.reason === 'aborted' && ctx.signal?.reason === DEADLINE;
         stats.shed[byDeadline ? 'deadline' : err.reason] += 1;
         if (err.reason === 'aborted' && ctx.signal) throw fail(abortError(ctx.signal));
-        throw fail(
-          new UnavailableError('database_unavailable', 'the database is overloaded, retry', 1),
-        );
+        throw fail(UnavailableError.of('dbOverloaded'));
       }
       let sent = false;
       let lost = false;
@@ -247,12 +237,7 @@ export function createDb(deps: DbDeps): Db {
         if (kind === 'shutdown') {
           // Our own pool has closed: this worker is going away, the client should retry elsewhere.
           if (unknown) throw outcomeUnknown(err);
-          throw new UnavailableError(
-            'shutting_down',
-            'this worker is shutting down, retry',
-            1,
-            err,
-          );
+          throw new UnavailableError('shutting_down', undefined, { cause: err });
         }
         if (kind === 'timeout') throw fail(unavailable(err));
         throw fail(err);
@@ -303,12 +288,12 @@ export function createDb(deps: DbDeps): Db {
     ping,
     breaker,
     admission,
-    pathStalled: () => handle.sockets.pathStalled(),
+    pathStalled: () => handle.pathStalled(),
     ready(timeoutMs) {
-      if (handle.sockets.pathStalled()) return Promise.resolve(false);
+      if (handle.pathStalled()) return Promise.resolve(false);
       return new Promise<boolean>((resolve) => {
         const watch = setInterval(() => {
-          if (handle.sockets.pathStalled()) finish(false);
+          if (handle.pathStalled()) finish(false);
         }, STALL_POLL_MS);
         watch.unref();
         const finish = (ok: boolean) => {
@@ -349,6 +334,6 @@ export function createDb(deps: DbDeps): Db {
   };
 }
 
-function sleep(ms: number): Promise<void> {
+function realSleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -76,7 +76,6 @@ export interface SocketFactory {
   ending(): void;
   /** Stops the stall watchdog. */
   stop(): void;
-  live(): number;
   /** The path to the database is known stalled (readiness answers 503). */
   pathStalled(): boolean;
   /** Reconnect at once (the path is stalled or just healed), not after the outage backoff. */
@@ -370,7 +369,6 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   factory.pathStalled = () => path.stalledSince() !== null;
   factory.reconnectNow = () => path.reconnectNow();
   factory.onPathHealed = (listener) => healListeners.push(listener);
-  factory.live = () => live.size;
   return factory;
 }
 

@@ -1,10 +1,11 @@
 /** The worker's one postgres.js client, tuned to outlive a platform proxy's idle cutoff. */
+import type net from 'node:net';
 import postgres from 'postgres';
 import type { DbConfig } from '../config/config';
 import { dbUrlParts } from '../config/db-url';
 import type { Logger } from '../logger';
 import type { DbStats } from '../metrics/db-stats';
-import { createSocketFactory, type SocketFactory } from './socket';
+import { createSocketFactory } from './socket';
 
 export type Sql = postgres.Sql;
 
@@ -19,11 +20,28 @@ export interface CreateSqlDeps {
 
 export interface SqlHandle {
   sql: Sql;
-  sockets: SocketFactory;
+  /** The path to the database is known stalled (see ./path-watch). */
+  pathStalled(): boolean;
+  /** Calls `listener` each time a stalled path answers again. */
+  onPathHealed(listener: () => void): void;
   /** Whether the statement timeout must be set per transaction (PgBouncer transaction mode). */
   perTransactionTimeout: boolean;
   end(timeoutS: number): Promise<void>;
 }
+
+/**
+ * postgres.js's own Options, plus what its code reads and its types/index.d.ts leaves out: a
+ * `socket` factory (connection.js `createSocket`), and `idle_timeout` / `max_lifetime` given as
+ * functions, which connection.js `timer()` calls once per connection.
+ */
+type DriverOptions = Omit<
+  postgres.Options<Record<string, never>>,
+  'idle_timeout' | 'max_lifetime'
+> & {
+  idle_timeout?: number | (() => number);
+  max_lifetime?: number | (() => number) | null;
+  socket?: () => net.Socket;
+};
 
 /** A value rolled per connection in [lo, hi], as postgres.js does for its default lifetime. */
 function roll(range: readonly [number, number], random: () => number): () => number {
@@ -45,7 +63,7 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
   });
   // PgBouncer (transaction mode) rejects statement_timeout as a startup parameter (08P01).
   const perTransactionTimeout = !config.prepare;
-  const options = {
+  const options: DriverOptions = {
     max: config.poolMax,
     // Idle connections close at 60-80 % of the proxy's idle cutoff, rolled per connection.
     idle_timeout: config.idleTimeoutS ? roll(config.idleTimeoutS, random) : 0,
@@ -56,12 +74,12 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
     // A connect that takes longer than this is hopeless; the retry loop tries a fresh one.
     connect_timeout: config.connectTimeoutS,
     // Reconnect quickly after an outage: 50 ms doubling, capped at 500 ms (default grows to 20 s).
-    backoff: (attempt: number) =>
+    backoff: (attempt) =>
       sockets.reconnectNow() ? 0 : Math.min(0.05 * 2 ** attempt, 0.5) * (0.5 + random() / 2),
     prepare: config.prepare,
     ssl: config.ssl,
     socket: sockets,
-    onnotice: (notice: postgres.Notice) =>
+    onnotice: (notice) =>
       logger.info('postgres notice', { severity: notice.severity, notice: notice.message }),
     connection: {
       application_name: deps.applicationName,
@@ -74,10 +92,12 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
         : { idle_in_transaction_session_timeout: config.idleInTransactionTimeoutMs }),
     },
   };
-  const sql = postgres(config.url, options as unknown as postgres.Options<Record<string, never>>);
+  // The one widening: Options is assignable to DriverOptions, so this narrows back, checked.
+  const sql = postgres(config.url, options as postgres.Options<Record<string, never>>);
   return {
     sql,
-    sockets,
+    pathStalled: () => sockets.pathStalled(),
+    onPathHealed: (listener) => sockets.onPathHealed(listener),
     perTransactionTimeout,
     async end(timeoutS: number) {
       sockets.ending();

@@ -59,7 +59,7 @@ export function createApp(deps: AppDeps): Koa<KeelState> {
   app.use(async (ctx, next) => {
     // Until the schema is in place (the database was not reachable at boot), the API is down.
     if (!deps.readiness.migrated() && ctx.path.startsWith('/api/')) {
-      throw new UnavailableError('database_unavailable', 'the database is not reachable yet', 2);
+      throw UnavailableError.of('dbNotMigrated');
     }
     await next();
   });

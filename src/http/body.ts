@@ -4,18 +4,18 @@
  * sees the body, so nothing is ever stored changed.
  */
 import getRawBody from 'raw-body';
-import { AppError, ValidationError } from '../errors';
+import { AppError, ClientGoneError, ValidationError } from '../errors';
 import type { KeelContext } from './context';
 import { findUnstorableText } from './json-text';
 
 // After a 413, up to this much more of the body is read and discarded so the connection stays
 // usable for the next request; a client sending more than that gets `Connection: close`.
-export const DRAIN_AFTER_413_BYTES = 1024 * 1024;
+const DRAIN_AFTER_413_BYTES = 1024 * 1024;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
-function notJson(message = 'the request body must be JSON (Content-Type: application/json)') {
-  return new AppError(415, 'unsupported_media_type', message);
+function notJson(message?: string) {
+  return new AppError('unsupported_media_type', message);
 }
 
 export async function readJson(ctx: KeelContext, limitBytes: number): Promise<unknown> {
@@ -39,13 +39,11 @@ export async function readJson(ctx: KeelContext, limitBytes: number): Promise<un
     if (e.type === 'entity.too.large') {
       if (!(await drain(ctx, length))) ctx.set('Connection', 'close');
       throw new AppError(
-        413,
         'payload_too_large',
         `the request body is larger than ${limitBytes} bytes`,
       );
     }
-    if (e.type === 'request.aborted')
-      throw new AppError(499, 'client_closed_request', 'the client went away');
+    if (e.type === 'request.aborted') throw new ClientGoneError();
     throw new ValidationError('the request body could not be read');
   }
   let text: string;

@@ -5,8 +5,9 @@
  * close`) and its socket closed, instead of Node's bare text answer.
  */
 import { randomUUID } from 'node:crypto';
-import type http from 'node:http';
+import http from 'node:http';
 import type net from 'node:net';
+import { AppError, errorBody } from '../errors';
 
 export interface ServerLimits {
   keepAliveTimeoutMs: number;
@@ -32,10 +33,10 @@ export function serverOptions(limits: ServerLimits): http.ServerOptions {
   };
 }
 
-function answer(status: number, code: string, message: string, reason: string): string {
-  const body = JSON.stringify({ error: { code, message } });
+function answer(error: AppError): string {
+  const body = JSON.stringify(errorBody(error));
   return (
-    `HTTP/1.1 ${status} ${reason}\r\n` +
+    `HTTP/1.1 ${error.status} ${http.STATUS_CODES[error.status]}\r\n` +
     'Content-Type: application/json; charset=utf-8\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
     `X-Request-Id: ${randomUUID()}\r\n` +
@@ -46,14 +47,14 @@ function answer(status: number, code: string, message: string, reason: string): 
 
 function replyFor(code: string | undefined): string | null {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    return answer(408, 'request_timeout', 'the request did not arrive in time', 'Request Timeout');
+    return answer(new AppError('request_timeout'));
   }
   // Node's own words for oversized headers (431) are kept; other parse errors get the JSON 400.
   if (code === 'HPE_HEADER_OVERFLOW') {
     return 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n';
   }
   if (code?.startsWith('HPE_')) {
-    return answer(400, 'invalid_request', 'the request is not valid HTTP', 'Bad Request');
+    return answer(new AppError('invalid_request', 'the request is not valid HTTP'));
   }
   return null; // a reset or timed-out peer: nobody to answer
 }

@@ -1,6 +1,6 @@
 /** Accounts: create, fetch, page through. */
 import { randomUUID } from 'node:crypto';
-import { NotFoundError } from '../errors';
+import { refusalError } from '../errors';
 import type { Db, WorkContext } from '../db/runner';
 import type { NewAccount, Page } from './money';
 
@@ -18,7 +18,7 @@ interface AccountRow {
   created_at: Date;
 }
 
-export function toAccount(r: AccountRow): Account {
+function toAccount(r: AccountRow): Account {
   return {
     id: Number(r.id),
     name: r.name,
@@ -31,7 +31,6 @@ export interface Accounts {
   create(input: NewAccount, ctx: WorkContext): Promise<Account>;
   get(id: number, ctx: WorkContext): Promise<Account>;
   list(page: Page, ctx: WorkContext): Promise<{ items: Account[]; next: number | null }>;
-  exists(id: number, ctx: WorkContext): Promise<boolean>;
 }
 
 export function createAccounts({ db }: { db: Db }): Accounts {
@@ -57,12 +56,8 @@ export function createAccounts({ db }: { db: Db }): Accounts {
           sql<AccountRow[]>`select id, name, balance, created_at from accounts where id = ${id}`,
         ctx,
       );
-      if (!rows[0]) throw new NotFoundError(`account ${id} not found`);
+      if (!rows[0]) throw refusalError({ kind: 'account_not_found', account: id });
       return toAccount(rows[0]);
-    },
-    async exists(id, ctx) {
-      const rows = await db.read((sql) => sql`select 1 from accounts where id = ${id}`, ctx);
-      return rows.length > 0;
     },
     async list({ limit, after }, ctx) {
       const rows = await db.read(

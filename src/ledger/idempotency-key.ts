@@ -17,7 +17,7 @@ export interface IdempotencyKey {
 const GENERATED = /^keel-gen-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 
 /** Stored keys of generated keys start with this (the janitor's shorter expiry). */
-export const GENERATED_PREFIX = 'gen:';
+const GENERATED_PREFIX = 'gen:';
 
 export function idempotencyKey(clientKey: string | undefined): IdempotencyKey {
   if (clientKey === undefined) {

@@ -3,13 +3,13 @@ import { z } from 'zod';
 
 export const MAX_MONEY = Number.MAX_SAFE_INTEGER;
 
-export const money = z
+const money = z
   .number({ error: 'must be an integer number of minor units' })
   .int('must be an integer')
   .min(0, 'must not be negative')
   .max(MAX_MONEY, `must be at most ${MAX_MONEY}`);
 
-export const id = z
+const id = z
   .number({ error: 'must be a positive integer id' })
   .int('must be an integer')
   .min(1, 'must be a positive integer id')

@@ -1,11 +1,11 @@
 /**
- * Transfers: one transaction whose one statement (keel_transfer, migrations/0003) records the
+ * Transfers: one transaction whose one statement (keel_transfer_v2, migrations/0004) records the
  * idempotency key, locks both accounts in id order (no deadlock between opposite transfers),
- * checks the balance and moves the money. Business refusals (404, 409) are stored under the
- * key too, so a replay answers the same.
+ * checks the balance and moves the money. Refusals (404, 409, 400) are stored under the key too,
+ * as the error catalogue writes them, so a replay answers the same bytes.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { ConflictError, NotFoundError } from '../errors';
+import { errorBody, refusalError, type Refusal } from '../errors';
 import type { Db, Tx, WorkContext } from '../db/runner';
 import type { IdempotencyKey } from './idempotency-key';
 import { MAX_MONEY, type NewTransfer, type Page } from './money';
@@ -26,15 +26,20 @@ interface TransferRow {
   created_at: Date;
 }
 
+/** An answer stored under an idempotency key, as first sent (a transfer, or an error body). */
 export interface StoredResponse {
   status: number;
   body: unknown;
   replayed: boolean;
 }
 
+/** What `create` learned: the stored answer, or a refusal made by this request just now. */
+export type TransferOutcome =
+  ({ refused?: undefined } & StoredResponse) | { refused: Refusal; replayed: false };
+
 export interface Transfers {
   /** `key`: the client's Idempotency-Key, or one generated for this request (./idempotency-key). */
-  create(input: NewTransfer, key: IdempotencyKey, ctx: WorkContext): Promise<StoredResponse>;
+  create(input: NewTransfer, key: IdempotencyKey, ctx: WorkContext): Promise<TransferOutcome>;
   get(id: number, ctx: WorkContext): Promise<Transfer>;
   listForAccount(
     accountId: number,
@@ -43,7 +48,7 @@ export interface Transfers {
   ): Promise<{ items: Transfer[]; next: number | null }>;
 }
 
-export function toTransfer(r: TransferRow): Transfer {
+function toTransfer(r: TransferRow): Transfer {
   return {
     id: Number(r.id),
     from: Number(r.from_id),
@@ -59,28 +64,54 @@ function requestHash(input: NewTransfer): string {
     .digest('hex');
 }
 
+/** The refusals keel_transfer_v2 may store, by the name it gives them. */
+function refusals(input: NewTransfer): Record<RefusalName, Refusal> {
+  return {
+    from_not_found: { kind: 'account_not_found', account: input.from },
+    to_not_found: { kind: 'account_not_found', account: input.to },
+    insufficient_funds: { kind: 'insufficient_funds', account: input.from },
+    balance_limit: { kind: 'balance_limit', account: input.to, max: MAX_MONEY },
+  };
+}
+
+type RefusalName = 'from_not_found' | 'to_not_found' | 'insufficient_funds' | 'balance_limit';
+
+/** Each refusal's stored answer, written by the catalogue's serializer. */
+function storedRefusals(possible: Record<RefusalName, Refusal>): string {
+  const answers: Record<string, { status: number; body: unknown }> = {};
+  for (const [name, refusal] of Object.entries(possible)) {
+    const err = refusalError(refusal);
+    answers[name] = { status: err.status, body: errorBody(err) };
+  }
+  return JSON.stringify(answers);
+}
+
 export function createTransfers({ db }: { db: Db }): Transfers {
-  /** The transfer's one statement (migrations/0003_transfer_function.sql): claim, lock, move, answer. */
+  /** The transfer's one statement (migrations/0004_transfer_refusals.sql): claim, lock, move, answer. */
   async function apply(
     tx: Tx,
     input: NewTransfer,
     key: string,
     hash: string,
     owner: string,
-  ): Promise<StoredResponse> {
+  ): Promise<TransferOutcome> {
+    const possible = refusals(input);
     const [row] = await tx<
-      { fresh: boolean; status: number; body: string; owner: string; request_hash: string }[]
+      {
+        fresh: boolean;
+        status: number;
+        body: string;
+        owner: string;
+        request_hash: string;
+        refusal: RefusalName | null;
+      }[]
     >`
-      select fresh, status, body, owner, request_hash from keel_transfer(
-        ${key}, ${hash}, ${owner}, ${input.from}, ${input.to}, ${input.amount}, ${MAX_MONEY})`;
-    if (!row) throw new Error('keel_transfer returned nothing');
-    if (!row.fresh && row.request_hash !== hash) {
-      throw new ConflictError(
-        422,
-        'idempotency_key_reused',
-        'this Idempotency-Key was used with a different request body',
-      );
-    }
+      select fresh, status, body, owner, request_hash, refusal from keel_transfer_v2(
+        ${key}, ${hash}, ${owner}, ${input.from}, ${input.to}, ${input.amount}, ${MAX_MONEY},
+        ${storedRefusals(possible)})`;
+    if (!row) throw new Error('keel_transfer_v2 returned nothing');
+    if (!row.fresh && row.request_hash !== hash) throw refusalError({ kind: 'key_reused' });
+    if (row.refusal) return { refused: possible[row.refusal], replayed: false };
     // Answered before by this request's own earlier attempt (not a replay), or by another.
     return {
       status: row.status,
@@ -104,7 +135,7 @@ export function createTransfers({ db }: { db: Db }): Transfers {
           >`select id, from_id, to_id, amount, created_at from transfers where id = ${id}`,
         ctx,
       );
-      if (!rows[0]) throw new NotFoundError(`transfer ${id} not found`);
+      if (!rows[0]) throw refusalError({ kind: 'transfer_not_found', transfer: id });
       return toTransfer(rows[0]);
     },
     async listForAccount(accountId, { limit, after }, ctx) {
@@ -116,7 +147,7 @@ export function createTransfers({ db }: { db: Db }): Transfers {
           where id > ${after} and (from_id = ${accountId} or to_id = ${accountId})
           order by id limit ${limit + 1}`;
       }, ctx);
-      if (rows === null) throw new NotFoundError(`account ${accountId} not found`);
+      if (rows === null) throw refusalError({ kind: 'account_not_found', account: accountId });
       const items = rows.slice(0, limit).map(toTransfer);
       const next = rows.length > limit ? (items[items.length - 1]?.id ?? null) : null;
       return { items, next };

@@ -22,9 +22,7 @@ export function createMetricsEndpoint(deps: MetricsEndpointDeps) {
     if (deps.token !== null) {
       const m = /^Bearer (.+)$/.exec(authorization ?? '');
       if (!m?.[1] || !sameToken(m[1], deps.token)) {
-        throw new AppError(401, 'unauthorized', 'a valid bearer token is required for /metrics', {
-          headers: { 'WWW-Authenticate': 'Bearer' },
-        });
+        throw new AppError('unauthorized');
       }
     }
     return { status: 200, type: deps.contentType, text: await deps.render() };

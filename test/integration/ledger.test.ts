@@ -1,4 +1,9 @@
-/** Ledger behaviour under concurrency: no deadlocks reach clients, keys apply exactly once. */
+/**
+ * Ledger behaviour under concurrency: no deadlocks reach clients, keys apply exactly once. A
+ * refused transfer's answer, fresh and replayed, byte for byte: the body the error catalogue
+ * writes is the one keel_transfer_v2 stores, and a key answered by the previous release's
+ * keel_transfer (0003, which wrote its bodies in SQL) still replays exactly what it answered.
+ */
 import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
 import { checkInvariants, runLoad, seedAccounts } from '../support/ledger';
 import { call, startTestWorker, type TestWorker } from '../support/worker';
@@ -83,4 +88,92 @@ test('the balance CHECK constraint stops a negative balance even outside the API
   await expect(psql(url, `update accounts set balance = -1 where id = ${a}`)).rejects.toMatchObject(
     { code: '23514' },
   );
+});
+
+async function openAccount(balance: number): Promise<number> {
+  const r = await call(w.base, 'POST', '/api/accounts', { name: 'acct', balance });
+  expect(r.status).toBe(201);
+  return r.body.id as number;
+}
+
+async function transfer(body: object, key: string) {
+  const res = await fetch(`${w.base}/api/transfers`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'Idempotency-Key': key },
+    body: JSON.stringify(body),
+  });
+  return {
+    status: res.status,
+    text: await res.text(),
+    replayed: res.headers.get('idempotent-replayed'),
+    type: res.headers.get('content-type'),
+  };
+}
+
+test('every refusal answers the contract body, and its replay the same bytes', async () => {
+  const poor = await openAccount(5);
+  const full = await openAccount(9007199254740991);
+  const cases: Array<[object, number, string]> = [
+    [
+      { from: 999_999, to: poor, amount: 1 },
+      404,
+      '{"error":{"code":"not_found","message":"account 999999 not found"}}',
+    ],
+    [
+      { from: poor, to: 999_998, amount: 1 },
+      404,
+      '{"error":{"code":"not_found","message":"account 999998 not found"}}',
+    ],
+    [
+      { from: poor, to: full, amount: 6 },
+      409,
+      `{"error":{"code":"insufficient_funds","message":"account ${poor} has insufficient funds"}}`,
+    ],
+    [
+      { from: poor, to: full, amount: 1 },
+      400,
+      `{"error":{"code":"invalid_request","message":"account ${full} cannot hold more than 9007199254740991"}}`,
+    ],
+  ];
+  for (const [i, [body, status, text]] of cases.entries()) {
+    const key = `refusal-${poor}-${i}`;
+    const first = await transfer(body, key);
+    expect(first).toEqual({
+      status,
+      text,
+      replayed: null,
+      type: 'application/json; charset=utf-8',
+    });
+    const again = await transfer(body, key);
+    expect(again).toEqual({ status, text, replayed: 'true', type: first.type });
+    const [row] = await psql<{ status: number; body: string }>(
+      url,
+      `select status, body from idempotency_keys where key = 'client:${key}'`,
+    );
+    expect(row).toEqual({ status, body: text });
+  }
+  // Nothing moved.
+  expect((await call(w.base, 'GET', `/api/accounts/${poor}`)).body.balance).toBe(5);
+});
+
+test("a key answered by the previous release's keel_transfer replays what it answered", async () => {
+  const poor = await openAccount(5);
+  const to = await openAccount(0);
+  const key = `legacy-${poor}`;
+  const hash = await psql<{ h: string }>(
+    url,
+    `select encode(sha256(convert_to('${JSON.stringify([poor, to, 6])}', 'UTF8')), 'hex') as h`,
+  );
+  await psql(
+    url,
+    `select * from keel_transfer('client:${key}', '${hash[0]!.h}',
+       '00000000-0000-4000-8000-000000000001', ${poor}, ${to}, 6, 9007199254740991)`,
+  );
+  const r = await transfer({ from: poor, to, amount: 6 }, key);
+  expect(r).toEqual({
+    status: 409,
+    text: `{"error":{"code":"insufficient_funds","message":"account ${poor} has insufficient funds"}}`,
+    replayed: 'true',
+    type: 'application/json; charset=utf-8',
+  });
 });

@@ -10,7 +10,7 @@ export interface Spread {
   max: number;
 }
 
-export function spread(samples: number[]): Spread {
+function spread(samples: number[]): Spread {
   const s = [...samples].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? 0;
   const r = (v: number) => Math.round(v * 100) / 100;

@@ -49,7 +49,7 @@ export function worst(statuses: Status[]): Status {
   return statuses.includes('fail') ? 'fail' : statuses.includes('warn') ? 'warn' : 'ok';
 }
 
-export const EXIT: Record<Status, 0 | 1 | 2> = { ok: 0, warn: 1, fail: 2 };
+const EXIT: Record<Status, 0 | 1 | 2> = { ok: 0, warn: 1, fail: 2 };
 
 export function buildReport(
   base: Pick<Report, 'keelVersion' | 'startedAt' | 'durationMs' | 'target'>,

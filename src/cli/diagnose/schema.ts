@@ -7,7 +7,7 @@ import { z } from 'zod';
 const status = z.enum(['ok', 'warn', 'fail']);
 const death = z.enum(['fin', 'rst', 'rst-on-write', 'silence', 'server-timeout', 'server-closed']);
 
-export const checkSchema = z.strictObject({
+const checkSchema = z.strictObject({
   id: z.string().regex(/^(path|latency|server|pooler|budget|keel|idle)\.[a-z_]+$/),
   section: z.enum(['path', 'latency', 'server', 'pooler', 'budget', 'keel', 'idle']),
   status,
@@ -26,7 +26,7 @@ const sample = z.strictObject({
   keepAliveS: z.number().nullable(),
 });
 
-export const idleProbeSchema = z.strictObject({
+const idleProbeSchema = z.strictObject({
   cutoffMs: z.number().nullable(),
   bracketMs: z.tuple([z.number(), z.number()]).nullable(),
   death: death.nullable(),

@@ -13,7 +13,13 @@ import type { KeelContext } from '../context';
 // runner settles at once; this only bounds work that ignores the signal).
 const SETTLE_MS = 1000;
 
-export function deadline({ timeoutMs, now = Date.now }: { timeoutMs: number; now?: () => number }) {
+export interface DeadlineDeps {
+  timeoutMs: number;
+  now?: () => number;
+  settleMs?: number;
+}
+
+export function deadline({ timeoutMs, now = Date.now, settleMs = SETTLE_MS }: DeadlineDeps) {
   return async function deadlineMiddleware(ctx: KeelContext, next: Next): Promise<void> {
     const controller = new AbortController();
     const onClose = () => {
@@ -29,17 +35,7 @@ export function deadline({ timeoutMs, now = Date.now }: { timeoutMs: number; now
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         controller.abort(DEADLINE);
-        timer = setTimeout(
-          () =>
-            reject(
-              new UnavailableError(
-                'database_unavailable',
-                'the request did not complete in time',
-                1,
-              ),
-            ),
-          SETTLE_MS,
-        );
+        timer = setTimeout(() => reject(UnavailableError.of('requestDeadline')), settleMs);
         timer.unref();
       }, timeoutMs);
       timer.unref();

@@ -3,7 +3,7 @@
  * a client sees; unexpected errors become a bare 500 and are logged with the request id.
  */
 import type { Next } from 'koa';
-import { AppError } from '../../errors';
+import { AppError, errorBody } from '../../errors';
 import type { Logger } from '../../logger';
 import type { KeelContext } from '../context';
 
@@ -18,16 +18,11 @@ interface HttpLikeError {
 function fromHttpError(err: HttpLikeError): AppError | null {
   const status = err.status ?? err.statusCode;
   if (!status || status < 400 || status >= 500) return null;
-  if (status === 413)
-    return new AppError(413, 'payload_too_large', 'the request body is too large');
+  if (status === 413) return new AppError('payload_too_large');
   if (status === 415)
-    return new AppError(415, 'unsupported_media_type', 'the request body must be JSON');
-  if (status === 404) return new AppError(404, 'not_found', 'not found');
-  return new AppError(
-    400,
-    'invalid_request',
-    err.expose && err.message ? err.message : 'invalid request',
-  );
+    return new AppError('unsupported_media_type', 'the request body must be JSON');
+  if (status === 404) return new AppError('not_found');
+  return new AppError('invalid_request', err.expose && err.message ? err.message : undefined);
 }
 
 export function errorHandler({ logger }: { logger: Logger }) {
@@ -40,21 +35,20 @@ export function errorHandler({ logger }: { logger: Logger }) {
         const allow = ctx.response.get('Allow');
         if ((ctx.status === 405 || ctx.status === 501) && allow) {
           throw new AppError(
-            405,
             'method_not_allowed',
             `${ctx.method} is not allowed here; use ${allow}`,
           );
         }
         if (ctx.status === 404 || ctx.status === 501 || ctx.status === 405) {
-          throw new AppError(404, 'not_found', `no route for ${ctx.method} ${ctx.path}`);
+          throw new AppError('not_found', `no route for ${ctx.method} ${ctx.path}`);
         }
       }
     } catch (caught) {
       const err =
         caught instanceof AppError ? caught : (fromHttpError(caught as HttpLikeError) ?? null);
-      if (err?.status === 499) {
+      if (err && !err.answered) {
         // The client is gone; nobody reads this answer.
-        ctx.status = 499;
+        ctx.status = err.status;
         return;
       }
       if (!err || err.status === 500) {
@@ -66,15 +60,10 @@ export function errorHandler({ logger }: { logger: Logger }) {
       } else if (err.status === 503) {
         logger.warn('request answered 503', { reqId: ctx.state.reqId, code: err.code });
       }
-      const e = err ?? new AppError(500, 'internal', 'internal error', {}, false);
+      const e = err ?? new AppError('internal');
       ctx.status = e.status;
       ctx.set(e.headers);
-      const body: { code: string; message: string; details?: unknown } = {
-        code: e.code,
-        message: e.expose ? e.message : 'internal error',
-      };
-      if (e.details !== undefined) body.details = e.details;
-      ctx.body = { error: body };
+      ctx.body = errorBody(e);
     }
   };
 }

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { ValidationError } from '../../errors';
+import { refusalError, ValidationError } from '../../errors';
 import { idempotencyKey } from '../../ledger/idempotency-key';
 import { newTransfer, pathId } from '../../ledger/money';
 import type { Transfers } from '../../ledger/transfers';
@@ -37,6 +37,8 @@ export function transferRoutes(
     ctx.set('Idempotency-Key', key.header);
     const input = validate(newTransfer, await readJson(ctx, deps.bodyLimitBytes), 'body');
     const result = await transfers.create(input, key, ctx.state.work);
+    // Answered like every error (the same bytes keel_transfer_v2 stored for a replay).
+    if (result.refused) throw refusalError(result.refused);
     ctx.status = result.status;
     if (result.replayed) ctx.set('Idempotent-Replayed', 'true');
     if (result.status === 201) {

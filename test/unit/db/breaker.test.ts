@@ -92,3 +92,54 @@ test('a burst of failures within milliseconds (all backends killed at once) is n
   expect(breaker.isOpen()).toBe(true);
   breaker.stop();
 });
+
+describe('with an injected clock', () => {
+  function open(t: { now: number }, probe: () => Promise<void>) {
+    const breaker = createBreaker({
+      logger: quiet,
+      stats: createDbStats(),
+      threshold: 2,
+      minFailingMs: 0,
+      probeIntervalMs: 60_000,
+      now: () => t.now,
+      probe,
+    });
+    breaker.failure();
+    breaker.failure();
+    expect(breaker.isOpen()).toBe(true);
+    return breaker;
+  }
+
+  test('the budget is read on the injected clock: none left is a 503, some left waits for the close', async () => {
+    const t = { now: 5_000 };
+    const breaker = open(t, () => new Promise(() => undefined));
+    await expect(breaker.admit(5_000)).rejects.toMatchObject({ code: 'database_unavailable' });
+    let admitted = false;
+    const waiting = breaker.admit(t.now + 60_000).then(() => (admitted = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(admitted).toBe(false);
+    breaker.success();
+    await waiting;
+    expect(admitted).toBe(true);
+    breaker.stop();
+  });
+
+  test('probeNow probes again at once instead of after the probe interval', async () => {
+    const t = { now: 0 };
+    let probes = 0;
+    let up = false;
+    const breaker = open(t, async () => {
+      probes += 1;
+      if (!up) throw new Error('down');
+    });
+    // The first probe runs right away and fails; the next would be a minute later.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(probes).toBe(1);
+    up = true;
+    breaker.probeNow();
+    await breaker.admit(t.now + 10_000);
+    expect(probes).toBe(2);
+    expect(breaker.isOpen()).toBe(false);
+    breaker.stop();
+  });
+});

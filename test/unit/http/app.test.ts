@@ -4,15 +4,11 @@
  * routes and the not-yet-migrated state must all be answered before any database work, in the
  * contract's error shape.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import type { Db } from '../../../src/db/runner';
-import { createApp } from '../../../src/http/app';
 import type { Accounts } from '../../../src/ledger/accounts';
 import type { Transfers } from '../../../src/ledger/transfers';
 import { createReadiness, type Readiness } from '../../../src/lifecycle/readiness';
-import { createLogger } from '../../../src/logger';
+import { appWith, type AppUnderTest } from './serve';
 
 /** Any call on it is a defect: the request should have been answered before the database. */
 function unreachable<T extends object>(name: string, reached: string[]): T {
@@ -24,42 +20,22 @@ function unreachable<T extends object>(name: string, reached: string[]): T {
   });
 }
 
-let server: http.Server;
+let server: AppUnderTest;
 let base: string;
 let readiness: Readiness;
+let logs: Array<Record<string, unknown>>;
 const reached: string[] = [];
-const logs: Array<Record<string, unknown>> = [];
 
 beforeAll(async () => {
-  readiness = createReadiness();
-  readiness.markMigrated();
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line));
-      cb();
-    },
-  });
-  const app = createApp({
-    config: {
-      requestTimeoutMs: 2000,
-      bodyLimitBytes: 1024,
-      keepAliveHintS: 5,
-    },
-    logger: createLogger({ level: 'info', base: {}, stream }),
+  server = await appWith({
     db: unreachable<Db>('db', reached),
     accounts: unreachable<Accounts>('accounts', reached),
     transfers: unreachable<Transfers>('transfers', reached),
-    readiness,
-    metrics: async () => ({ status: 200, type: 'text/plain', text: '' }),
   });
-  server = http.createServer(app.callback());
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ base, readiness, logs } = server);
 });
 
-afterAll(async () => {
-  await new Promise<void>((r) => server.close(() => r()));
-});
+afterAll(() => server.close());
 
 afterEach(() => {
   expect(reached).toEqual([]);

@@ -1,8 +1,8 @@
 import path from 'node:path';
-import { checkSelf, satisfies, type SelfDeps } from '../../../src/cli/diagnose/self';
-import { loadConfig } from '../../../src/config/config';
+import { checkSelf, satisfies, type SelfDeps } from '../../../../src/cli/diagnose/self';
+import { loadConfig } from '../../../../src/config/config';
 
-const ROOT = path.resolve(__dirname, '..', '..', '..');
+const ROOT = path.resolve(__dirname, '..', '..', '..', '..');
 const URL = 'postgres://keel:pw@db.internal:5432/keel';
 
 /** The real project files, with some paths answered differently. */

@@ -1,7 +1,7 @@
-import { parseDiagnoseArgs, UsageError } from '../../../src/cli/diagnose/args';
-import { explainConnectError } from '../../../src/cli/diagnose/connections';
-import { scrub } from '../../../src/cli/diagnose/report';
-import { addedLines, cgroupCpus } from '../../../src/cli/diagnose/self';
+import { parseDiagnoseArgs, UsageError } from '../../../../src/cli/diagnose/args';
+import { explainConnectError } from '../../../../src/cli/diagnose/connections';
+import { scrub } from '../../../../src/cli/diagnose/report';
+import { addedLines, cgroupCpus } from '../../../../src/cli/diagnose/self';
 
 const where = { user: 'keel', db: 'ledger', hostPort: 'db.example:5432' };
 
