@@ -7,10 +7,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { ROOT } from './paths';
 import { freePort, startTestPostgres, type TestPostgres } from './postgres';
 
 const execFileAsync = promisify(execFile);
-export const ROOT = path.resolve(__dirname, '..', '..');
+export { ROOT };
 const PM2_BIN = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 const PM2_RUNTIME_BIN = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2-runtime');
 
