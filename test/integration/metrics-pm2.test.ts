@@ -12,6 +12,7 @@ import { getFresh } from '../support/http';
 import { parseExposition, valueOf } from '../support/metrics';
 import { startWebCluster, type Pm2 } from '../support/pm2';
 import type { TestPostgres } from '../support/postgres';
+import { sleep } from '../support/wait';
 
 let pg: TestPostgres;
 let pm2: Pm2;
@@ -27,8 +28,6 @@ afterAll(async () => {
   await pm2?.kill();
   await pg?.destroy();
 });
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** GET with a fresh TCP connection (PM2's master balances connections, not requests). */
 function get(pathname: string, headers: Record<string, string> = {}, timeoutMs = 10000) {

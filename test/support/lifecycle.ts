@@ -137,23 +137,6 @@ export function descendants(pid: number): number[] {
   return out.filter(alive);
 }
 
-/** Polls until `pred` holds (bounded); returns its last value. */
-export async function until<T>(
-  probe: () => Promise<T>,
-  pred: (v: T) => boolean,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (pred(v)) return v;
-    if (Date.now() > end)
-      throw new Error(`${what}: not reached in ${timeoutMs} ms (${JSON.stringify(v)})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** Database sessions of one worker (`application_name` keel:<pm_id>:<pid>[:migrate]). */
 export async function sessionsOf(url: string, pmId: number, pid: number): Promise<number> {
   const rows = await psql<{ n: string }>(

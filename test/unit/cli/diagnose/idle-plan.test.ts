@@ -1,5 +1,5 @@
-import { bisect, bracket, ladder, tolerance } from '../../../src/cli/diagnose/idle-plan';
-import type { IdleSample } from '../../../src/cli/diagnose/idle-types';
+import { bisect, bracket, ladder, tolerance } from '../../../../src/cli/diagnose/idle-plan';
+import type { IdleSample } from '../../../../src/cli/diagnose/idle-types';
 
 test('the ladder climbs geometrically from 1/64 of --max to --max', () => {
   const rungs = ladder(900_000, 8);

@@ -1,7 +1,7 @@
 /** The figures `pm2 monit` shows, computed from the worker's counters over a fake clock. */
-import { createDbStats } from '../../src/metrics/db-stats';
-import { createPm2Metrics, injectedPm2Io, PM2_METRICS, type Pm2Io } from '../../src/metrics/pm2';
-import { createRecentQuantile, createSnapshots } from '../../src/metrics/window';
+import { createDbStats } from '../../../src/metrics/db-stats';
+import { createPm2Metrics, injectedPm2Io, PM2_METRICS, type Pm2Io } from '../../../src/metrics/pm2';
+import { createRecentQuantile, createSnapshots } from '../../../src/metrics/window';
 
 test('rates come from counter snapshots over the window, deltas over the last minute', () => {
   let t = 0;
