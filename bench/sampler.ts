@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { setInterval, clearInterval } from 'node:timers';
+import { processTable } from '../test/support/procfs';
 
 const SAMPLE_MS = 500;
 
@@ -39,18 +40,9 @@ function readProc(pid: number): { rssKb: number; hwmKb: number; cpuS: number } |
 
 /** Pids whose parent is `parent` (one scan of /proc). */
 function childrenOf(parent: number): number[] {
-  const out: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === parent) out.push(Number(entry));
-    } catch {
-      // Gone between readdir and read.
-    }
-  }
-  return out;
+  return processTable()
+    .filter((p) => p.ppid === parent)
+    .map((p) => p.pid);
 }
 
 /** Jiffies busy and total since boot, from the first line of /proc/stat. */
