@@ -1,26 +1,11 @@
 /** The HTTP contract (shared/api-contract.md), rule by rule, through real HTTP and Postgres. */
-import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
-import { call, startTestWorker, type TestWorker } from '../support/worker';
+import { psql } from '../support/postgres';
+import { call, useWorker } from '../support/worker';
 
-let pg: TestPostgres;
-let url: string;
-let w: TestWorker;
-let base: string;
-
-beforeAll(async () => {
-  pg = await startTestPostgres();
-  url = await pg.createDatabase();
-  w = await startTestWorker(url, { BODY_LIMIT: '1kb' });
-  base = w.base;
-});
-
-afterAll(async () => {
-  await w?.stop();
-  await pg?.destroy();
-});
+const ctx = useWorker({ BODY_LIMIT: '1kb' });
 
 async function account(balance = 0, name = 'acct'): Promise<number> {
-  const r = await call(base, 'POST', '/api/accounts', { name, balance });
+  const r = await call(ctx.base, 'POST', '/api/accounts', { name, balance });
   expect(r.status).toBe(201);
   return r.body.id as number;
 }
@@ -38,18 +23,18 @@ function expectError(
 
 describe('operations endpoints', () => {
   test('healthz and readyz', async () => {
-    expect(await call(base, 'GET', '/healthz')).toMatchObject({
+    expect(await call(ctx.base, 'GET', '/healthz')).toMatchObject({
       status: 200,
       body: { status: 'ok' },
     });
-    expect(await call(base, 'GET', '/readyz')).toMatchObject({
+    expect(await call(ctx.base, 'GET', '/readyz')).toMatchObject({
       status: 200,
       body: { status: 'ready' },
     });
   });
 
   test('metrics is a Prometheus exposition', async () => {
-    const res = await fetch(`${base}/metrics`);
+    const res = await fetch(`${ctx.base}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0.0.4/);
     const text = await res.text();
@@ -61,23 +46,23 @@ describe('operations endpoints', () => {
 
 describe('X-Request-Id', () => {
   test('echoes an acceptable id and generates one otherwise', async () => {
-    const echoed = await call(base, 'GET', '/healthz', undefined, {
+    const echoed = await call(ctx.base, 'GET', '/healthz', undefined, {
       'X-Request-Id': 'abc-123 xyz',
     });
     expect(echoed.headers.get('x-request-id')).toBe('abc-123 xyz');
-    const long = await call(base, 'GET', '/healthz', undefined, {
+    const long = await call(ctx.base, 'GET', '/healthz', undefined, {
       'X-Request-Id': 'x'.repeat(129),
     });
     expect(long.headers.get('x-request-id')).not.toBe('x'.repeat(129));
     expect(long.headers.get('x-request-id')).toMatch(/^[\x20-\x7e]{1,128}$/);
-    const missing = await call(base, 'GET', '/nope');
+    const missing = await call(ctx.base, 'GET', '/nope');
     expect(missing.headers.get('x-request-id')).toMatch(/^[\x20-\x7e]{1,128}$/);
   });
 });
 
 describe('accounts', () => {
   test('create, fetch, Location', async () => {
-    const r = await call(base, 'POST', '/api/accounts', { name: 'Ada', balance: 1500 });
+    const r = await call(ctx.base, 'POST', '/api/accounts', { name: 'Ada', balance: 1500 });
     expect(r.status).toBe(201);
     expect(r.body).toEqual({
       id: expect.any(Number),
@@ -87,15 +72,15 @@ describe('accounts', () => {
     });
     expect(new Date(r.body.created_at).toISOString()).toBe(r.body.created_at);
     expect(r.headers.get('location')).toBe(`/api/accounts/${r.body.id}`);
-    expect(await call(base, 'GET', `/api/accounts/${r.body.id}`)).toMatchObject({
+    expect(await call(ctx.base, 'GET', `/api/accounts/${r.body.id}`)).toMatchObject({
       status: 200,
       body: r.body,
     });
   });
 
   test('balance defaults to 0 and the maximum is 2^53-1', async () => {
-    expect((await call(base, 'POST', '/api/accounts', { name: 'z' })).body.balance).toBe(0);
-    const max = await call(base, 'POST', '/api/accounts', {
+    expect((await call(ctx.base, 'POST', '/api/accounts', { name: 'z' })).body.balance).toBe(0);
+    const max = await call(ctx.base, 'POST', '/api/accounts', {
       name: 'max',
       balance: 9007199254740991,
     });
@@ -114,17 +99,17 @@ describe('accounts', () => {
     [[1, 2], 'array body'],
     ['null', 'null body'],
   ])('400 for %j (%s)', async (body) => {
-    expectError(await call(base, 'POST', '/api/accounts', body), 400, 'invalid_request');
+    expectError(await call(ctx.base, 'POST', '/api/accounts', body), 400, 'invalid_request');
   });
 
   test('100-character names count characters, not bytes', async () => {
-    const r = await call(base, 'POST', '/api/accounts', { name: 'é'.repeat(100) });
+    const r = await call(ctx.base, 'POST', '/api/accounts', { name: 'é'.repeat(100) });
     expect(r.status).toBe(201);
   });
 
   test('malformed JSON, media type and size', async () => {
-    expectError(await call(base, 'POST', '/api/accounts', '{"name":'), 400, 'invalid_request');
-    const text = await fetch(`${base}/api/accounts`, {
+    expectError(await call(ctx.base, 'POST', '/api/accounts', '{"name":'), 400, 'invalid_request');
+    const text = await fetch(`${ctx.base}/api/accounts`, {
       method: 'POST',
       headers: { 'content-type': 'text/plain' },
       body: 'hi',
@@ -133,14 +118,14 @@ describe('accounts', () => {
     expect(((await text.json()) as { error: { code: string } }).error.code).toBe(
       'unsupported_media_type',
     );
-    const big = await call(base, 'POST', '/api/accounts', { name: 'a', pad: 'x'.repeat(2000) });
+    const big = await call(ctx.base, 'POST', '/api/accounts', { name: 'a', pad: 'x'.repeat(2000) });
     expectError(big, 413, 'payload_too_large');
   });
 
   test('unknown and malformed ids', async () => {
-    expectError(await call(base, 'GET', '/api/accounts/999999'), 404, 'not_found');
+    expectError(await call(ctx.base, 'GET', '/api/accounts/999999'), 404, 'not_found');
     for (const bad of ['abc', '0', '-1', '1.5', '99999999999999999999']) {
-      expectError(await call(base, 'GET', `/api/accounts/${bad}`), 400, 'invalid_request');
+      expectError(await call(ctx.base, 'GET', `/api/accounts/${bad}`), 400, 'invalid_request');
     }
   });
 
@@ -148,7 +133,7 @@ describe('accounts', () => {
     const ids: number[] = [];
     for (let i = 0; i < 5; i++) ids.push(await account(0, `page-${i}`));
     const after = ids[0]! - 1;
-    const first = await call(base, 'GET', `/api/accounts?limit=2&after=${after}`);
+    const first = await call(ctx.base, 'GET', `/api/accounts?limit=2&after=${after}`);
     expect(first.status).toBe(200);
     expect(first.body.items.map((a: { id: number }) => a.id)).toEqual(ids.slice(0, 2));
     expect(first.body.next).toBe(ids[1]);
@@ -156,7 +141,7 @@ describe('accounts', () => {
     let cursor: number | null = 0;
     while (cursor !== null) {
       const page: { body: { items: Array<{ id: number }>; next: number | null } } = await call(
-        base,
+        ctx.base,
         'GET',
         `/api/accounts?limit=3&after=${cursor}`,
       );
@@ -165,16 +150,16 @@ describe('accounts', () => {
     }
     expect(all).toEqual([...all].sort((a, b) => a - b));
     expect(all).toEqual(expect.arrayContaining(ids));
-    const def = await call(base, 'GET', '/api/accounts');
+    const def = await call(ctx.base, 'GET', '/api/accounts');
     expect(def.body.items.length).toBeLessThanOrEqual(20);
-    const last = await call(base, 'GET', `/api/accounts?after=${all[all.length - 1]}`);
+    const last = await call(ctx.base, 'GET', `/api/accounts?after=${all[all.length - 1]}`);
     expect(last.body).toEqual({ items: [], next: null });
   });
 
   test.each(['limit=0', 'limit=101', 'limit=abc', 'after=-1', 'after=x', 'limit=1&limit=2'])(
     '400 for query %s',
     async (q) => {
-      expectError(await call(base, 'GET', `/api/accounts?${q}`), 400, 'invalid_request');
+      expectError(await call(ctx.base, 'GET', `/api/accounts?${q}`), 400, 'invalid_request');
     },
   );
 });
@@ -183,7 +168,7 @@ describe('transfers', () => {
   test('moves money and answers 201 with Location', async () => {
     const a = await account(1000);
     const b = await account(0);
-    const r = await call(base, 'POST', '/api/transfers', { from: a, to: b, amount: 250 });
+    const r = await call(ctx.base, 'POST', '/api/transfers', { from: a, to: b, amount: 250 });
     expect(r.status).toBe(201);
     expect(r.body).toEqual({
       id: expect.any(Number),
@@ -194,9 +179,9 @@ describe('transfers', () => {
     });
     expect(r.headers.get('location')).toBe(`/api/transfers/${r.body.id}`);
     expect(r.headers.get('idempotent-replayed')).toBeNull();
-    expect((await call(base, 'GET', `/api/accounts/${a}`)).body.balance).toBe(750);
-    expect((await call(base, 'GET', `/api/accounts/${b}`)).body.balance).toBe(250);
-    expect(await call(base, 'GET', `/api/transfers/${r.body.id}`)).toMatchObject({
+    expect((await call(ctx.base, 'GET', `/api/accounts/${a}`)).body.balance).toBe(750);
+    expect((await call(ctx.base, 'GET', `/api/accounts/${b}`)).body.balance).toBe(250);
+    expect(await call(ctx.base, 'GET', `/api/transfers/${r.body.id}`)).toMatchObject({
       status: 200,
       body: r.body,
     });
@@ -206,22 +191,22 @@ describe('transfers', () => {
     const a = await account(100);
     const b = await account(0);
     expectError(
-      await call(base, 'POST', '/api/transfers', { from: a, to: a, amount: 1 }),
+      await call(ctx.base, 'POST', '/api/transfers', { from: a, to: a, amount: 1 }),
       400,
       'invalid_request',
     );
     expectError(
-      await call(base, 'POST', '/api/transfers', { from: a, to: 987654, amount: 1 }),
+      await call(ctx.base, 'POST', '/api/transfers', { from: a, to: 987654, amount: 1 }),
       404,
       'not_found',
     );
     expectError(
-      await call(base, 'POST', '/api/transfers', { from: 987654, to: a, amount: 1 }),
+      await call(ctx.base, 'POST', '/api/transfers', { from: 987654, to: a, amount: 1 }),
       404,
       'not_found',
     );
     expectError(
-      await call(base, 'POST', '/api/transfers', { from: a, to: b, amount: 101 }),
+      await call(ctx.base, 'POST', '/api/transfers', { from: a, to: b, amount: 101 }),
       409,
       'insufficient_funds',
     );
@@ -233,49 +218,63 @@ describe('transfers', () => {
       { from: String(a), to: b, amount: 1 },
       { from: 0, to: b, amount: 1 },
     ]) {
-      expectError(await call(base, 'POST', '/api/transfers', body), 400, 'invalid_request');
+      expectError(await call(ctx.base, 'POST', '/api/transfers', body), 400, 'invalid_request');
     }
-    expectError(await call(base, 'GET', '/api/transfers/424242'), 404, 'not_found');
-    expectError(await call(base, 'GET', '/api/transfers/abc'), 400, 'invalid_request');
+    expectError(await call(ctx.base, 'GET', '/api/transfers/424242'), 404, 'not_found');
+    expectError(await call(ctx.base, 'GET', '/api/transfers/abc'), 400, 'invalid_request');
     // None of the refused transfers exists; the balances are untouched.
     const rows = await psql(
-      url,
+      ctx.url,
       `select count(*)::int as n from transfers where from_id = ${a} or to_id = ${a}`,
     );
     expect(rows[0]!.n).toBe(0);
-    expect((await call(base, 'GET', `/api/accounts/${a}`)).body.balance).toBe(100);
+    expect((await call(ctx.base, 'GET', `/api/accounts/${a}`)).body.balance).toBe(100);
   });
 
   test('a transfer that would push a balance past 2^53-1 is refused and changes nothing', async () => {
     const rich = await account(9007199254740991);
     const other = await account(10);
-    const r = await call(base, 'POST', '/api/transfers', { from: other, to: rich, amount: 5 });
+    const r = await call(ctx.base, 'POST', '/api/transfers', { from: other, to: rich, amount: 5 });
     expectError(r, 400, 'invalid_request');
-    expect((await call(base, 'GET', `/api/accounts/${other}`)).body.balance).toBe(10);
-    expect((await call(base, 'GET', `/api/accounts/${rich}`)).body.balance).toBe(9007199254740991);
+    expect((await call(ctx.base, 'GET', `/api/accounts/${other}`)).body.balance).toBe(10);
+    expect((await call(ctx.base, 'GET', `/api/accounts/${rich}`)).body.balance).toBe(
+      9007199254740991,
+    );
   });
 
   test('Idempotency-Key: replay, reuse with another body, bad keys', async () => {
     const a = await account(1000);
     const b = await account(0);
     const key = { 'Idempotency-Key': `key-${a}` };
-    const first = await call(base, 'POST', '/api/transfers', { from: a, to: b, amount: 10 }, key);
+    const first = await call(
+      ctx.base,
+      'POST',
+      '/api/transfers',
+      { from: a, to: b, amount: 10 },
+      key,
+    );
     expect(first.status).toBe(201);
-    const again = await call(base, 'POST', '/api/transfers', { amount: 10, to: b, from: a }, key);
+    const again = await call(
+      ctx.base,
+      'POST',
+      '/api/transfers',
+      { amount: 10, to: b, from: a },
+      key,
+    );
     expect(again.status).toBe(201);
     expect(again.body).toEqual(first.body);
     expect(JSON.stringify(again.body)).toBe(JSON.stringify(first.body));
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     expect(again.headers.get('location')).toBe(first.headers.get('location'));
     expectError(
-      await call(base, 'POST', '/api/transfers', { from: a, to: b, amount: 11 }, key),
+      await call(ctx.base, 'POST', '/api/transfers', { from: a, to: b, amount: 11 }, key),
       422,
       'idempotency_key_reused',
     );
-    expect((await call(base, 'GET', `/api/accounts/${a}`)).body.balance).toBe(990);
+    expect((await call(ctx.base, 'GET', `/api/accounts/${a}`)).body.balance).toBe(990);
     expectError(
       await call(
-        base,
+        ctx.base,
         'POST',
         '/api/transfers',
         { from: a, to: b, amount: 1 },
@@ -288,12 +287,18 @@ describe('transfers', () => {
     const poor = await account(5);
     const k2 = { 'Idempotency-Key': `poor-${poor}` };
     expectError(
-      await call(base, 'POST', '/api/transfers', { from: poor, to: b, amount: 6 }, k2),
+      await call(ctx.base, 'POST', '/api/transfers', { from: poor, to: b, amount: 6 }, k2),
       409,
       'insufficient_funds',
     );
-    await call(base, 'POST', '/api/transfers', { from: a, to: poor, amount: 100 });
-    const replay = await call(base, 'POST', '/api/transfers', { from: poor, to: b, amount: 6 }, k2);
+    await call(ctx.base, 'POST', '/api/transfers', { from: a, to: poor, amount: 100 });
+    const replay = await call(
+      ctx.base,
+      'POST',
+      '/api/transfers',
+      { from: poor, to: b, amount: 6 },
+      k2,
+    );
     expectError(replay, 409, 'insufficient_funds');
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
   });
@@ -303,13 +308,17 @@ describe('transfers', () => {
     const b = await account(100);
     const ids: number[] = [];
     for (let i = 0; i < 3; i++)
-      ids.push((await call(base, 'POST', '/api/transfers', { from: a, to: b, amount: 1 })).body.id);
-    ids.push((await call(base, 'POST', '/api/transfers', { from: b, to: a, amount: 1 })).body.id);
-    const p1 = await call(base, 'GET', `/api/accounts/${a}/transfers?limit=3`);
+      ids.push(
+        (await call(ctx.base, 'POST', '/api/transfers', { from: a, to: b, amount: 1 })).body.id,
+      );
+    ids.push(
+      (await call(ctx.base, 'POST', '/api/transfers', { from: b, to: a, amount: 1 })).body.id,
+    );
+    const p1 = await call(ctx.base, 'GET', `/api/accounts/${a}/transfers?limit=3`);
     expect(p1.body.items.map((t: { id: number }) => t.id)).toEqual(ids.slice(0, 3));
     expect(p1.body.next).toBe(ids[2]);
     const p2 = await call(
-      base,
+      ctx.base,
       'GET',
       `/api/accounts/${a}/transfers?limit=3&after=${p1.body.next}`,
     );
@@ -317,17 +326,17 @@ describe('transfers', () => {
       items: [expect.objectContaining({ id: ids[3], from: b, to: a })],
       next: null,
     });
-    expectError(await call(base, 'GET', '/api/accounts/777777/transfers'), 404, 'not_found');
+    expectError(await call(ctx.base, 'GET', '/api/accounts/777777/transfers'), 404, 'not_found');
   });
 });
 
 describe('routing', () => {
   test('unknown route 404, wrong method 405 with Allow', async () => {
-    expectError(await call(base, 'GET', '/api/nothing'), 404, 'not_found');
-    const r = await call(base, 'DELETE', '/api/accounts');
+    expectError(await call(ctx.base, 'GET', '/api/nothing'), 404, 'not_found');
+    const r = await call(ctx.base, 'DELETE', '/api/accounts');
     expectError(r, 405, 'method_not_allowed');
     expect(r.headers.get('allow')).toContain('POST');
-    const put = await call(base, 'PUT', '/api/transfers/1');
+    const put = await call(ctx.base, 'PUT', '/api/transfers/1');
     expectError(put, 405, 'method_not_allowed');
     expect(put.headers.get('allow')).toContain('GET');
   });
@@ -338,7 +347,7 @@ describe('routing', () => {
       ['GET', '/nope'],
       ['PATCH', '/api/accounts/1'],
     ]) {
-      const r = await fetch(base + path!, { method });
+      const r = await fetch(ctx.base + path!, { method });
       expect(r.headers.get('x-request-id')).toBeTruthy();
       expect(r.headers.get('content-type')).toMatch(/application\/json/);
     }

@@ -2,38 +2,29 @@
  * Bad input is refused with the contract's 4xx and changes nothing in the database, through
  * real HTTP (raw sockets where the bytes matter) against real Postgres.
  */
-import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { psql } from '../support/postgres';
 import { rawConnect, type RawResponse } from '../support/raw-http';
 import { waitFor } from '../support/wait';
-import { call, startTestWorker, type TestWorker } from '../support/worker';
+import { call, startTestWorker, useWorker } from '../support/worker';
 
-let pg: TestPostgres;
-let url: string;
-let w: TestWorker;
+// Scaled down: 1 kB bodies, headers within 500 ms, whole requests within 1 s.
+const ctx = useWorker({
+  BODY_LIMIT: '1kb',
+  HEADERS_TIMEOUT_MS: '500',
+  REQUEST_RECEIVE_TIMEOUT_MS: '1000',
+});
+
 let a: number;
 let b: number;
 
 beforeAll(async () => {
-  pg = await startTestPostgres();
-  url = await pg.createDatabase();
-  // Scaled down: 1 kB bodies, headers within 500 ms, whole requests within 1 s.
-  w = await startTestWorker(url, {
-    BODY_LIMIT: '1kb',
-    HEADERS_TIMEOUT_MS: '500',
-    REQUEST_RECEIVE_TIMEOUT_MS: '1000',
-  });
-  a = (await call(w.base, 'POST', '/api/accounts', { name: 'a', balance: 100 })).body.id;
-  b = (await call(w.base, 'POST', '/api/accounts', { name: 'b', balance: 0 })).body.id;
-});
-
-afterAll(async () => {
-  await w?.stop();
-  await pg?.destroy();
+  a = (await call(ctx.w.base, 'POST', '/api/accounts', { name: 'a', balance: 100 })).body.id;
+  b = (await call(ctx.w.base, 'POST', '/api/accounts', { name: 'b', balance: 0 })).body.id;
 });
 
 async function snapshot() {
   return psql(
-    url,
+    ctx.url,
     `select (select count(*) from accounts)::int as accounts,
             (select count(*) from transfers)::int as transfers,
             (select count(*) from idempotency_keys)::int as keys,
@@ -69,7 +60,7 @@ function post(path: string, body: Buffer | string, headers: string[] = []): Buff
 }
 
 async function once(bytes: Buffer): Promise<RawResponse> {
-  const c = await rawConnect(w.worker.port);
+  const c = await rawConnect(ctx.w.worker.port);
   try {
     c.write(bytes);
     const r = await c.next();
@@ -86,23 +77,23 @@ describe('text Postgres cannot store', () => {
     ['a lone high surrogate', '{"name":"a\\ud800"}'],
     ['a lone low surrogate', '{"name":"\\udc00b"}'],
   ])('%s in a name: 400 naming the field', async (_what, body) => {
-    const r = await unchanged(() => call(w.base, 'POST', '/api/accounts', body));
+    const r = await unchanged(() => call(ctx.w.base, 'POST', '/api/accounts', body));
     expectInvalid(r, 'name');
     expect(r.body.error.details[0].message).toMatch(/U\+0000|surrogate/);
   });
 
   test('a key with U+0000 is refused too; a paired surrogate (emoji) is stored as sent', async () => {
     expectInvalid(
-      await unchanged(() => call(w.base, 'POST', '/api/accounts', '{"name":"x","\\u0000":1}')),
+      await unchanged(() => call(ctx.w.base, 'POST', '/api/accounts', '{"name":"x","\\u0000":1}')),
     );
-    const ok = await call(w.base, 'POST', '/api/accounts', '{"name":"\\ud83d\\ude00"}');
+    const ok = await call(ctx.w.base, 'POST', '/api/accounts', '{"name":"\\ud83d\\ude00"}');
     expect(ok.status).toBe(201);
     const [row] = await psql<{ name: string }>(
-      url,
+      ctx.url,
       `select name from accounts where id = ${ok.body.id}`,
     );
     expect(row!.name).toBe('\u{1F600}');
-    await psql(url, `delete from accounts where id = ${ok.body.id}`);
+    await psql(ctx.url, `delete from accounts where id = ${ok.body.id}`);
   });
 });
 
@@ -143,7 +134,7 @@ test('Idempotency-Key sent twice: 400 and no transfer', async () => {
 
 describe('requests that do not arrive in time', () => {
   test('a body shorter than its Content-Length: 408 request_timeout and the socket closed', async () => {
-    const c = await rawConnect(w.worker.port);
+    const c = await rawConnect(ctx.w.worker.port);
     const r = await unchanged(async () => {
       c.write(
         'POST /api/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name":"short"',
@@ -159,7 +150,7 @@ describe('requests that do not arrive in time', () => {
   });
 
   test('headers that trickle in: 408 and the socket closed', async () => {
-    const c = await rawConnect(w.worker.port);
+    const c = await rawConnect(ctx.w.worker.port);
     c.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
     // One header line now and then, never the blank line that ends them.
     let n = 0;
@@ -178,7 +169,7 @@ describe('requests that do not arrive in time', () => {
 
 describe('413 leaves the connection usable or closes it cleanly', () => {
   test('a body a little over the limit: 413, then the next request on the socket answers', async () => {
-    const c = await rawConnect(w.worker.port);
+    const c = await rawConnect(ctx.w.worker.port);
     try {
       const big = await unchanged(async () => {
         c.write(post('/api/accounts', JSON.stringify({ name: 'x', pad: 'y'.repeat(5000) })));
@@ -195,7 +186,7 @@ describe('413 leaves the connection usable or closes it cleanly', () => {
   });
 
   test('a chunked body over the limit: 413, then the next request answers', async () => {
-    const c = await rawConnect(w.worker.port);
+    const c = await rawConnect(ctx.w.worker.port);
     try {
       const chunk = 'y'.repeat(600);
       c.write(
@@ -212,7 +203,7 @@ describe('413 leaves the connection usable or closes it cleanly', () => {
   });
 
   test('a body far over the limit: 413 with Connection: close, then a clean close', async () => {
-    const c = await rawConnect(w.worker.port);
+    const c = await rawConnect(ctx.w.worker.port);
     try {
       const huge = 'y'.repeat(2 * 1024 * 1024);
       c.write(post('/api/accounts', JSON.stringify({ name: 'x', pad: huge })));
@@ -231,7 +222,7 @@ describe('413 leaves the connection usable or closes it cleanly', () => {
 });
 
 test('HTTP_MAX_CONNECTIONS: a connection over the cap is closed on arrival; below it, served', async () => {
-  const capped = await startTestWorker(url, { HTTP_MAX_CONNECTIONS: '2' });
+  const capped = await startTestWorker(ctx.url, { HTTP_MAX_CONNECTIONS: '2' });
   const open: Array<Awaited<ReturnType<typeof rawConnect>>> = [];
   try {
     for (let i = 0; i < 2; i++) {

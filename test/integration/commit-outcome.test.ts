@@ -5,38 +5,22 @@
  * truth from the key row on a fresh connection, or, with the database out of reach for the
  * rest of the budget, answer `503 outcome_unknown` with the key that finds the result.
  */
-import { createFaultProxy, type FaultProxy } from '../support/fault-proxy';
+import { createFaultProxy } from '../support/fault-proxy';
 import postgres from 'postgres';
-import { sleep } from '../support/faults';
+import { sleep } from '../support/wait';
 import { seedAccounts } from '../support/ledger';
-import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
-import { startTestWorker, type TestWorker } from '../support/worker';
+import { psql } from '../support/postgres';
+import { useFaultFixture } from '../support/fault-worker';
+import { startTestWorker } from '../support/worker';
 
-let pg: TestPostgres;
-let w: TestWorker | undefined;
-let proxy: FaultProxy | undefined;
+const fx = useFaultFixture();
 
 const SLOW_AMOUNT = 777;
 
-beforeAll(async () => {
-  pg = await startTestPostgres({ localOnly: true });
-});
-
-afterEach(async () => {
-  await w?.stop();
-  w = undefined;
-  await proxy?.close();
-  proxy = undefined;
-});
-
-afterAll(async () => {
-  await pg?.destroy();
-});
-
 async function setup(env: Record<string, string>) {
-  const url = await pg.createDatabase();
-  proxy = await createFaultProxy({ targetHost: '127.0.0.1', targetPort: pg.port });
-  w = await startTestWorker(proxy.url(url), {
+  const url = await fx.pg.createDatabase();
+  fx.proxy = await createFaultProxy({ targetHost: '127.0.0.1', targetPort: fx.pg.port });
+  fx.w = await startTestWorker(fx.proxy.url(url), {
     DB_POOL_MAX: '2',
     DB_CONNECT_TIMEOUT_S: '1',
     LOG_LEVEL: 'info',
@@ -54,7 +38,7 @@ async function setup(env: Record<string, string>) {
        deferrable initially deferred for each row when (new.amount = ${SLOW_AMOUNT})
        execute function keel_test_slow_commit()`,
   );
-  const [from, to] = await seedAccounts(w.base, 2, 10000);
+  const [from, to] = await seedAccounts(fx.w.base, 2, 10000);
   return { url, from: from!, to: to! };
 }
 
@@ -100,10 +84,10 @@ async function balances(url: string, ids: number[]): Promise<number[]> {
 
 test('the path dies under COMMIT: the retry reads the key row and answers the one transfer made', async () => {
   const { url, from, to } = await setup({ REQUEST_TIMEOUT_MS: '8000', DB_RETRY_BUDGET_MS: '6000' });
-  const answer = transfer(w!.base, { from, to, amount: SLOW_AMOUNT });
+  const answer = transfer(fx.w!.base, { from, to, amount: SLOW_AMOUNT });
   await commitInFlight(url);
   // Keel's connection goes; the server finishes the COMMIT with no one to tell.
-  proxy!.resetAll('rst');
+  fx.proxy!.resetAll('rst');
   const res = await answer;
   const body = (await res.json()) as { id: number; amount: number };
   expect(res.status).toBe(201);
@@ -117,16 +101,16 @@ test('the path dies under COMMIT: the retry reads the key row and answers the on
   );
   expect(rows.map((r) => Number(r.id))).toEqual([body.id]);
   expect(await balances(url, [from, to])).toEqual([10000 - SLOW_AMOUNT, 10000 + SLOW_AMOUNT]);
-  expect(w!.worker.stats.retries).toBeGreaterThan(0);
+  expect(fx.w!.worker.stats.retries).toBeGreaterThan(0);
 });
 
 test('the database stays out of reach after the COMMIT: 503 outcome_unknown, and its key finds the result', async () => {
   const { url, from, to } = await setup({ REQUEST_TIMEOUT_MS: '2000', DB_RETRY_BUDGET_MS: '2000' });
-  const answer = transfer(w!.base, { from, to, amount: SLOW_AMOUNT });
+  const answer = transfer(fx.w!.base, { from, to, amount: SLOW_AMOUNT });
   await commitInFlight(url);
   // Every path to the database is gone until the answer is out.
-  proxy!.setMode('refuse');
-  proxy!.resetAll('rst');
+  fx.proxy!.setMode('refuse');
+  fx.proxy!.resetAll('rst');
   const res = await answer;
   const body = (await res.json()) as { error: { code: string } };
   expect(res.status).toBe(503);
@@ -142,8 +126,8 @@ test('the database stays out of reach after the COMMIT: 503 outcome_unknown, and
   );
   expect(made!.n).toBe(1);
 
-  proxy!.setMode('pass');
-  const retry = await transfer(w!.base, { from, to, amount: SLOW_AMOUNT }, key!);
+  fx.proxy!.setMode('pass');
+  const retry = await transfer(fx.w!.base, { from, to, amount: SLOW_AMOUNT }, key!);
   const replay = (await retry.json()) as { id: number; amount: number };
   expect(retry.status).toBe(201);
   expect(retry.headers.get('idempotent-replayed')).toBe('true');
@@ -175,7 +159,7 @@ test('a transaction orphaned by a dead path gives its row locks back after DB_ID
       await held;
     });
     await hasLock;
-    const answer = transfer(w!.base, { from, to, amount: 5 });
+    const answer = transfer(fx.w!.base, { from, to, amount: 5 });
     const end = Date.now() + 5000;
     for (;;) {
       const [row] = await admin<{ n: number }[]>`
@@ -187,7 +171,7 @@ test('a transaction orphaned by a dead path gives its row locks back after DB_ID
     }
     // The path dies, closes and all; then the lock is granted: Keel's backend holds both rows,
     // and the rest of its transaction is lost in the partition.
-    proxy!.setMode('partition');
+    fx.proxy!.setMode('partition');
     letGo();
     await blocker;
     const res = await answer;
@@ -206,7 +190,7 @@ test('a transaction orphaned by a dead path gives its row locks back after DB_ID
     const lockable = await admin`
       select id from accounts where id in (${from}, ${to}) for update nowait`;
     expect(lockable.length).toBe(2);
-    proxy!.setMode('pass');
+    fx.proxy!.setMode('pass');
     // Nothing was applied: the COMMIT was never sent.
     expect(await balances(url, [from, to])).toEqual([10000, 10000]);
   } finally {

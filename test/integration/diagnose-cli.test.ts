@@ -1,7 +1,7 @@
 /** The built `keel diagnose` binary: exit codes, one line on bad config, Ctrl-C closes its connections. */
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { sleep, until } from '../support/faults';
+import { holds, sleep } from '../support/wait';
 import { ensureBuilt, ROOT } from '../support/pm2';
 import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
 
@@ -77,7 +77,7 @@ test('Ctrl-C during an idle probe closes every connection it opened and exits 13
   child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   try {
-    expect(await until(() => stderr.includes('idle probe: round 1'), 20000)).toBe(true);
+    expect(await holds(() => stderr.includes('idle probe: round 1'), 20000)).toBe(true);
     // Four probe connections sit idle now.
     let n = 0;
     for (let i = 0; i < 100 && n < 4; i++) n = await held().then(async (v) => (await sleep(50), v));

@@ -267,23 +267,30 @@ describe('postgres.js 3.4.9 defects (see docs/driver-patch.md)', () => {
     expectConnectionError(r.firstResult);
   });
 
-  // (b) The deterministic form: the socket closes while a small write waits for its setImmediate.
-  // closed() cancels the immediate but leaves the timer handle and the bytes on the connection, so
-  // the reconnect's StartupMessage is appended to them and never flushed: CONNECT_TIMEOUT forever.
-  it('(b) a write still queued when the socket closes does not keep the reconnect from sending its startup message', async () => {
+  /**
+   * One connection (connect_timeout 1 s) through the driver's hook for supplying its own socket;
+   * here the hook only keeps a handle on each socket it opens.
+   */
+  const trackedClient = () => {
     const sockets: net.Socket[] = [];
     const options = {
       max: 1,
       connect_timeout: 1,
       onnotice: () => undefined,
-      // The driver's hook for supplying its own socket; here it only keeps a handle on each one.
       socket: () => {
         const socket = net.connect({ host: pg.host, port: pg.port });
         sockets.push(socket);
         return socket;
       },
     };
-    const sql = postgres(pg.url(), options);
+    return { sql: postgres(pg.url(), options), sockets };
+  };
+
+  // (b) The deterministic form: the socket closes while a small write waits for its setImmediate.
+  // closed() cancels the immediate but leaves the timer handle and the bytes on the connection, so
+  // the reconnect's StartupMessage is appended to them and never flushed: CONNECT_TIMEOUT forever.
+  it('(b) a write still queued when the socket closes does not keep the reconnect from sending its startup message', async () => {
+    const { sql, sockets } = trackedClient();
     try {
       await sql`select 1`;
       // Both callbacks run in one check phase: the first starts a query, whose write is queued
@@ -323,18 +330,7 @@ describe('postgres.js 3.4.9 defects (see docs/driver-patch.md)', () => {
   // handler as a retrying caller would, lands on the dying connection; closed(hadError) left it
   // pending forever.
   it('(a) a query issued between a reset socket’s error and close events gets an error, not a hang', async () => {
-    const sockets: net.Socket[] = [];
-    const options = {
-      max: 1,
-      connect_timeout: 1,
-      onnotice: () => undefined,
-      socket: () => {
-        const socket = net.connect({ host: pg.host, port: pg.port });
-        sockets.push(socket);
-        return socket;
-      },
-    };
-    const sql = postgres(pg.url(), options);
+    const { sql, sockets } = trackedClient();
     const outcome = (p: PromiseLike<unknown>) =>
       Promise.resolve(p).then(
         () => 'ok',

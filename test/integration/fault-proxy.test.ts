@@ -1,6 +1,7 @@
 import postgres from 'postgres';
 import { createFaultProxy, type CloseHow, type FaultProxy } from '../support/fault-proxy';
 import { freePort, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { until } from '../support/wait';
 
 // Codes a driver surfaces when the socket under it goes away (Node's or postgres.js's own).
 const CONNECTION_ERRORS = [
@@ -33,14 +34,6 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'
     return await Promise.race([promise, timeout]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -116,11 +109,11 @@ describe('fault proxy in front of a real Postgres', () => {
       expect(await backends()).toEqual([first]);
 
       const idleSince = Date.now();
-      await waitFor('the idle cut', () => proxy.stats().idleCuts === 1);
+      await until('the idle cut', () => proxy.stats().idleCuts === 1);
       expect(Date.now() - idleSince).toBeGreaterThanOrEqual(300);
       proxy.setIdleCut(null);
       expect(proxy.connections()).toBe(0);
-      await waitFor('the backend to exit', async () => (await backends()).length === 0);
+      await until('the backend to exit', async () => (await backends()).length === 0);
 
       // postgres.js either reports the closed socket or has already opened a fresh one.
       const next = await backendPid(sql).then(
@@ -179,7 +172,7 @@ describe('fault proxy in front of a real Postgres', () => {
       const sql = client(() => (driverSawClose = true));
       const pid = await backendPid(sql);
       const inFlight = errorCode(sql`select pg_sleep(2)`);
-      await waitFor('the query to run', async () => {
+      await until('the query to run', async () => {
         const [row] = await admin<{ n: number }[]>`
           select count(*)::int as n from pg_stat_activity where pid = ${pid} and state = 'active'`;
         return row?.n === 1;
@@ -193,7 +186,7 @@ describe('fault proxy in front of a real Postgres', () => {
 
       // postgres.js 3.4.9 loses a query sent between a socket's 'error' and 'close' events
       // (it would hang forever), so wait for the driver to see the close before the next one.
-      await waitFor('the driver to see the close', () => driverSawClose);
+      await until('the driver to see the close', () => driverSawClose);
       expect(await backendPid(sql)).not.toBe(pid);
     },
   );

@@ -10,38 +10,29 @@ import {
   GENERATED_KEY_RETENTION_MINUTES,
 } from '../../src/ledger/idempotency';
 import { seedAccounts } from '../support/ledger';
-import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { psql } from '../support/postgres';
 import { waitFor } from '../support/wait';
-import { call, startTestWorker, type TestWorker } from '../support/worker';
+import { call, startTestWorker, useWorker } from '../support/worker';
 
-let pg: TestPostgres;
-let w: TestWorker;
-let url: string;
+// Its own timer stays out of the way (an hour); the timer test starts a worker of its own.
+const ctx = useWorker({ KEY_SWEEP_INTERVAL_MS: '3600000' });
+
 let a: number;
 let b: number;
 
 beforeAll(async () => {
-  pg = await startTestPostgres();
-  url = await pg.createDatabase();
-  // Its own timer stays out of the way (an hour); the timer test starts a worker of its own.
-  w = await startTestWorker(url, { KEY_SWEEP_INTERVAL_MS: '3600000' });
-  [a, b] = (await seedAccounts(w.base, 2, 1000)) as [number, number];
-});
-
-afterAll(async () => {
-  await w?.stop();
-  await pg?.destroy();
+  [a, b] = (await seedAccounts(ctx.w.base, 2, 1000)) as [number, number];
 });
 
 const keys = async () =>
-  (await psql<{ key: string }>(url, 'select key from idempotency_keys order by key')).map(
+  (await psql<{ key: string }>(ctx.url, 'select key from idempotency_keys order by key')).map(
     (k) => k.key,
   );
 
 /** Rows written straight into the table, `age` old. */
 async function insertKeys(prefix: string, n: number, age: string): Promise<void> {
   await psql(
-    url,
+    ctx.url,
     `insert into idempotency_keys (key, request_hash, status, body, owner, created_at)
      select '${prefix}' || i, 'h', 201, '{}', gen_random_uuid(), now() - interval '${age}'
      from generate_series(1, ${n}) i`,
@@ -50,22 +41,22 @@ async function insertKeys(prefix: string, n: number, age: string): Promise<void>
 
 function janitor(batch?: number) {
   return createKeyJanitor({
-    db: w.worker.db,
-    logger: w.worker.logger,
+    db: ctx.w.worker.db,
+    logger: ctx.w.worker.logger,
     ...(batch ? { batch } : {}),
   });
 }
 
 test('generated keys go after minutes, client keys after 48 h; recent ones stay and replay', async () => {
-  await psql(url, 'delete from idempotency_keys');
+  await psql(ctx.url, 'delete from idempotency_keys');
   const keyed = await call(
-    w.base,
+    ctx.w.base,
     'POST',
     '/api/transfers',
     { from: a, to: b, amount: 2 },
     { 'Idempotency-Key': 'new' },
   );
-  const keyless = await call(w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 1 });
+  const keyless = await call(ctx.w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 1 });
   expect([keyed.status, keyless.status]).toEqual([201, 201]);
   const generated = `gen:${keyless.headers.get('idempotency-key')!.replace(/^keel-gen-/, '')}`;
   await insertKeys('gen:old-', 3, `${GENERATED_KEY_RETENTION_MINUTES + 1} minutes`);
@@ -74,7 +65,7 @@ test('generated keys go after minutes, client keys after 48 h; recent ones stay 
   expect(await janitor().sweep()).toBe(6);
   expect(await keys()).toEqual(['client:day-1', 'client:day-2', 'client:new', generated].sort());
   const replay = await call(
-    w.base,
+    ctx.w.base,
     'POST',
     '/api/transfers',
     { from: a, to: b, amount: 2 },
@@ -85,7 +76,7 @@ test('generated keys go after minutes, client keys after 48 h; recent ones stay 
 });
 
 test('a backlog many batches long is swept to the end in one sweep', async () => {
-  await psql(url, 'delete from idempotency_keys');
+  await psql(ctx.url, 'delete from idempotency_keys');
   await insertKeys('gen:backlog-', 5500, '1 hour');
   expect(await janitor(1000).sweep()).toBe(5500);
   expect(await keys()).toEqual([]);
@@ -93,7 +84,10 @@ test('a backlog many batches long is swept to the end in one sweep', async () =>
 
 test('the worker timer sweeps, on any instance (here 1)', async () => {
   // A 200 ms timer stands in for the minute.
-  const w1 = await startTestWorker(url, { NODE_APP_INSTANCE: '1', KEY_SWEEP_INTERVAL_MS: '200' });
+  const w1 = await startTestWorker(ctx.url, {
+    NODE_APP_INSTANCE: '1',
+    KEY_SWEEP_INTERVAL_MS: '200',
+  });
   try {
     await insertKeys('gen:timer-', 10, '1 hour');
     await waitFor(async () => !(await keys()).some((x) => x.startsWith('gen:timer-')));
@@ -106,14 +100,14 @@ test('the worker timer sweeps, on any instance (here 1)', async () => {
 describe('with a second database session', () => {
   let other: postgres.Sql;
   beforeEach(() => {
-    other = postgres(url, { max: 2, onnotice: () => undefined });
+    other = postgres(ctx.url, { max: 2, onnotice: () => undefined });
   });
   afterEach(async () => {
     await other.end({ timeout: 5 });
   });
 
   test('while another worker holds the sweep lock, this one leaves the rows alone', async () => {
-    await psql(url, 'delete from idempotency_keys');
+    await psql(ctx.url, 'delete from idempotency_keys');
     await insertKeys('gen:locked-', 5, '1 hour');
     const held = await other.reserve();
     try {
@@ -128,7 +122,7 @@ describe('with a second database session', () => {
   });
 
   test('a row a transfer holds is skipped, not waited for', async () => {
-    await psql(url, 'delete from idempotency_keys');
+    await psql(ctx.url, 'delete from idempotency_keys');
     await insertKeys('gen:busy-', 3, '1 hour');
     await other.begin(async (tx) => {
       await tx`select 1 from idempotency_keys where key = 'gen:busy-1' for update`;
@@ -139,13 +133,15 @@ describe('with a second database session', () => {
   });
 
   test('a key swept between its conflict and the read of its row is no 500', async () => {
-    await psql(url, 'delete from idempotency_keys');
+    await psql(ctx.url, 'delete from idempotency_keys');
     const body = { from: a, to: b, amount: 3 };
-    const first = await call(w.base, 'POST', '/api/transfers', body, { 'Idempotency-Key': 'edge' });
+    const first = await call(ctx.w.base, 'POST', '/api/transfers', body, {
+      'Idempotency-Key': 'edge',
+    });
     expect(first.status).toBe(201);
     // A statement trigger pauses the key insert after its conflict check, on a lock we hold.
     await psql(
-      url,
+      ctx.url,
       `create function pause_key_insert() returns trigger language plpgsql as $$
        begin perform pg_advisory_xact_lock(4242); return null; end $$;
        create trigger pause_key_insert after insert on idempotency_keys
@@ -154,11 +150,11 @@ describe('with a second database session', () => {
     const gate = await other.reserve();
     try {
       await gate`select pg_advisory_lock(4242)`;
-      const retry = call(w.base, 'POST', '/api/transfers', body, { 'Idempotency-Key': 'edge' });
+      const retry = call(ctx.w.base, 'POST', '/api/transfers', body, { 'Idempotency-Key': 'edge' });
       await waitFor(async () => (await lockWaiters('advisory')) > 0);
       // The sweep deletes the row meanwhile (as at the 48 h boundary). It may have to wait for
       // the paused request; it must not be waited for.
-      const sweptRow = psql(url, `delete from idempotency_keys where key = 'client:edge'`);
+      const sweptRow = psql(ctx.url, `delete from idempotency_keys where key = 'client:edge'`);
       await waitFor(async () => (await lockWaiters('transactionid')) > 0 || (await gone()));
       await gate`select pg_advisory_unlock(4242)`;
       const r = await retry;
@@ -168,12 +164,12 @@ describe('with a second database session', () => {
     } finally {
       gate.release();
       await psql(
-        url,
+        ctx.url,
         'drop trigger pause_key_insert on idempotency_keys; drop function pause_key_insert()',
       );
     }
     const [row] = await psql<{ n: number }>(
-      url,
+      ctx.url,
       `select count(*)::int as n from transfers where amount = 3`,
     );
     expect(row!.n).toBe(1);
@@ -182,7 +178,7 @@ describe('with a second database session', () => {
 
 async function lockWaiters(type: string): Promise<number> {
   const [r] = await psql<{ n: number }>(
-    url,
+    ctx.url,
     `select count(*)::int as n from pg_locks where not granted and locktype = '${type}'`,
   );
   return r!.n;

@@ -4,30 +4,17 @@
  * writes is the one keel_transfer_v2 stores, and a key answered by the previous release's
  * keel_transfer (0003, which wrote its bodies in SQL) still replays exactly what it answered.
  */
-import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { psql } from '../support/postgres';
 import { checkInvariants, runLoad, seedAccounts } from '../support/ledger';
-import { call, startTestWorker, type TestWorker } from '../support/worker';
+import { call, useWorker } from '../support/worker';
 
-let pg: TestPostgres;
-let url: string;
-let w: TestWorker;
-
-beforeAll(async () => {
-  pg = await startTestPostgres();
-  url = await pg.createDatabase();
-  w = await startTestWorker(url, { DB_POOL_MAX: '10' });
-});
-
-afterAll(async () => {
-  await w?.stop();
-  await pg?.destroy();
-});
+const ctx = useWorker({ DB_POOL_MAX: '10' });
 
 test('concurrent opposite transfers between two accounts: no deadlock, all 201', async () => {
-  const [a, b] = await seedAccounts(w.base, 2, 100000);
+  const [a, b] = await seedAccounts(ctx.w.base, 2, 100000);
   const jobs = Array.from({ length: 200 }, (_, i) =>
     call(
-      w.base,
+      ctx.w.base,
       'POST',
       '/api/transfers',
       i % 2 ? { from: a, to: b, amount: 3 } : { from: b, to: a, amount: 2 },
@@ -35,69 +22,76 @@ test('concurrent opposite transfers between two accounts: no deadlock, all 201',
   );
   const results = await Promise.all(jobs);
   expect(results.map((r) => r.status).filter((s) => s !== 201)).toEqual([]);
-  expect((await call(w.base, 'GET', `/api/accounts/${a}`)).body.balance).toBe(100000 - 300 + 200);
-  expect(w.logs.filter((l) => l.code === '40P01')).toEqual([]);
-  await checkInvariants(url);
+  expect((await call(ctx.w.base, 'GET', `/api/accounts/${a}`)).body.balance).toBe(
+    100000 - 300 + 200,
+  );
+  expect(ctx.w.logs.filter((l) => l.code === '40P01')).toEqual([]);
+  await checkInvariants(ctx.url);
 });
 
 test('the same key sent 30 times at once applies exactly once', async () => {
-  const [a, b] = await seedAccounts(w.base, 2, 1000);
+  const [a, b] = await seedAccounts(ctx.w.base, 2, 1000);
   const key = { 'Idempotency-Key': `race-${a}` };
   const results = await Promise.all(
     Array.from({ length: 30 }, () =>
-      call(w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 7 }, key),
+      call(ctx.w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 7 }, key),
     ),
   );
   expect(new Set(results.map((r) => r.status))).toEqual(new Set([201]));
   expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
   expect(results.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(29);
   const rows = await psql<{ n: number }>(
-    url,
+    ctx.url,
     `select count(*)::int as n from transfers where from_id = ${a}`,
   );
   expect(rows[0]!.n).toBe(1);
-  expect((await call(w.base, 'GET', `/api/accounts/${a}`)).body.balance).toBe(993);
+  expect((await call(ctx.w.base, 'GET', `/api/accounts/${a}`)).body.balance).toBe(993);
 });
 
 test('draining an account concurrently never goes negative', async () => {
-  const [a, b, c] = await seedAccounts(w.base, 3, 50);
+  const [a, b, c] = await seedAccounts(ctx.w.base, 3, 50);
   const results = await Promise.all(
     Array.from({ length: 40 }, (_, i) =>
-      call(w.base, 'POST', '/api/transfers', { from: a, to: i % 2 ? b : c, amount: 3 }),
+      call(ctx.w.base, 'POST', '/api/transfers', { from: a, to: i % 2 ? b : c, amount: 3 }),
     ),
   );
   const ok = results.filter((r) => r.status === 201).length;
   expect(ok).toBe(16);
   expect(results.filter((r) => r.status === 409)).toHaveLength(24);
-  expect((await call(w.base, 'GET', `/api/accounts/${a}`)).body.balance).toBe(2);
-  await checkInvariants(url);
+  expect((await call(ctx.w.base, 'GET', `/api/accounts/${a}`)).body.balance).toBe(2);
+  await checkInvariants(ctx.url);
 });
 
 test('mixed load: invariants hold and every 2xx transfer exists once', async () => {
-  const ids = await seedAccounts(w.base, 10, 1000);
-  const load = await runLoad({ base: w.base, accounts: ids, durationMs: 2000, concurrency: 16 });
+  const ids = await seedAccounts(ctx.w.base, 10, 1000);
+  const load = await runLoad({
+    base: ctx.w.base,
+    accounts: ids,
+    durationMs: 2000,
+    concurrency: 16,
+  });
   expect(load.errors).toEqual([]);
   expect(Object.keys(load.byStatus).every((s) => s === '200' || s === '201' || s === '409')).toBe(
     true,
   );
-  await checkInvariants(url, load);
+  await checkInvariants(ctx.url, load);
 });
 
 test('the balance CHECK constraint stops a negative balance even outside the API', async () => {
-  const [a] = await seedAccounts(w.base, 1, 5);
-  await expect(psql(url, `update accounts set balance = -1 where id = ${a}`)).rejects.toMatchObject(
-    { code: '23514' },
-  );
+  const [a] = await seedAccounts(ctx.w.base, 1, 5);
+  await expect(
+    psql(ctx.url, `update accounts set balance = -1 where id = ${a}`),
+  ).rejects.toMatchObject({ code: '23514' });
 });
 
 async function openAccount(balance: number): Promise<number> {
-  const r = await call(w.base, 'POST', '/api/accounts', { name: 'acct', balance });
+  const r = await call(ctx.w.base, 'POST', '/api/accounts', { name: 'acct', balance });
   expect(r.status).toBe(201);
   return r.body.id as number;
 }
 
 async function transfer(body: object, key: string) {
-  const res = await fetch(`${w.base}/api/transfers`, {
+  const res = await fetch(`${ctx.w.base}/api/transfers`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'Idempotency-Key': key },
     body: JSON.stringify(body),
@@ -147,13 +141,13 @@ test('every refusal answers the contract body, and its replay the same bytes', a
     const again = await transfer(body, key);
     expect(again).toEqual({ status, text, replayed: 'true', type: first.type });
     const [row] = await psql<{ status: number; body: string }>(
-      url,
+      ctx.url,
       `select status, body from idempotency_keys where key = 'client:${key}'`,
     );
     expect(row).toEqual({ status, body: text });
   }
   // Nothing moved.
-  expect((await call(w.base, 'GET', `/api/accounts/${poor}`)).body.balance).toBe(5);
+  expect((await call(ctx.w.base, 'GET', `/api/accounts/${poor}`)).body.balance).toBe(5);
 });
 
 test("a key answered by the previous release's keel_transfer replays what it answered", async () => {
@@ -161,11 +155,11 @@ test("a key answered by the previous release's keel_transfer replays what it ans
   const to = await openAccount(0);
   const key = `legacy-${poor}`;
   const hash = await psql<{ h: string }>(
-    url,
+    ctx.url,
     `select encode(sha256(convert_to('${JSON.stringify([poor, to, 6])}', 'UTF8')), 'hex') as h`,
   );
   await psql(
-    url,
+    ctx.url,
     `select * from keel_transfer('client:${key}', '${hash[0]!.h}',
        '00000000-0000-4000-8000-000000000001', ${poor}, ${to}, 6, 9007199254740991)`,
   );

@@ -10,6 +10,7 @@ import { waitGone, workerLogs } from '../support/lifecycle';
 import { failures, ledgerOutcome, startLoad, tally, type Sample } from '../support/load';
 import { startWebCluster, type Pm2 } from '../support/pm2';
 import type { TestPostgres } from '../support/postgres';
+import { sleep } from '../support/wait';
 
 const SHUTDOWN_TIMEOUT_MS = 3000;
 
@@ -47,8 +48,6 @@ async function post(path: string, body: unknown, headers: Record<string, string>
     body: (await res.body.json()) as Record<string, unknown>,
   };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('kill -9 of a worker under load: PM2 restarts it, only its in-flight requests fail, the ledger is exact', async () => {
   const concurrency = 8;

@@ -9,7 +9,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { getFresh } from '../support/http';
 import { checkInvariants, seedAccounts } from '../support/ledger';
-import { alive, descendants, until, waitGone } from '../support/lifecycle';
+import { alive, descendants, waitGone } from '../support/lifecycle';
+import { untilValue } from '../support/wait';
 import { ledgerOutcome, startLoad, tally } from '../support/load';
 import { createPm2, ensureBuilt, ROOT, TEST_ECOSYSTEM, webEnv, type Pm2 } from '../support/pm2';
 import { freePort, psql, startTestPostgres, type TestPostgres } from '../support/postgres';
@@ -68,13 +69,13 @@ async function stopUnderLoad(how: 'SIGTERM to pm2-runtime' | 'SIGINT to the proc
     proc.once('exit', (code) => resolve({ code, at: Date.now() })),
   );
 
-  const workers = await until(
+  const workers = await untilValue(
     async () => workerPids(proc.pid!),
     (pids) => pids.length === 2,
     30000,
     'two workers',
   );
-  await until(
+  await untilValue(
     () =>
       getFresh(`${base}/readyz`).then(
         (r) => r.status,
@@ -94,7 +95,7 @@ async function stopUnderLoad(how: 'SIGTERM to pm2-runtime' | 'SIGINT to the proc
       body: e.message,
     })),
   );
-  await until(
+  await untilValue(
     () =>
       psql<{ n: string }>(
         url,

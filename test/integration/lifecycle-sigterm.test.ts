@@ -3,15 +3,9 @@
  * once, finishes all 50, exits 0 within SHUTDOWN_TIMEOUT_MS and leaves no database session.
  */
 import { getFresh } from '../support/http';
-import {
-  connectionsTo,
-  sessionsOf,
-  sleepingIn,
-  until,
-  waitGone,
-  workerLogs,
-} from '../support/lifecycle';
+import { connectionsTo, sessionsOf, sleepingIn, waitGone, workerLogs } from '../support/lifecycle';
 import { startWebCluster, type Pm2 } from '../support/pm2';
+import { untilValue } from '../support/wait';
 import type { TestPostgres } from '../support/postgres';
 
 const SHUTDOWN_TIMEOUT_MS = 3000;
@@ -50,7 +44,7 @@ test('SIGTERM to a worker with 50 slow requests in flight: all answered, exit 0,
     ),
   );
   // All 50 are inside pg_sleep on the target's own connections before the signal.
-  await until(
+  await untilValue(
     () => sleepingIn(url, target!.pm_id, target!.pid),
     (n) => n === 50,
     10000,
@@ -63,7 +57,7 @@ test('SIGTERM to a worker with 50 slow requests in flight: all answered, exit 0,
 
   // Once it has taken the signal (its first log line), it is not ready, and says so with
   // Connection: close on a socket it already had.
-  await until(
+  await untilValue(
     async () =>
       workerLogs(pm2.home).some((l) => l.msg === 'shutdown started' && l.pid === target!.pid),
     (seen) => seen,
@@ -105,7 +99,7 @@ test('SIGTERM to a worker with 50 slow requests in flight: all answered, exit 0,
   expect(done).toMatchObject({ reason: 'SIGTERM', code: 0 });
 
   // Its sessions are gone from the server (the backend ends right after the client's Terminate).
-  const left = await until(
+  const left = await untilValue(
     () => sessionsOf(url, target!.pm_id, target!.pid),
     (n) => n === 0,
     5000,

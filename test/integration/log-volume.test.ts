@@ -2,37 +2,24 @@
  * Log volume: one line per request; a flood of 4xx writes no stack traces, a 500 writes exactly
  * one (with its request id), through real HTTP against real Postgres.
  */
-import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { psql } from '../support/postgres';
 import { rawConnect } from '../support/raw-http';
 import { waitFor } from '../support/wait';
-import { call, startTestWorker, type TestWorker } from '../support/worker';
+import { call, useWorker } from '../support/worker';
 
-let pg: TestPostgres;
-let url: string;
-let w: TestWorker;
+const ctx = useWorker({ BODY_LIMIT: '1kb', LOG_LEVEL: 'info' });
 
-beforeAll(async () => {
-  pg = await startTestPostgres();
-  url = await pg.createDatabase();
-  w = await startTestWorker(url, { BODY_LIMIT: '1kb', LOG_LEVEL: 'info' });
-});
-
-afterAll(async () => {
-  await w?.stop();
-  await pg?.destroy();
-});
-
-const stackLines = () => w.rawLogs.filter((l) => /"stack"|\\n\s+at /.test(l));
+const stackLines = () => ctx.w.rawLogs.filter((l) => /"stack"|\\n\s+at /.test(l));
 
 /** Waits until `n` request lines more than `before` were written (the batch flushes at 50 ms). */
 const requestLines = (before: number, n: number) =>
-  waitFor(() => w.logs.filter((l) => l.msg === 'request').length >= before + n);
+  waitFor(() => ctx.w.logs.filter((l) => l.msg === 'request').length >= before + n);
 
 test('200 requests answered 4xx: one line each, no stack', async () => {
-  const a = (await call(w.base, 'POST', '/api/accounts', { name: 'a', balance: 5 })).body.id;
-  const b = (await call(w.base, 'POST', '/api/accounts', { name: 'b' })).body.id;
+  const a = (await call(ctx.w.base, 'POST', '/api/accounts', { name: 'a', balance: 5 })).body.id;
+  const b = (await call(ctx.w.base, 'POST', '/api/accounts', { name: 'b' })).body.id;
   await call(
-    w.base,
+    ctx.w.base,
     'POST',
     '/api/transfers',
     { from: a, to: b, amount: 1 },
@@ -40,28 +27,29 @@ test('200 requests answered 4xx: one line each, no stack', async () => {
       'Idempotency-Key': 'k',
     },
   );
-  w.logs.length = 0;
-  w.rawLogs.length = 0;
+  ctx.w.logs.length = 0;
+  ctx.w.rawLogs.length = 0;
   const bad: Array<() => Promise<number>> = [
-    async () => (await call(w.base, 'POST', '/api/accounts', '{"name":')).status,
-    async () => (await call(w.base, 'POST', '/api/accounts', '{"name":"\\u0000"}')).status,
-    async () => (await call(w.base, 'GET', '/api/accounts/999999')).status,
-    async () => (await call(w.base, 'DELETE', '/api/accounts')).status,
-    async () => (await call(w.base, 'POST', '/api/accounts', { name: 'x'.repeat(2000) })).status,
+    async () => (await call(ctx.w.base, 'POST', '/api/accounts', '{"name":')).status,
+    async () => (await call(ctx.w.base, 'POST', '/api/accounts', '{"name":"\\u0000"}')).status,
+    async () => (await call(ctx.w.base, 'GET', '/api/accounts/999999')).status,
+    async () => (await call(ctx.w.base, 'DELETE', '/api/accounts')).status,
+    async () =>
+      (await call(ctx.w.base, 'POST', '/api/accounts', { name: 'x'.repeat(2000) })).status,
     async () =>
       (
-        await fetch(`${w.base}/api/accounts`, {
+        await fetch(`${ctx.w.base}/api/accounts`, {
           method: 'POST',
           body: 'x',
           headers: { 'content-type': 'text/plain' },
         })
       ).status,
     async () =>
-      (await call(w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 99 })).status,
+      (await call(ctx.w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 99 })).status,
     async () =>
       (
         await call(
-          w.base,
+          ctx.w.base,
           'POST',
           '/api/transfers',
           { from: a, to: b, amount: 2 },
@@ -74,28 +62,28 @@ test('200 requests answered 4xx: one line each, no stack', async () => {
   expect([...statuses].sort()).toEqual([400, 404, 405, 409, 413, 415, 422]);
   await requestLines(0, 200);
   expect(stackLines()).toEqual([]);
-  expect(w.logs.filter((l) => l.msg === 'request')).toHaveLength(200);
+  expect(ctx.w.logs.filter((l) => l.msg === 'request')).toHaveLength(200);
   // Nothing but the request lines (no error line per 4xx).
-  expect(w.logs.filter((l) => l.msg !== 'request')).toEqual([]);
+  expect(ctx.w.logs.filter((l) => l.msg !== 'request')).toEqual([]);
 });
 
 test('a 500 logs one stack, with its request id', async () => {
-  w.logs.length = 0;
-  w.rawLogs.length = 0;
+  ctx.w.logs.length = 0;
+  ctx.w.rawLogs.length = 0;
   // A real unexpected failure: the table is gone (42P01 is neither transient nor a refusal).
-  await psql(url, 'alter table accounts rename to accounts_away');
+  await psql(ctx.url, 'alter table accounts rename to accounts_away');
   try {
-    const c = await rawConnect(w.worker.port);
+    const c = await rawConnect(ctx.w.worker.port);
     c.write('GET /api/accounts/1 HTTP/1.1\r\nHost: x\r\nX-Request-Id: boom-1\r\n\r\n');
     const r = await c.next();
     c.destroy();
     expect(r?.status).toBe(500);
     expect(JSON.parse(r!.body)).toEqual({ error: { code: 'internal', message: 'internal error' } });
   } finally {
-    await psql(url, 'alter table accounts_away rename to accounts');
+    await psql(ctx.url, 'alter table accounts_away rename to accounts');
   }
   await requestLines(0, 1);
-  const stacks = w.logs.filter((l) => typeof l.stack === 'string');
+  const stacks = ctx.w.logs.filter((l) => typeof l.stack === 'string');
   expect(stacks).toHaveLength(1);
   expect(stacks[0]).toMatchObject({ reqId: 'boom-1', msg: 'request failed' });
 });

@@ -4,55 +4,21 @@
  * has busy + idle == open. Time is scaled down (idle timeouts of 1 s, cuts after 500 ms).
  */
 import postgres from 'postgres';
-import { FAULT_ENV, FAULT_POOL } from '../support/faults';
+import { FAULT_POOL } from '../support/faults';
 import { CLOSE_REASONS, type CloseReason, type DbStats } from '../../src/metrics/db-stats';
-import { createFaultProxy, type CloseHow, type FaultProxy } from '../support/fault-proxy';
-import { checkInvariants, runLoad, seedAccounts, type LoadResult } from '../support/ledger';
+import { type CloseHow } from '../support/fault-proxy';
+import { checkInvariants, runLoad, type LoadResult } from '../support/ledger';
 import { inconsistent, scrapeLoop } from '../support/metrics';
-import { startTestPostgres, type TestPostgres } from '../support/postgres';
-import { startTestWorker, type TestWorker } from '../support/worker';
+import { sleep, until } from '../support/wait';
+import { startFaultWorker, useFaultFixture } from '../support/fault-worker';
 
-let pg: TestPostgres;
-let w: TestWorker | undefined;
-let proxy: FaultProxy | undefined;
+const fx = useFaultFixture();
 
 const POOL = FAULT_POOL;
 
-beforeAll(async () => {
-  pg = await startTestPostgres({ localOnly: true });
-});
-
-afterEach(async () => {
-  await w?.stop();
-  w = undefined;
-  await proxy?.close();
-  proxy = undefined;
-});
-
-afterAll(async () => {
-  await pg?.destroy();
-});
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
 async function setup(env: Record<string, string>, viaProxy = false) {
-  const url = await pg.createDatabase();
-  let appUrl = url;
-  if (viaProxy) {
-    proxy = await createFaultProxy({ targetHost: '127.0.0.1', targetPort: pg.port });
-    appUrl = proxy.url(url);
-  }
-  w = await startTestWorker(appUrl, { ...FAULT_ENV, ...env });
-  const ids = await seedAccounts(w.base, 8, 10000);
-  return { url, ids, w, database: new URL(url).pathname.slice(1) };
+  const started = await startFaultWorker(fx, env, viaProxy);
+  return { ...started, database: new URL(started.url).pathname.slice(1) };
 }
 
 /** What changed in the counters since `before`. */
@@ -85,7 +51,7 @@ function noFailures(load: LoadResult): void {
 
 /** pg_terminate_backend on the database's Keel backends every `everyMs`, over a direct connection. */
 function terminateLoop(database: string, everyMs: number) {
-  const sql = postgres(pg.url(), {
+  const sql = postgres(fx.pg.url(), {
     max: 1,
     onnotice: () => undefined,
     connection: { application_name: 'test-terminator' },
@@ -166,10 +132,10 @@ test.each<[CloseHow, CloseReason]>([
 ])('idle-cut (%s): every cut is counted as %s', async (how, reason) => {
   // Keel believes the cutoff is 10 s (idle timer 5-7 s); the proxy really cuts after 500 ms.
   const { w } = await setup({ DB_IDLE_CUTOFF_S: '10', KEEL_ENABLE_TEST_ROUTES: 'true' }, true);
-  proxy!.setIdleCut(500, how);
+  fx.proxy!.setIdleCut(500, how);
   await until('seed connections to be cut', () => w.worker.stats.open === 0);
   const before = structuredClone(w.worker.stats);
-  const cutsBefore = proxy!.stats().idleCuts;
+  const cutsBefore = fx.proxy!.stats().idleCuts;
 
   const scraper = scrapeLoop(`${w.base}/metrics`);
   await openConnections(w.base, POOL);
@@ -177,7 +143,7 @@ test.each<[CloseHow, CloseReason]>([
   await until('the proxy to cut them all', () => w.worker.stats.open === 0);
   const scrapes = await scraper.stop();
 
-  const cuts = proxy!.stats().idleCuts - cutsBefore;
+  const cuts = fx.proxy!.stats().idleCuts - cutsBefore;
   expect(cuts).toBe(POOL);
   expect(closedSince(before.closed, w.worker.stats)).toEqual(only(reason, cuts));
   expect(inconsistent(scrapes)).toEqual([]);
@@ -230,13 +196,13 @@ test('a stalled connection is destroyed and counted as stalled; shutdown closes 
   const stats = tw.worker.stats;
   await openConnections(tw.base, 1);
   const before = structuredClone(stats);
-  proxy!.setMode('blackhole');
+  fx.proxy!.setMode('blackhole');
   const started = Date.now();
   const res = await fetch(`${tw.base}/api/accounts?limit=1`);
   expect(res.status).toBe(503);
   await until('the stall to be detected', () => stats.closed.stalled > before.closed.stalled);
   expect(Date.now() - started).toBeLessThan(3000);
-  proxy!.setMode('pass');
+  fx.proxy!.setMode('pass');
   const stalled = stats.closed.stalled - before.closed.stalled;
   expect(closedSince(before.closed, stats)).toEqual(only('stalled', stalled));
   expect(tw.logs.some((l) => l.msg === 'db connection stalled, destroying it')).toBe(true);
@@ -244,7 +210,7 @@ test('a stalled connection is destroyed and counted as stalled; shutdown closes 
 
   const atStop = structuredClone(stats);
   expect(atStop.open).toBeGreaterThan(0);
-  w = undefined;
+  fx.w = undefined;
   await tw.stop();
   await until('every socket to close', () => stats.open === 0);
   expect([stats.busy, stats.idle]).toEqual([0, 0]);

@@ -4,7 +4,6 @@
  * live custom metrics. The PM2 daemon runs in its own PM2_HOME and is killed afterwards.
  */
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import postgres from 'postgres';
 import { PM2_METRICS } from '../../src/metrics/pm2';
@@ -12,6 +11,7 @@ import { getFresh } from '../support/http';
 import { parseExposition, valueOf } from '../support/metrics';
 import { startWebCluster, type Pm2 } from '../support/pm2';
 import type { TestPostgres } from '../support/postgres';
+import { sleep } from '../support/wait';
 
 let pg: TestPostgres;
 let pm2: Pm2;
@@ -28,26 +28,9 @@ afterAll(async () => {
   await pg?.destroy();
 });
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /** GET with a fresh TCP connection (PM2's master balances connections, not requests). */
 function get(pathname: string, headers: Record<string, string> = {}, timeoutMs = 10000) {
-  return new Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }>(
-    (resolve, reject) => {
-      const req = http.get(
-        `${base}${pathname}`,
-        { agent: false, timeout: timeoutMs, headers },
-        (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (body += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-    },
-  );
+  return getFresh(`${base}${pathname}`, timeoutMs, headers);
 }
 
 /** The web processes with their worker label (NODE_APP_INSTANCE) and live custom metrics. */

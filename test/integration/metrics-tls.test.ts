@@ -7,6 +7,7 @@ import postgres from 'postgres';
 import { inconsistent, scrapeLoop } from '../support/metrics';
 import { psql, type TestPostgres } from '../support/postgres';
 import { haveOpenssl, startTlsPostgres } from '../support/tls-postgres';
+import { until } from '../support/wait';
 import { startTestWorker, type TestWorker } from '../support/worker';
 
 let pg: TestPostgres;
@@ -23,15 +24,8 @@ afterAll(async () => {
   await pg?.destroy();
 });
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+// TLS handshakes on a loaded box: a longer wait than the 5 s default.
+const waitMs = 8000;
 
 maybe(
   'TLS connections are counted open and closed, by inferred reason, and never leak',
@@ -53,7 +47,7 @@ maybe(
     );
     expect(row!.n).toBeGreaterThan(0); // the worker's connections really are encrypted
 
-    await until('boot connections to idle out', () => stats.open === 0);
+    await until('boot connections to idle out', () => stats.open === 0, waitMs);
     const before = structuredClone(stats);
     const scraper = scrapeLoop(`${w.base}/metrics`);
     const statuses = await Promise.all(
@@ -62,7 +56,7 @@ maybe(
     expect(statuses).toEqual([200, 200, 200, 200]);
     expect(stats.open).toBe(4);
     expect(stats.idle).toBe(4); // encrypted: never seen busy
-    await until('the idle timer to close them', () => stats.open === 0);
+    await until('the idle timer to close them', () => stats.open === 0, waitMs);
     const scrapes = await scraper.stop();
     expect(inconsistent(scrapes)).toEqual([]);
     expect(stats.opened - before.opened).toBe(4);
@@ -77,7 +71,7 @@ maybe(
      where datname = ${database} and application_name like 'keel:%'`;
     await admin.end({ timeout: 1 });
     expect(killed!.n).toBeGreaterThan(0);
-    await until('the kills to be counted', () => stats.open === mid.open - killed!.n);
+    await until('the kills to be counted', () => stats.open === mid.open - killed!.n, waitMs);
     const theirs =
       stats.closed.server_closed -
       mid.closed.server_closed +
@@ -89,7 +83,7 @@ maybe(
     const atStop = structuredClone(stats);
     // The pool ends (as the shutdown's last step does): every close from now on is a shutdown one.
     await w.worker.handle.end(2);
-    await until('every socket to close', () => stats.open === 0);
+    await until('every socket to close', () => stats.open === 0, waitMs);
     expect(stats.closed.shutdown - atStop.closed.shutdown).toBe(open);
     expect([stats.busy, stats.idle]).toEqual([0, 0]);
   },

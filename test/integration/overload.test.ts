@@ -7,30 +7,17 @@
  */
 import { Agent, request } from 'undici';
 import { checkInvariants, seedAccounts } from '../support/ledger';
-import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
-import { startTestWorker, type TestWorker } from '../support/worker';
+import { psql } from '../support/postgres';
+import { useWorker } from '../support/worker';
 
 const CLIENTS = 150;
 const LOAD_MS = 4000;
 
-let pg: TestPostgres;
-let url: string;
-let w: TestWorker;
-
-beforeAll(async () => {
-  pg = await startTestPostgres();
-  url = await pg.createDatabase();
-  w = await startTestWorker(url, {
-    DB_POOL_MAX: '2',
-    REQUEST_TIMEOUT_MS: '300',
-    DB_RETRY_BUDGET_MS: '300',
-    LOG_LEVEL: 'warn',
-  });
-});
-
-afterAll(async () => {
-  await w?.stop();
-  await pg?.destroy();
+const ctx = useWorker({
+  DB_POOL_MAX: '2',
+  REQUEST_TIMEOUT_MS: '300',
+  DB_RETRY_BUDGET_MS: '300',
+  LOG_LEVEL: 'warn',
 });
 
 interface Answer {
@@ -42,7 +29,7 @@ interface Answer {
 }
 
 async function transfer(agent: Agent, from: number, to: number): Promise<Answer> {
-  const res = await request(`${w.base}/api/transfers`, {
+  const res = await request(`${ctx.w.base}/api/transfers`, {
     method: 'POST',
     dispatcher: agent,
     headers: { 'content-type': 'application/json' },
@@ -65,7 +52,7 @@ async function transfer(agent: Agent, from: number, to: number): Promise<Answer>
 /** Keel's own sessions that are doing anything (a statement, or a transaction left open). */
 async function busyBackends(): Promise<number> {
   const rows = await psql<{ n: string }>(
-    url,
+    ctx.url,
     `select count(*)::text as n from pg_stat_activity
       where application_name like 'keel:%' and state <> 'idle'`,
   );
@@ -73,7 +60,7 @@ async function busyBackends(): Promise<number> {
 }
 
 test('keyless transfers on two hot rows, 2 connections, 300 ms budget: no 503 is ever applied', async () => {
-  const [a, b] = await seedAccounts(w.base, 2, 1_000_000_000);
+  const [a, b] = await seedAccounts(ctx.w.base, 2, 1_000_000_000);
   const agent = new Agent({ connections: CLIENTS, headersTimeout: 10000, bodyTimeout: 10000 });
   const answers: Answer[] = [];
   const errors: string[] = [];
@@ -106,7 +93,7 @@ test('keyless transfers on two hot rows, 2 connections, 300 ms budget: no 503 is
   const unavailable = answers.filter((x) => x.status === 503);
   console.log(
     `overload: clients=${CLIENTS} answers=${answers.length} 201=${count(201)} 503=${unavailable.length}` +
-      ` codes=${JSON.stringify([...new Set(unavailable.map((x) => x.code))])} shed=${JSON.stringify(w.worker.stats.shed)}` +
+      ` codes=${JSON.stringify([...new Set(unavailable.map((x) => x.code))])} shed=${JSON.stringify(ctx.w.worker.stats.shed)}` +
       ` quietAfterMs=${quietAfterMs}`,
   );
   expect(errors).toEqual([]);
@@ -126,7 +113,7 @@ test('keyless transfers on two hot rows, 2 connections, 300 ms budget: no 503 is
     keys.length === 0
       ? Promise.resolve([] as Array<{ key: string; status: number }>)
       : psql<{ key: string; status: number }>(
-          url,
+          ctx.url,
           `select key, status from idempotency_keys where key = any(array[${keys
             .map((k) => `'gen:${k.slice('keel-gen-'.length)}'`)
             .join(',')}])`,
@@ -136,7 +123,10 @@ test('keyless transfers on two hot rows, 2 connections, 300 ms budget: no 503 is
   expect(applied).toEqual([]);
   const ok = answers.filter((x) => x.status === 201);
   expect((await stored(ok.map((x) => x.key!))).length).toBe(ok.length);
-  const [transfers] = await psql<{ n: string }>(url, `select count(*)::text as n from transfers`);
+  const [transfers] = await psql<{ n: string }>(
+    ctx.url,
+    `select count(*)::text as n from transfers`,
+  );
   // Every transfer in the database was answered 201, or 503 outcome_unknown (never 'unavailable').
   const unknown = unavailable.length - refusedKeys.length;
   expect(Number(transfers!.n)).toBeGreaterThanOrEqual(ok.length);
@@ -145,10 +135,10 @@ test('keyless transfers on two hot rows, 2 connections, 300 ms budget: no 503 is
   expect(new Set(ids).size).toBe(ids.length);
   if (ids.length) {
     const [found] = await psql<{ n: string }>(
-      url,
+      ctx.url,
       `select count(*)::text as n from transfers where id = any(array[${ids.join(',')}]::bigint[])`,
     );
     expect(Number(found!.n)).toBe(ids.length);
   }
-  await checkInvariants(url);
+  await checkInvariants(ctx.url);
 });

@@ -1,5 +1,6 @@
 /** The resilience scenarios again with a real PgBouncer (transaction mode) in the path. */
-import { FAULT_ENV, restartFor, sleep, terminateLoop } from '../support/faults';
+import { FAULT_ENV, restartFor, terminateLoop } from '../support/faults';
+import { sleep } from '../support/wait';
 import { checkInvariants, runLoad, seedAccounts, type LoadResult } from '../support/ledger';
 import { startPgBouncer, type PgBouncer } from '../support/pgbouncer';
 import { startTestPostgres, type TestPostgres } from '../support/postgres';

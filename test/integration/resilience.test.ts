@@ -3,46 +3,15 @@
  * stands in for Railway's 300 s). Each scenario runs concurrent reads and keyed transfers, then
  * checks the ledger invariants in the database.
  */
-import {
-  connectionSampler,
-  FAULT_ENV,
-  FAULT_POOL,
-  restartFor,
-  sleep,
-  terminateLoop,
-  until,
-} from '../support/faults';
-import { createFaultProxy, type FaultProxy } from '../support/fault-proxy';
-import {
-  checkInvariants,
-  mergeLoads,
-  runLoad,
-  seedAccounts,
-  type LoadResult,
-} from '../support/ledger';
-import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
-import { startTestWorker, type TestWorker } from '../support/worker';
+import { connectionSampler, FAULT_POOL, restartFor, terminateLoop } from '../support/faults';
+import { holds, sleep } from '../support/wait';
+import { checkInvariants, mergeLoads, runLoad, type LoadResult } from '../support/ledger';
+import { psql } from '../support/postgres';
+import { startFaultWorker, useFaultFixture } from '../support/fault-worker';
 
-let pg: TestPostgres;
-let w: TestWorker | undefined;
-let proxy: FaultProxy | undefined;
+const fx = useFaultFixture();
 
 const POOL = FAULT_POOL;
-
-beforeAll(async () => {
-  pg = await startTestPostgres({ localOnly: true });
-});
-
-afterEach(async () => {
-  await w?.stop();
-  w = undefined;
-  await proxy?.close();
-  proxy = undefined;
-});
-
-afterAll(async () => {
-  await pg?.destroy();
-});
 
 function only2xx(load: LoadResult): void {
   const bad = Object.entries(load.byStatus).filter(([s]) => !['200', '201', '409'].includes(s));
@@ -58,31 +27,25 @@ function summary(name: string, load: LoadResult, extra: Record<string, unknown> 
   );
 }
 
-async function setup(env: Record<string, string>, viaProxy: boolean) {
-  const url = await pg.createDatabase();
-  let appUrl = url;
-  if (viaProxy) {
-    proxy = await createFaultProxy({ targetHost: '127.0.0.1', targetPort: pg.port });
-    appUrl = proxy.url(url);
-  }
-  w = await startTestWorker(appUrl, { ...FAULT_ENV, ...env });
-  const ids = await seedAccounts(w.base, 8, 10000);
-  return { url, ids, w };
-}
+const setup = (env: Record<string, string>, viaProxy: boolean) =>
+  startFaultWorker(fx, env, viaProxy);
 
 test('idle-cut: a proxy that cuts idle connections after 2 s never reaches a client', async () => {
   const { url, ids, w } = await setup({ DB_IDLE_CUTOFF_S: '2' }, true);
-  proxy!.setIdleCut(2000, 'fin');
+  fx.proxy!.setIdleCut(2000, 'fin');
   const loads: LoadResult[] = [];
   for (let burst = 0; burst < 3; burst++) {
     loads.push(await runLoad({ base: w.base, accounts: ids, durationMs: 700, concurrency: 8 }));
     await sleep(3000);
   }
   const all = mergeLoads(loads);
-  summary('idle-cut', all, { proxyCuts: proxy!.stats().idleCuts, closed: w.worker.stats.closed });
+  summary('idle-cut', all, {
+    proxyCuts: fx.proxy!.stats().idleCuts,
+    closed: w.worker.stats.closed,
+  });
   only2xx(all);
   // Keel's own timers closed every connection before the proxy could.
-  expect(proxy!.stats().idleCuts).toBe(0);
+  expect(fx.proxy!.stats().idleCuts).toBe(0);
   expect(w.worker.stats.closed.idle_timeout + w.worker.stats.closed.max_lifetime).toBeGreaterThan(
     0,
   );
@@ -94,7 +57,7 @@ test('idle-cut with the idle timer disabled: the retry layer absorbs what the ti
   // Keel is told the cutoff is 10 s (so its lifetime is 8-9.5 s) and its idle timer is off,
   // while the proxy really cuts after 1 s of idleness.
   const { url, ids, w } = await setup({ DB_IDLE_CUTOFF_S: '10', DB_IDLE_TIMEOUT_S: '0' }, true);
-  proxy!.setIdleCut(1000, 'rst');
+  fx.proxy!.setIdleCut(1000, 'rst');
   const loads: LoadResult[] = [];
   for (let burst = 0; burst < 3; burst++) {
     loads.push(await runLoad({ base: w.base, accounts: ids, durationMs: 700, concurrency: 8 }));
@@ -102,12 +65,12 @@ test('idle-cut with the idle timer disabled: the retry layer absorbs what the ti
   }
   const all = mergeLoads(loads);
   summary('idle-cut-no-timer', all, {
-    proxyCuts: proxy!.stats().idleCuts,
+    proxyCuts: fx.proxy!.stats().idleCuts,
     closed: w.worker.stats.closed,
     retries: w.worker.stats.retries,
   });
   only2xx(all);
-  expect(proxy!.stats().idleCuts).toBeGreaterThan(0);
+  expect(fx.proxy!.stats().idleCuts).toBeGreaterThan(0);
   expect(w.worker.stats.closed.idle_timeout).toBe(0);
   expect(w.worker.stats.closed.network_error + w.worker.stats.closed.server_closed).toBeGreaterThan(
     0,
@@ -117,8 +80,8 @@ test('idle-cut with the idle timer disabled: the retry layer absorbs what the ti
 
 test('terminate-loop: every Keel backend killed every 500 ms, clients see only answers', async () => {
   const { url, ids, w } = await setup({}, false);
-  const sampler = connectionSampler(pg.url());
-  const killer = terminateLoop(pg.url(), 500);
+  const sampler = connectionSampler(fx.pg.url());
+  const killer = terminateLoop(fx.pg.url(), 500);
   const load = await runLoad({ base: w.base, accounts: ids, durationMs: 5000, concurrency: 12 });
   const killed = await killer.stop();
   const maxConns = await sampler.stop();
@@ -135,7 +98,7 @@ test('restart: Postgres down for 3 s is absorbed by the default budget', async (
   const started = Date.now();
   const loadP = runLoad({ base: w.base, accounts: ids, durationMs: 7000, concurrency: 8 });
   await sleep(1500);
-  await restartFor(pg, 3000);
+  await restartFor(fx.pg, 3000);
   const upAt = Date.now() - started;
   const load = await loadP;
   const back = firstOkAfter(load, upAt);
@@ -161,7 +124,7 @@ test('restart longer than the budget: 2xx or 503 with Retry-After, and back with
     keyless: true,
   });
   await sleep(1500);
-  await restartFor(pg, 3000);
+  await restartFor(fx.pg, 3000);
   const upAt = Date.now() - started;
   const load = await loadP;
   const back = firstOkAfter(load, upAt);
@@ -190,7 +153,7 @@ test('blackhole 5 s: no request outlives its deadline; full recovery within 1 s'
     keyless: true,
   });
   await sleep(1500);
-  proxy!.setMode('blackhole');
+  fx.proxy!.setMode('blackhole');
   const stalledAt = Date.now();
   // Readiness and liveness probes during the stall, one at a time, as a balancer would.
   const probes: Array<{ at: number; end: number; path: string; status: number }> = [];
@@ -211,7 +174,7 @@ test('blackhole 5 s: no request outlives its deadline; full recovery within 1 s'
   await sleep(5000);
   probing = false;
   await prober;
-  proxy!.setMode('pass');
+  fx.proxy!.setMode('pass');
   const resumedAt = Date.now() - started;
   let ready = 0;
   // Bounded: 50 probes.
@@ -251,19 +214,19 @@ test('refused connections and too many connections are transient', async () => {
   const { url, ids, w } = await setup({}, true);
   const loadP = runLoad({ base: w.base, accounts: ids, durationMs: 4000, concurrency: 6 });
   await sleep(500);
-  proxy!.setMode('refuse');
-  proxy!.resetAll('rst');
+  fx.proxy!.setMode('refuse');
+  fx.proxy!.resetAll('rst');
   await sleep(1000);
-  proxy!.setMode('pass');
+  fx.proxy!.setMode('pass');
   // 53300: a role limit of 1 connection while the pool wants 5.
-  await psql(pg.url(), `alter role postgres connection limit 1`);
+  await psql(fx.pg.url(), `alter role postgres connection limit 1`);
   const db = new URL(url).pathname.slice(1);
   await psql(
-    pg.url(),
+    fx.pg.url(),
     `select pg_terminate_backend(pid) from pg_stat_activity where datname = '${db}'`,
   );
   await sleep(800);
-  await psql(pg.url(), `alter role postgres connection limit -1`);
+  await psql(fx.pg.url(), `alter role postgres connection limit -1`);
   const load = await loadP;
   summary('refuse-53300', load, { queries: w.worker.stats.queries });
   only2xx(load);
@@ -280,12 +243,12 @@ test('a client that disconnects mid-query leaves no connection behind', async ()
   const pending = controllers.map((c) =>
     fetch(`${w.base}/__test/slow?ms=5000`, { signal: c.signal }).catch(() => 'aborted'),
   );
-  await until(() => w.worker.stats.busy > 0, 2000);
+  await holds(() => w.worker.stats.busy > 0, 2000);
   expect(w.worker.stats.busy).toBeGreaterThan(0);
   for (const c of controllers) c.abort();
   await Promise.all(pending);
   // Cancelled on the server: busy drops long before the 5 s sleep would end.
-  await until(() => w.worker.stats.busy === 0, 2000);
+  await holds(() => w.worker.stats.busy === 0, 2000);
   expect(w.worker.stats.busy).toBe(0);
   expect(w.worker.stats.open).toBeLessThanOrEqual(Math.max(idleOpen, POOL));
   const r = await fetch(`${w.base}/api/accounts?limit=1`);

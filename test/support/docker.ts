@@ -9,9 +9,9 @@
  * `only` (CI with an engine) runs them, and a missing engine fails them.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { getFresh } from './http';
 import { containerMode } from './pg-container';
 
 const execFileAsync = promisify(execFile);
@@ -187,17 +187,7 @@ export async function poll<T>(
  * fetch keeps one) would sit idle in the server and hold its drain at a later stop.
  */
 export function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, timeout: 3000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
+  return getFresh(url, 3000);
 }
 
 /** The status of a GET (undefined on a connection error). */

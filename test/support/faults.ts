@@ -1,5 +1,6 @@
 /** Fault injectors that act on the real server: backend terminations and restarts. */
 import postgres from 'postgres';
+import { sleep } from './wait';
 
 /** Runs `step` on its own admin connection every `everyMs` until `stop()`. */
 function adminLoop(
@@ -77,19 +78,3 @@ export async function restartFor(
   await sleep(downMs);
   await pg.start();
 }
-
-/** Polls `check` until it holds or `timeoutMs` passes; returns whether it held. */
-export async function until(
-  check: () => boolean,
-  timeoutMs: number,
-  everyMs = 25,
-): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) return false;
-    await sleep(everyMs);
-  }
-  return true;
-}
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

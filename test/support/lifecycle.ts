@@ -5,12 +5,8 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { psql } from './postgres';
-
-export interface RawResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
+import { processTable } from './procfs';
+import { takeResponse, type RawResponse } from './raw-http';
 
 /** One HTTP/1.1 keep-alive connection, one request at a time, so the test knows its worker. */
 export interface RawConn {
@@ -28,21 +24,13 @@ function rawConnect(port: number): Promise<RawConn> {
     const closed = new Promise<void>((r) => socket.once('close', () => r()));
 
     const parse = () => {
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0 || !pending) return;
-      const [statusLine, ...lines] = buf.subarray(0, end).toString('latin1').split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const l of lines) {
-        const i = l.indexOf(':');
-        headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-      }
-      const length = Number(headers['content-length'] ?? 0);
-      if (buf.length < end + 4 + length) return;
-      const body = buf.subarray(end + 4, end + 4 + length).toString('utf8');
-      buf = buf.subarray(end + 4 + length);
+      if (!pending) return;
+      const taken = takeResponse(buf);
+      if (!taken) return;
+      buf = taken.rest;
       const p = pending;
       pending = null;
-      p.resolve({ status: Number(statusLine!.split(' ')[1]), headers, body });
+      p.resolve(taken.response);
     };
 
     socket.on('data', (chunk: Buffer) => {
@@ -116,15 +104,8 @@ export async function waitGone(pids: number[], timeoutMs: number): Promise<numbe
 /** Every live descendant of `pid` (Linux /proc). */
 export function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // gone meanwhile
-    }
+  for (const { pid: child, ppid } of processTable()) {
+    children.set(ppid, [...(children.get(ppid) ?? []), child]);
   }
   const out: number[] = [];
   const walk = (p: number) => {
@@ -135,23 +116,6 @@ export function descendants(pid: number): number[] {
   };
   walk(pid);
   return out.filter(alive);
-}
-
-/** Polls until `pred` holds (bounded); returns its last value. */
-export async function until<T>(
-  probe: () => Promise<T>,
-  pred: (v: T) => boolean,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (pred(v)) return v;
-    if (Date.now() > end)
-      throw new Error(`${what}: not reached in ${timeoutMs} ms (${JSON.stringify(v)})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Database sessions of one worker (`application_name` keel:<pm_id>:<pid>[:migrate]). */

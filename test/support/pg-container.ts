@@ -16,9 +16,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PostgreSqlContainer } from '@testcontainers/postgresql';
 import { getContainerRuntimeClient, ImageName, type ContainerRuntimeClient } from 'testcontainers';
+import { ROOT } from './paths';
 
 export const DEFAULT_PG_IMAGE = 'postgres:17-alpine';
-const ROOT = path.resolve(__dirname, '..', '..');
 
 export type ContainerMode = 'auto' | 'only' | 'off';
 

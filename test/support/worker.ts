@@ -8,6 +8,7 @@ import { dbUrlParts } from '../../src/config/db-url';
 import { createLogger } from '../../src/logger';
 import { startWorker, type Worker } from '../../src/main';
 import { testOnlyRoutes } from './test-routes.js';
+import { startTestPostgres, type TestPostgres } from './postgres';
 
 export interface TestWorker {
   worker: Worker;
@@ -71,6 +72,34 @@ export async function startTestWorker(
       });
     },
   };
+}
+
+/** What `useWorker` hands a test file; its fields are set once `beforeAll` has run. */
+export interface WorkerFixture {
+  pg: TestPostgres;
+  url: string;
+  w: TestWorker;
+  base: string;
+}
+
+/**
+ * The setup integration files share: a throwaway Postgres, one database and one in-process
+ * worker (with `env`) for the whole file, started before its first test and stopped after its
+ * last. Call it at the top level of the file.
+ */
+export function useWorker(env: Record<string, string> = {}): WorkerFixture {
+  const fixture = {} as WorkerFixture;
+  beforeAll(async () => {
+    fixture.pg = await startTestPostgres();
+    fixture.url = await fixture.pg.createDatabase();
+    fixture.w = await startTestWorker(fixture.url, env);
+    fixture.base = fixture.w.base;
+  });
+  afterAll(async () => {
+    await fixture.w?.stop();
+    await fixture.pg?.destroy();
+  });
+  return fixture;
 }
 
 /** fetch() with a JSON body; returns status, headers and parsed body. */

@@ -15,7 +15,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { getFresh } from '../../support/http';
-import { alive, descendants, until } from '../../support/lifecycle';
+import { alive, descendants } from '../../support/lifecycle';
+import { untilValue } from '../../support/wait';
 import { ensureBuilt, ROOT, TEST_ECOSYSTEM } from '../../support/pm2';
 import { freePort, psql, startTestPostgres, type TestPostgres } from '../../support/postgres';
 
@@ -168,7 +169,7 @@ describe('ExecStart as written', () => {
         (r) => r.status,
         () => 0,
       );
-    await until(ready, (st) => st === 200, 60000, `ready; output so far:\n${output}`);
+    await untilValue(ready, (st) => st === 200, 60000, `ready; output so far:\n${output}`);
 
     // ExecReload, with the same environment: the pm2 CLI finds pm2-runtime's daemon in PM2_HOME.
     const pm2 = (line: string) => {
@@ -180,7 +181,7 @@ describe('ExecStart as written', () => {
         .filter((p) => p.name === 'web' && p.pm2_env.status === 'online')
         .map((p) => p.pid as number)
         .sort();
-    const before = await until(
+    const before = await untilValue(
       async () => pids(),
       (p) => p.length === 2,
       30000,
@@ -190,7 +191,7 @@ describe('ExecStart as written', () => {
     const after = pids();
     expect(after).toHaveLength(2);
     expect(after.filter((p) => before.includes(p))).toEqual([]);
-    await until(ready, (st) => st === 200, 30000, 'ready after reload');
+    await untilValue(ready, (st) => st === 200, 30000, 'ready after reload');
 
     // Slow requests on fresh connections (PM2 spreads them), all in flight at the signal.
     const slow = Array.from({ length: 6 }, () =>
@@ -199,7 +200,7 @@ describe('ExecStart as written', () => {
         body: e.message,
       })),
     );
-    await until(
+    await untilValue(
       () =>
         psql<{ n: string }>(
           url,
@@ -221,7 +222,7 @@ describe('ExecStart as written', () => {
     expect(code).toBe(0);
     // Gone before systemd would have sent SIGKILL.
     expect(at - signalled).toBeLessThan(Number(s.get('TimeoutStopSec')) * 1000);
-    await until(
+    await untilValue(
       async () => tree.filter(alive),
       (left) => left.length === 0,
       5000,

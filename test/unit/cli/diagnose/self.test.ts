@@ -1,8 +1,13 @@
 import path from 'node:path';
-import { checkSelf, satisfies, type SelfDeps } from '../../../../src/cli/diagnose/self';
+import {
+  addedLines,
+  cgroupCpus,
+  checkSelf,
+  satisfies,
+  type SelfDeps,
+} from '../../../../src/cli/diagnose/self';
 import { loadConfig } from '../../../../src/config/config';
-
-const ROOT = path.resolve(__dirname, '..', '..', '..', '..');
+import { ROOT } from '../../../support/paths';
 const URL = 'postgres://keel:pw@db.internal:5432/keel';
 
 /** The real project files, with some paths answered differently. */
@@ -75,4 +80,30 @@ test('Node is held against the engines range of package.json', async () => {
   expect(satisfies('24.0.0', '^22.22.0 || >=24.0.0')).toBe(true);
   expect(satisfies('20.19.0', '>=20.19')).toBe(true);
   expect(satisfies('20.18.9', '>=20.19')).toBe(false);
+});
+
+test('cgroup CPU quota: v2 cpu.max, v1 cfs files, none', () => {
+  expect(cgroupCpus('150000 100000\n', null, null)).toBe(1.5);
+  expect(cgroupCpus('max 100000\n', null, null)).toBeNull();
+  expect(cgroupCpus(null, '50000\n', '100000\n')).toBe(0.5);
+  expect(cgroupCpus(null, '-1\n', '100000\n')).toBeNull();
+});
+
+test('the lines a patch adds, per target file', () => {
+  const patch = [
+    '+++ b/node_modules/x/a.js',
+    '@@ -1 +1 @@',
+    '-old',
+    '+new line',
+    '+',
+    ' ctx',
+    '+++ b/node_modules/x/b.js',
+    '+other',
+  ].join('\n');
+  expect(addedLines(patch)).toEqual(
+    new Map([
+      ['node_modules/x/a.js', ['new line']],
+      ['node_modules/x/b.js', ['other']],
+    ]),
+  );
 });

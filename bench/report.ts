@@ -1,30 +1,56 @@
-'use strict';
 /**
  * The fault run as one self-contained HTML page: inline SVG charts (answers per second by
  * status, latency per bucket), fault windows shaded, and the per-fault table. No scripts, no
  * external resources: it opens from disk in any browser without network.
  */
+import type { FaultAnalysis } from './fault-analysis';
+import type { CpuPoint } from './sampler';
 
-const COLORS = { ok: '#2f9e5b', s503: '#f0a02b', otherErr: '#d33c3c', socket: '#7b4bd1' };
-const LABELS = { ok: '2xx', s503: '503', otherErr: 'other non-2xx', socket: 'socket error' };
+/** What the page shows: the fault run's result (faults.ts) and its machine line. */
+export interface FaultReport {
+  startedAt: string;
+  config: { connections: number; warmupS: number; bucketMs: number };
+  retryBudgetMs: number;
+  timeline: FaultAnalysis['timeline'];
+  faults: FaultAnalysis['faults'];
+  steadyOpsPerS: number;
+  recoveryThreshold: number;
+  rows: string[][];
+  cpu: CpuPoint[];
+  machineLine: string;
+}
+
+type Bucket = FaultAnalysis['timeline'][number];
+type Kind = 'ok' | 's503' | 'otherErr' | 'socket';
+type Scale = (v: number) => number;
+
+const COLORS: Record<Kind, string> = {
+  ok: '#2f9e5b',
+  s503: '#f0a02b',
+  otherErr: '#d33c3c',
+  socket: '#7b4bd1',
+};
+const LABELS: Record<Kind, string> = {
+  ok: '2xx',
+  s503: '503',
+  otherErr: 'other non-2xx',
+  socket: 'socket error',
+};
 const W = 1240;
 const M = { left: 58, right: 16, top: 26, bottom: 26 };
 
-const esc = (s) =>
-  String(s).replace(
-    /[&<>"]/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c],
-  );
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
+const esc = (s: unknown) => String(s).replace(/[&<>"]/g, (c) => ENTITIES[c] ?? c);
 
 /** A "nice" upper bound and step for an axis up to `max`. */
-function niceScale(max, ticks = 5) {
+function niceScale(max: number, ticks = 5): { top: number; step: number } {
   const raw = Math.max(max, 1) / ticks;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) as number;
   return { top: Math.ceil(max / step) * step || step, step };
 }
 
-function xAxis(x, endS, y0, h) {
+function xAxis(x: Scale, endS: number, y0: number, h: number): string {
   const { step } = niceScale(endS, 12);
   let svg = '';
   for (let t = 0; t <= endS; t += step) {
@@ -34,7 +60,21 @@ function xAxis(x, endS, y0, h) {
   return svg;
 }
 
-function faultShading({ faults, x, top, h, warmupS, labels }) {
+function faultShading({
+  faults,
+  x,
+  top,
+  h,
+  warmupS,
+  labels,
+}: {
+  faults: FaultReport['faults'];
+  x: Scale;
+  top: number;
+  h: number;
+  warmupS: number;
+  labels: boolean;
+}): string {
   let svg = `<rect x="${x(0)}" y="${top}" width="${x(warmupS) - x(0)}" height="${h}" class="warm"/>`;
   if (labels)
     svg += `<text x="${x(warmupS / 2)}" y="${top - 8}" class="flabel" text-anchor="middle">warm-up</text>`;
@@ -51,20 +91,20 @@ function faultShading({ faults, x, top, h, warmupS, labels }) {
   return svg;
 }
 
-function rateChart(report) {
+function rateChart(report: FaultReport): string {
   const { timeline, faults, config } = report;
   const H = 280;
   const h = H - M.top - M.bottom;
   const bucketS = config.bucketMs / 1000;
   const endS = timeline.length * bucketS;
-  const x = (t) => M.left + (t / endS) * (W - M.left - M.right);
+  const x = (t: number) => M.left + (t / endS) * (W - M.left - M.right);
   const perS = 1 / bucketS;
   const maxRate = Math.max(
-    ...timeline.map((b) => (b.ok + b.s503 + b.otherErr + b.socket) * perS),
+    ...timeline.map((b: Bucket) => (b.ok + b.s503 + b.otherErr + b.socket) * perS),
     report.steadyOpsPerS,
   );
   const { top, step } = niceScale(maxRate * 1.05);
-  const y = (v) => M.top + h - (v / top) * h;
+  const y = (v: number) => M.top + h - (v / top) * h;
   let svg = faultShading({ faults, x, top: M.top, h, warmupS: config.warmupS, labels: true });
   for (let v = 0; v <= top; v += step) {
     svg += `<line x1="${M.left}" x2="${W - M.right}" y1="${y(v)}" y2="${y(v)}" class="grid"/>`;
@@ -74,7 +114,7 @@ function rateChart(report) {
   const bw = Math.max(1, x(bucketS) - x(0) - 0.6);
   for (const b of timeline) {
     let base = 0;
-    for (const k of ['ok', 's503', 'otherErr', 'socket']) {
+    for (const k of ['ok', 's503', 'otherErr', 'socket'] as const) {
       if (!b[k]) continue;
       const v = b[k] * perS;
       svg += `<rect x="${x(b.t).toFixed(1)}" y="${y(base + v).toFixed(1)}" width="${bw.toFixed(1)}" height="${(y(base) - y(base + v)).toFixed(1)}" fill="${COLORS[k]}"><title>${b.t.toFixed(2)} s: ${b[k]} ${LABELS[k]} (${v}/s)</title></rect>`;
@@ -86,7 +126,7 @@ function rateChart(report) {
   svg += `<line x1="${M.left}" x2="${W - M.right}" y1="${y(st * report.recoveryThreshold)}" y2="${y(st * report.recoveryThreshold)}" class="floor"/>`;
   svg += `<text x="${M.left + 4}" y="${M.top + 12}" class="axis">answers/s (${config.bucketMs} ms buckets)</text>`;
   let lx = W - M.right - 560;
-  for (const k of Object.keys(COLORS)) {
+  for (const k of Object.keys(COLORS) as Kind[]) {
     svg += `<rect x="${lx}" y="${M.top + 3}" width="11" height="11" fill="${COLORS[k]}"/><text x="${lx + 15}" y="${M.top + 13}" class="legend">${LABELS[k]}</text>`;
     lx += LABELS[k].length * 7 + 30;
   }
@@ -94,23 +134,23 @@ function rateChart(report) {
   return `<svg width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="answers per second by status">${svg}</svg>`;
 }
 
-function latencyChart(report) {
+function latencyChart(report: FaultReport): string {
   const { timeline, faults, config } = report;
   const H = 140;
   const h = H - 10 - M.bottom;
   const bucketS = config.bucketMs / 1000;
   const endS = timeline.length * bucketS;
-  const x = (t) => M.left + (t / endS) * (W - M.left - M.right);
-  const maxMs = Math.max(10, ...timeline.map((b) => b.max ?? 0));
+  const x = (t: number) => M.left + (t / endS) * (W - M.left - M.right);
+  const maxMs = Math.max(10, ...timeline.map((b: Bucket) => b.max ?? 0));
   const decades = Math.ceil(Math.log10(maxMs));
-  const y = (ms) => 10 + h - (Math.log10(Math.max(ms, 1)) / decades) * h;
+  const y = (ms: number) => 10 + h - (Math.log10(Math.max(ms, 1)) / decades) * h;
   let svg = faultShading({ faults, x, top: 10, h, warmupS: config.warmupS, labels: false });
   for (let d = 0; d <= decades; d++) {
     svg += `<line x1="${M.left}" x2="${W - M.right}" y1="${y(10 ** d)}" y2="${y(10 ** d)}" class="grid"/>`;
     svg += `<text x="${M.left - 6}" y="${y(10 ** d) + 4}" class="tick" text-anchor="end">${10 ** d >= 1000 ? `${10 ** d / 1000} s` : `${10 ** d} ms`}</text>`;
   }
   svg += xAxis(x, endS, 10, h);
-  const line = (key, cls) => {
+  const line = (key: 'p50' | 'p99' | 'max', cls: string) => {
     let d = '';
     let pen = 'M';
     for (const b of timeline) {
@@ -128,21 +168,21 @@ function latencyChart(report) {
   return `<svg width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="latency">${svg}</svg>`;
 }
 
-function cpuChart(report) {
+function cpuChart(report: FaultReport): string {
   const { timeline, faults, config, cpu } = report;
   const H = 100;
   const top = 20;
   const h = H - top - M.bottom;
   const endS = (timeline.length * config.bucketMs) / 1000;
-  const x = (t) => M.left + (Math.min(t, endS) / endS) * (W - M.left - M.right);
-  const y = (share) => top + h - share * h;
+  const x = (t: number) => M.left + (Math.min(t, endS) / endS) * (W - M.left - M.right);
+  const y = (share: number) => top + h - share * h;
   let svg = faultShading({ faults, x, top, h, warmupS: config.warmupS, labels: false });
   for (const v of [0, 0.5, 1]) {
     svg += `<line x1="${M.left}" x2="${W - M.right}" y1="${y(v)}" y2="${y(v)}" class="grid"/>`;
     svg += `<text x="${M.left - 6}" y="${y(v) + 4}" class="tick" text-anchor="end">${v * 100} %</text>`;
   }
   svg += xAxis(x, endS, top, h);
-  const area = (lower, upper, fill) => {
+  const area = (lower: (p: CpuPoint) => number, upper: (p: CpuPoint) => number, fill: string) => {
     if (cpu.length === 0) return '';
     const top = cpu.map((p) => `${x(p.t).toFixed(1)},${y(upper(p)).toFixed(1)}`);
     const bottom = cpu.map((p) => `${x(p.t).toFixed(1)},${y(lower(p)).toFixed(1)}`).reverse();
@@ -162,16 +202,16 @@ function cpuChart(report) {
   return `<svg width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="cpu">${svg}</svg>`;
 }
 
-function table(rows) {
-  const [head, ...body] = rows;
-  const cls = (cell) =>
+function table(rows: string[][]): string {
+  const [head = [], ...body] = rows;
+  const cls = (cell: string) =>
     cell === 'ok' ? ' class="good"' : /errors|slow/.test(cell) ? ' class="bad"' : '';
   return `<table><thead><tr>${head.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>${body
     .map((r) => `<tr>${r.map((c) => `<td${cls(c)}>${esc(c)}</td>`).join('')}</tr>`)
     .join('')}</tbody></table>`;
 }
 
-function renderFaultReport(report) {
+function renderFaultReport(report: FaultReport): string {
   const css = `
 body{font:13px/1.35 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:12px 20px;color:#222;background:#fff}
 h1{font-size:18px;margin:0 0 2px}
@@ -213,4 +253,4 @@ ${table(report.rows)}
 `;
 }
 
-module.exports = { renderFaultReport };
+export { renderFaultReport };

@@ -1,14 +1,15 @@
-'use strict';
 /**
  * One throwaway Postgres for a whole benchmark run (the test fixture's local cluster, so it can
  * be stopped and started for the fault run), migrated with Keel's own migrations and seeded.
  */
-const { execFile } = require('node:child_process');
-const fs = require('node:fs');
-const path = require('node:path');
-const { promisify } = require('node:util');
-const { psql, startTestPostgres } = require('./fixtures');
-const { childrenOf } = require('./sampler');
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { psql, startTestPostgres } from './fixtures';
+import { childrenOf } from './sampler';
+import type { Snapshot } from './snapshot';
+import type { Cleanup, Log } from './types';
 
 const execFileAsync = promisify(execFile);
 
@@ -17,7 +18,17 @@ const execFileAsync = promisify(execFile);
 const ACCOUNTS = 10000;
 const BALANCE = 1_000_000_000_000;
 
-async function createBenchDatabase({ app, cleanup, log }) {
+export type BenchDatabase = Awaited<ReturnType<typeof createBenchDatabase>>;
+
+async function createBenchDatabase({
+  app,
+  cleanup,
+  log,
+}: {
+  app: Snapshot;
+  cleanup: Cleanup;
+  log: Log;
+}) {
   const started = Date.now();
   const pg = await startTestPostgres({ localOnly: true });
   cleanup.add('destroy postgres', () => pg.destroy());
@@ -35,9 +46,13 @@ async function createBenchDatabase({ app, cleanup, log }) {
      select 'bench-' || g, ${BALANCE}, ${BALANCE}, gen_random_uuid()
      from generate_series(1, ${ACCOUNTS}) g`,
   );
-  const [range] = await psql(url, 'select min(id)::int as lo, max(id)::int as hi from accounts');
-  const [version] = await psql(url, 'show server_version');
-  const [dataDir] = await psql(url, 'show data_directory');
+  const [range] = await psql<{ lo: number; hi: number }>(
+    url,
+    'select min(id)::int as lo, max(id)::int as hi from accounts',
+  );
+  const [version] = await psql<{ server_version: string }>(url, 'show server_version');
+  const [dataDir] = await psql<{ data_directory: string }>(url, 'show data_directory');
+  if (!range || !version || !dataDir) throw new Error('the bench database answered no rows');
   const pidFile = path.join(dataDir.data_directory, 'postmaster.pid');
   log(
     `postgres ${version.server_version} on 127.0.0.1:${pg.port}, ${ACCOUNTS} accounts seeded ` +
@@ -50,8 +65,8 @@ async function createBenchDatabase({ app, cleanup, log }) {
     serverVersion: version.server_version,
     accounts: { lo: range.lo, hi: range.hi },
     /** The postmaster and its children (backends, autovacuum, writer...): their CPU is ours. */
-    pids() {
-      let postmaster;
+    pids(): number[] {
+      let postmaster: number;
       try {
         postmaster = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
       } catch {
@@ -65,25 +80,31 @@ async function createBenchDatabase({ app, cleanup, log }) {
       await psql(url, 'checkpoint');
     },
     async counts() {
-      const [row] = await psql(
+      const [row] = await psql<{
+        transfers: number;
+        keys: number;
+        total: string;
+        opening: string;
+      }>(
         url,
         `select (select count(*) from transfers)::int as transfers,
                 (select count(*) from idempotency_keys)::int as keys,
                 (select sum(balance)::text from accounts) as total,
                 (select sum(opening_balance)::text from accounts) as opening`,
       );
+      if (!row) throw new Error('no counts');
       return row;
     },
     /** Kills every backend whose application_name starts with `prefix`; returns how many. */
-    async terminate(prefix) {
-      const [row] = await psql(
+    async terminate(prefix: string): Promise<number> {
+      const [row] = await psql<{ n: number }>(
         pg.url('postgres'),
         `select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
          where application_name like '${prefix.replace(/'/g, "''")}%'`,
       );
-      return row.n;
+      return row?.n ?? 0;
     },
   };
 }
 
-module.exports = { createBenchDatabase };
+export { createBenchDatabase };

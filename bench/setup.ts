@@ -1,11 +1,11 @@
-'use strict';
 /** The start every Keel benchmark shares: a snapshot of the build, its database, Keel on a free port. */
-const { freePort } = require('./fixtures');
-const { createBenchDatabase } = require('./database');
-const { createSnapshot } = require('./snapshot');
-const { createKeel } = require('./targets');
+import { freePort } from './fixtures';
+import { createBenchDatabase } from './database';
+import { createSnapshot } from './snapshot';
+import { createKeel } from './targets';
+import type { RunDeps } from './types';
 
-async function setUpKeel({ opts, cleanup, log }) {
+async function setUpKeel({ opts, cleanup, log }: RunDeps) {
   const app = createSnapshot({ cleanup });
   const db = await createBenchDatabase({ app, cleanup, log });
   const keel = createKeel({
@@ -18,4 +18,4 @@ async function setUpKeel({ opts, cleanup, log }) {
   return { app, db, keel };
 }
 
-module.exports = { setUpKeel };
+export { setUpKeel };

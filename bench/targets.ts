@@ -1,22 +1,24 @@
-'use strict';
 /**
  * The two things the benchmark measures, behind one shape: `start()` resolves with the worker
  * pids once the target answers, `stop()` resolves when those pids are gone.
  *  - keel: the real ecosystem.config.js under PM2 cluster mode (the fixture's isolated PM2).
- *  - baseline: bench/baseline.js, node:cluster.
+ *  - baseline: bench/baseline.ts, node:cluster.
  */
-const { spawn } = require('node:child_process');
-const fs = require('node:fs');
-const path = require('node:path');
-const { setTimeout: sleep } = require('node:timers/promises');
-const { Client } = require('undici');
-const { ROOT, createPm2 } = require('./fixtures');
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client } from 'undici';
+import { errorCode } from './errors';
+import { ROOT, createPm2 } from './fixtures';
+import type { Snapshot } from './snapshot';
+import type { Cleanup } from './types';
 
 const WORKERS = 2;
 // Keel's default DB_POOL_MAX, set explicitly so both targets get the same pool per worker.
 const POOL_MAX = 10;
 
-function alive(pid) {
+function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -25,7 +27,7 @@ function alive(pid) {
   }
 }
 
-async function waitGone(pids, timeoutMs) {
+async function waitGone(pids: number[], timeoutMs: number): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   while (pids.some(alive)) {
     if (Date.now() > until) return false;
@@ -39,7 +41,7 @@ async function waitGone(pids, timeoutMs) {
  * right after: an idle keep-alive socket left behind would hold the server's drain until its
  * shutdown deadline, and every stop would look 10 s slow.
  */
-async function waitAnswering(port, urlPath, timeoutMs) {
+async function waitAnswering(port: number, urlPath: string, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < until) {
@@ -53,7 +55,7 @@ async function waitAnswering(port, urlPath, timeoutMs) {
       if (res.statusCode === 200) return;
       last = `status ${res.statusCode}`;
     } catch (err) {
-      last = err.code ?? err.message;
+      last = errorCode(err);
     } finally {
       await client.destroy();
     }
@@ -68,7 +70,33 @@ async function waitAnswering(port, urlPath, timeoutMs) {
  * Keel under PM2 from the run's snapshot (`app.root`, see snapshot.js) with its real
  * ecosystem.config.js; one daemon for the whole run, `pm2 kill` when the run ends (any way).
  */
-function createKeel({ app, databaseUrl, port, cleanup, env = {}, name = 'keel' }) {
+/** What the compare loop measures: Keel or the baseline. */
+export interface Target {
+  name: string;
+  port: number;
+  pids(): number[];
+  daemonPid(): number | null;
+  start(): Promise<number[]>;
+  stop(): Promise<void>;
+}
+
+export type Keel = ReturnType<typeof createKeel>;
+
+function createKeel({
+  app,
+  databaseUrl,
+  port,
+  cleanup,
+  env = {},
+  name = 'keel',
+}: {
+  app: Snapshot;
+  databaseUrl: string;
+  port: number;
+  cleanup: Cleanup;
+  env?: Record<string, string>;
+  name?: string;
+}) {
   const pm2 = createPm2({
     DATABASE_URL: databaseUrl,
     PORT: String(port),
@@ -79,7 +107,7 @@ function createKeel({ app, databaseUrl, port, cleanup, env = {}, name = 'keel' }
     ...env,
   });
   const kill = cleanup.add('pm2 kill', () => pm2.kill());
-  let pids = [];
+  let pids: number[] = [];
 
   const webPids = async () =>
     (await pm2.list()).filter((p) => p.name === 'web' && p.status === 'online').map((p) => p.pid);
@@ -92,7 +120,7 @@ function createKeel({ app, databaseUrl, port, cleanup, env = {}, name = 'keel' }
     kill,
     pids: () => pids,
     /** PM2's daemon pid: in cluster mode it also carries every worker's stdout to the log file. */
-    daemonPid() {
+    daemonPid(): number | null {
       const file = path.join(pm2.home, 'pm2.pid');
       return fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8').trim()) : null;
     },
@@ -121,18 +149,28 @@ function createKeel({ app, databaseUrl, port, cleanup, env = {}, name = 'keel' }
   };
 }
 
-/** bench/baseline.js under node:cluster, stopped by pid (SIGTERM, then SIGKILL). */
-function createBaseline({ databaseUrl, port, cleanup, probePath }) {
-  let child = null;
-  let pids = [];
-  let undo = null;
+/** bench/baseline.ts under node:cluster, stopped by pid (SIGTERM, then SIGKILL). */
+function createBaseline({
+  databaseUrl,
+  port,
+  cleanup,
+  probePath,
+}: {
+  databaseUrl: string;
+  port: number;
+  cleanup: Cleanup;
+  probePath: string;
+}): Target {
+  let child: ChildProcess | null = null;
+  let pids: number[] = [];
+  let undo: (() => Promise<void>) | null = null;
 
   async function stop() {
     if (!child) return;
     const primary = child;
-    const all = [primary.pid, ...pids];
+    const all = [primary.pid as number, ...pids];
     child = null;
-    if (alive(primary.pid)) primary.kill('SIGTERM');
+    if (alive(primary.pid as number)) primary.kill('SIGTERM');
     if (!(await waitGone(all, 10000))) {
       for (const pid of all.filter(alive)) process.kill(pid, 'SIGKILL');
       await waitGone(all, 5000);
@@ -146,7 +184,7 @@ function createBaseline({ databaseUrl, port, cleanup, probePath }) {
     pids: () => pids,
     daemonPid: () => null,
     async start() {
-      child = spawn(process.execPath, [path.join(__dirname, 'baseline.js')], {
+      const started = spawn(process.execPath, [path.join(__dirname, 'baseline.js')], {
         cwd: ROOT,
         env: {
           ...process.env,
@@ -157,12 +195,15 @@ function createBaseline({ databaseUrl, port, cleanup, probePath }) {
         },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
+      child = started;
       undo = cleanup.add('stop baseline', stop);
       const ready = await Promise.race([
-        new Promise((resolve) =>
-          child.on('message', (m) => m && m.type === 'ready' && resolve(m.pids)),
+        new Promise<number[]>((resolve) =>
+          started.on('message', (m: { type?: string; pids: number[] } | null) => {
+            if (m && m.type === 'ready') resolve(m.pids);
+          }),
         ),
-        new Promise((resolve) => child.once('exit', () => resolve(null))),
+        new Promise<null>((resolve) => started.once('exit', () => resolve(null))),
         sleep(30000, null),
       ]);
       if (!ready) throw new Error('the baseline did not start within 30 s');
@@ -177,4 +218,4 @@ function createBaseline({ databaseUrl, port, cleanup, probePath }) {
   };
 }
 
-module.exports = { createKeel, createBaseline, waitAnswering, waitGone, WORKERS, POOL_MAX };
+export { createKeel, createBaseline, waitAnswering, waitGone, WORKERS, POOL_MAX };

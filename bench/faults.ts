@@ -1,25 +1,28 @@
-'use strict';
 /**
  * `npm run bench -- --faults`: Keel alone (PM2, 2 workers, DATABASE_URL through the fault
  * proxy) under the benchmark's load while faults come one after another, each followed by a
  * quiet gap. Writes a JSON file and a self-contained HTML timeline, then screenshots it.
  */
-const { execFile } = require('node:child_process');
-const fs = require('node:fs');
-const path = require('node:path');
-const { setTimeout: sleep } = require('node:timers/promises');
-const { promisify } = require('node:util');
-const { createFaultProxy, freePort } = require('./fixtures');
-const { createBenchDatabase } = require('./database');
-const { createSnapshot } = require('./snapshot');
-const { analyseFaults } = require('./fault-analysis');
-const { CONNECTIONS, startLoad } = require('./load');
-const out = require('./output');
-const { startProgress } = require('./progress');
-const { startProbes, stallFigures } = require('./probes');
-const { renderFaultReport } = require('./report');
-const { childrenOf, startBoxSampler, startSampler } = require('./sampler');
-const { createKeel } = require('./targets');
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { createFaultProxy, freePort } from './fixtures';
+import { createBenchDatabase } from './database';
+import { createSnapshot } from './snapshot';
+import { analyseFaults } from './fault-analysis';
+import { CONNECTIONS, startLoad } from './load';
+import * as out from './output';
+import { watchLoad } from './progress';
+import { startProbes, stallFigures } from './probes';
+import { renderFaultReport } from './report';
+import { childrenOf, startBoxSampler, startSampler } from './sampler';
+import { createKeel } from './targets';
+import { BENCH } from './fixtures';
+import type { Fault } from './fault-analysis';
+import type { Probe } from './probes';
+import type { Log, RunDeps } from './types';
 
 const execFileAsync = promisify(execFile);
 
@@ -38,14 +41,14 @@ const CALM_AFTER_MS = 4000;
 const MAX_LOG_LINES = 2000;
 
 /** Keel's log lines other than the per-request access line: tallied by message, and kept. */
-function logSummary(file) {
-  const counts = {};
-  const lines = [];
+function logSummary(file: string) {
+  const counts: Record<string, number> = {};
+  const lines: unknown[] = [];
   if (!fs.existsSync(file)) return { counts, lines };
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     if (!line.startsWith('{')) continue;
     try {
-      const entry = JSON.parse(line);
+      const entry = JSON.parse(line) as { msg?: string; level?: string };
       if (entry.msg === 'request') continue;
       const key = `${entry.level} ${entry.msg}`;
       counts[key] = (counts[key] ?? 0) + 1;
@@ -57,21 +60,22 @@ function logSummary(file) {
   return { counts, lines };
 }
 
-async function screenshot(html, png, log) {
-  const script = path.join(__dirname, 'screenshot.sh');
+async function screenshot(html: string, png: string, log: Log): Promise<string | null> {
+  const script = path.join(BENCH, 'screenshot.sh');
   try {
     await execFileAsync('bash', [script, html, png], { timeout: 90000 });
     log(`screenshot: ${png}`);
     return png;
   } catch (err) {
+    const failure = err as { stderr?: string; message?: string };
     log(
-      `screenshot skipped: ${(err.stderr || err.message || '').toString().trim().split('\n')[0]}`,
+      `screenshot skipped: ${(failure.stderr || failure.message || '').toString().trim().split('\n')[0]}`,
     );
     return null;
   }
 }
 
-async function runFaults({ opts, cleanup, log }) {
+async function runFaults({ opts, cleanup, log }: RunDeps) {
   const started = new Date();
   const app = createSnapshot({ cleanup });
   const db = await createBenchDatabase({ app, cleanup, log });
@@ -106,27 +110,29 @@ async function runFaults({ opts, cleanup, log }) {
     load.elapsed,
   );
   let phase = 'warm-up';
-  const progress = startProgress({
+  const stopLoad = watchLoad({
+    cleanup,
     label: 'keel faults',
     load,
     pids: keel.pids,
     phase: () => phase,
   });
-  // First to go on Ctrl-C: a server under load drains slowly.
-  const stopLoad = cleanup.add('stop load', async () => {
-    progress.stop();
-    await load.stop();
-  });
-  const faults = [];
-  let stall = null;
-  const fault = async (name, outageMs, act) => {
-    phase = name.split(' ')[0];
-    const f = { name, start: load.elapsed(), outageMs };
+  const faults: Fault[] = [];
+  // Set inside the blackhole fault's closure (so not narrowed to null here).
+  let stall = null as { start: number; end: number; probes: Probe[] } | null;
+  const fault = async (name: string, outageMs: number | 'measured', act: () => Promise<string>) => {
+    phase = name.split(' ')[0]!;
+    const start = load.elapsed();
     log(`fault: ${name}`);
-    f.detail = await act();
-    f.end = load.elapsed();
-    if (outageMs === 'measured') f.outageMs = f.end - f.start;
-    faults.push(f);
+    const detail = await act();
+    const end = load.elapsed();
+    faults.push({
+      name,
+      start,
+      outageMs: outageMs === 'measured' ? end - start : outageMs,
+      detail,
+      end,
+    });
     phase = 'recovery';
     await sleep(GAP_MS);
   };
@@ -228,7 +234,7 @@ async function runFaults({ opts, cleanup, log }) {
   process.stdout.write(
     `\n${out.renderText(table, 1)}\n\nsteady level ${analysis.steadyOpsPerS.toFixed(0)} 2xx/s; ` +
       `whole run: ${JSON.stringify(analysis.totals.byStatus)}, socket errors ${analysis.totals.socketErrors}\n` +
-      `ledger check: sum(balance) ${counts.total === counts.opening ? '=' : '!='} sum(opening_balance)\n` +
+      `${out.ledgerCheck(counts)}\n` +
       `blackhole: ${JSON.stringify(blackhole)}\n` +
       `keel log (non-request lines): ${JSON.stringify(logs.counts)}\nresults: ${file}\nreport: ${html}\n`,
   );
@@ -236,7 +242,7 @@ async function runFaults({ opts, cleanup, log }) {
   const official = out.isDefaultRun(opts);
   const png = await screenshot(
     html,
-    official ? path.join(__dirname, 'faults-report.png') : html.replace(/\.html$/, '.png'),
+    official ? path.join(BENCH, 'faults-report.png') : html.replace(/\.html$/, '.png'),
     log,
   );
   if (!official) {
@@ -276,4 +282,4 @@ async function runFaults({ opts, cleanup, log }) {
   );
 }
 
-module.exports = { runFaults };
+export { runFaults };

@@ -1,17 +1,43 @@
-'use strict';
 /**
  * Reads a V8 .cpuprofile and says where the time went: self time per function, and per
  * "owner" — the package or Keel file responsible for it. Time spent inside Node's own modules
  * (streams, sockets, timers) is charged to the nearest caller that is a package or Keel file,
  * so "winston" includes the stream writes winston causes.
  */
-const fs = require('node:fs');
-const path = require('node:path');
+import fs from 'node:fs';
+import path from 'node:path';
 
-const ROOT = path.resolve(__dirname, '..');
+import { ROOT } from './fixtures';
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+}
+
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  children?: number[];
+}
+
+/** The parts of V8's .cpuprofile read here. */
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+interface Share {
+  name: string;
+  ms: number;
+  share: number;
+}
+
+export type Analysis = ReturnType<typeof analyseProfile>;
 
 /** Who a frame belongs to, or null for Node core / V8 frames (charged to their caller). */
-function ownerOf(frame) {
+function ownerOf(frame: CallFrame): string | null {
   const url = frame.url || '';
   if (!url) {
     const special = frame.functionName;
@@ -24,7 +50,8 @@ function ownerOf(frame) {
   const nm = file.lastIndexOf('/node_modules/');
   if (nm !== -1) {
     const parts = file.slice(nm + '/node_modules/'.length).split('/');
-    return parts[0].startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0];
+    const [scope = '', name = ''] = parts;
+    return scope.startsWith('@') ? `${scope}/${name}` : scope;
   }
   // The working tree's dist/ or a run's snapshot of it (snapshot.js).
   const dist = file.lastIndexOf('/dist/');
@@ -32,33 +59,32 @@ function ownerOf(frame) {
   return path.relative(ROOT, file);
 }
 
-function analyseProfile(file) {
-  const profile = JSON.parse(fs.readFileSync(file, 'utf8'));
+function analyseProfile(file: string) {
+  const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map();
+  const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 
-  const selfUs = new Map();
+  const selfUs = new Map<number, number>();
   for (let i = 0; i < profile.samples.length; i++) {
-    const id = profile.samples[i];
+    const id = profile.samples[i]!;
     selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
   }
 
-  const owners = new Map();
-  const functions = new Map();
-  const coreByOwner = new Map();
+  const owners = new Map<string, number>();
+  const functions = new Map<string, number>();
+  const coreByOwner = new Map<string, number>();
   let totalUs = 0;
   for (const [id, us] of selfUs) {
     totalUs += us;
-    const node = byId.get(id);
-    const frame = node.callFrame;
+    const frame = byId.get(id)!.callFrame;
     const fnKey =
       `${frame.functionName || '(anonymous)'} ${frame.url ? `${ownerOf(frame) ?? frame.url.replace(/^node:/, 'node:')}:${frame.lineNumber + 1}` : ''}`.trim();
     functions.set(fnKey, (functions.get(fnKey) ?? 0) + us);
     let owner = ownerOf(frame);
     const core = owner === null ? frame.url || frame.functionName : null;
     for (let p = parent.get(id); owner === null && p !== undefined; p = parent.get(p)) {
-      owner = ownerOf(byId.get(p).callFrame);
+      owner = ownerOf(byId.get(p)!.callFrame);
     }
     owner ??= 'node core (no JS caller: event loop, I/O callbacks)';
     owners.set(owner, (owners.get(owner) ?? 0) + us);
@@ -67,7 +93,7 @@ function analyseProfile(file) {
       coreByOwner.set(k, (coreByOwner.get(k) ?? 0) + us);
     }
   }
-  const top = (m, n) =>
+  const top = (m: Map<string, number>, n: number): Share[] =>
     [...m]
       .sort((a, b) => b[1] - a[1])
       .slice(0, n)
@@ -82,10 +108,10 @@ function analyseProfile(file) {
 }
 
 /** `requests`: answers served while profiled, to show each line as µs per request too. */
-function renderProfile(a, requests) {
-  const perReq = (ms) =>
+function renderProfile(a: Analysis, requests: number): string {
+  const perReq = (ms: number) =>
     requests ? `${((ms * 1000) / requests).toFixed(1).padStart(6)} µs/req` : '';
-  const pct = (s, ms) =>
+  const pct = (s: number, ms: number) =>
     `${(s * 100).toFixed(1).padStart(5)} %${perReq(ms) ? `  ${perReq(ms)}` : ''}`;
   const lines = [
     `CPU profile ${a.file} (${(a.totalMs / 1000).toFixed(1)} s sampled` +
@@ -101,4 +127,4 @@ function renderProfile(a, requests) {
   return lines.join('\n');
 }
 
-module.exports = { analyseProfile, renderProfile };
+export { analyseProfile, renderProfile };

@@ -1,20 +1,24 @@
-'use strict';
 /** Machine facts, the results table (stdout and Markdown), results files and bench/LATEST.md. */
-const { execFileSync } = require('node:child_process');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { ROOT } = require('./fixtures');
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BENCH, ROOT } from './fixtures';
+import type { MemoryPeak } from './sampler';
+import type { Summary } from './stats';
+import type { Opts } from './types';
 
-const RESULTS = path.join(__dirname, 'results');
-const LATEST = path.join(__dirname, 'LATEST.md');
+const RESULTS = path.join(BENCH, 'results');
+const LATEST = path.join(BENCH, 'LATEST.md');
 
 // The issue's targets: reported next to the figures, never asserted.
 const TARGETS = { opsRatio: 0.9, p99Ratio: 1.2, rssMb: 80 };
 
+export type Machine = ReturnType<typeof machine>;
+
 function machine() {
   const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
-  const git = (args) => {
+  const git = (args: string[]): string | null => {
     try {
       return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
     } catch {
@@ -32,7 +36,7 @@ function machine() {
   };
 }
 
-function machineLine(m, pgVersion, fingerprint) {
+function machineLine(m: Machine, pgVersion: string, fingerprint?: string): string {
   return (
     `${m.nproc} vCPU ${m.cpu}, ${m.ramGb} GB RAM, Node ${m.node}, PostgreSQL ${pgVersion}, ` +
     `Linux ${m.kernel}; commit ${m.commit}${m.srcDirty ? ' + uncommitted src/ changes' : ''}` +
@@ -40,11 +44,36 @@ function machineLine(m, pgVersion, fingerprint) {
   );
 }
 
-const f1 = (v) => (v === null || v === undefined ? '-' : v.toFixed(1));
-const mb = (kb) => kb / 1024;
+const f1 = (v: number | null | undefined) => (v === null || v === undefined ? '-' : v.toFixed(1));
+const mb = (kb: number) => kb / 1024;
+
+/** What one compare measurement reports (see compare.ts); a table row. */
+export interface RunRow {
+  pair: number;
+  target: string;
+  summary: Summary;
+  memory: MemoryPeak[];
+  cpu: {
+    msPerOp: number;
+    daemonMsPerOp: number | null;
+    postgresMsPerOp: number;
+    machineBusy: number;
+    othersShare: number;
+  };
+}
+
+export interface PairRow {
+  pair: number;
+  target: string;
+  opsRatio: number;
+  p99Ratio: number;
+  keelPeakRssMb: number;
+}
+
+export type Rows = string[][];
 
 /** Rows (arrays of cells) for the runs table; shared by the terminal and Markdown renderings. */
-function runRows(runs) {
+function runRows(runs: RunRow[]): Rows {
   const header = [
     'run',
     'target',
@@ -80,7 +109,7 @@ function runRows(runs) {
   return [header, ...rows];
 }
 
-function pairRows(pairs) {
+function pairRows(pairs: PairRow[]): Rows {
   const variants = new Set(pairs.map((p) => p.target)).size > 1;
   const header = [
     variants ? 'pair / target' : 'pair',
@@ -106,28 +135,30 @@ function pairRows(pairs) {
 }
 
 /** Plain-text table; the first `left` columns are left-aligned, the rest right-aligned. */
-function renderText(rows, left = 2) {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  const line = (r) =>
-    r.map((cell, c) => (c < left ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
-  return [
-    line(rows[0]),
-    widths.map((w) => '-'.repeat(w)).join('  '),
-    ...rows.slice(1).map(line),
-  ].join('\n');
+function renderText(rows: Rows, left = 2): string {
+  const head = rows[0] ?? [];
+  const widths = head.map((_, c) => Math.max(...rows.map((r) => r[c]?.length ?? 0)));
+  const line = (r: string[]) =>
+    r
+      .map((cell, c) => (c < left ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0)))
+      .join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join(
+    '\n',
+  );
 }
 
-function renderMarkdown(rows, left = 2) {
-  const line = (r) => `| ${r.join(' | ')} |`;
-  const align = rows[0].map((_, c) => (c < left ? '---' : '---:'));
-  return [line(rows[0]), line(align), ...rows.slice(1).map(line)].join('\n');
+function renderMarkdown(rows: Rows, left = 2): string {
+  const head = rows[0] ?? [];
+  const line = (r: string[]) => `| ${r.join(' | ')} |`;
+  const align = head.map((_, c) => (c < left ? '---' : '---:'));
+  return [line(head), line(align), ...rows.slice(1).map(line)].join('\n');
 }
 
 function timestamp(d = new Date()) {
   return d.toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
 }
 
-function writeResult(name, data) {
+function writeResult(name: string, data: unknown): string {
   fs.mkdirSync(RESULTS, { recursive: true });
   const file = path.join(RESULTS, name);
   fs.writeFileSync(file, typeof data === 'string' ? data : JSON.stringify(data, null, 2) + '\n');
@@ -135,7 +166,7 @@ function writeResult(name, data) {
 }
 
 /** Replaces the section between this mode's markers in bench/LATEST.md (the other one stays). */
-function updateLatest(mode, markdown) {
+function updateLatest(mode: string, markdown: string): string {
   const start = `<!-- bench:${mode}:start -->`;
   const end = `<!-- bench:${mode}:end -->`;
   let text = fs.existsSync(LATEST)
@@ -148,10 +179,15 @@ function updateLatest(mode, markdown) {
   return LATEST;
 }
 
+/** The line every mode ends with: transfers moved money, never made or lost any. */
+function ledgerCheck(counts: { total: string; opening: string }): string {
+  return `ledger check: sum(balance) ${counts.total === counts.opening ? '=' : '!='} sum(opening_balance)`;
+}
+
 /** The settings of a plain `npm run bench` (what bench/LATEST.md and the README show). */
 const DEFAULTS = { warmupS: 5, measureS: 20, pairs: 2 };
 
-function isDefaultRun(opts) {
+function isDefaultRun(opts: Opts): boolean {
   return (
     opts.warmupS === DEFAULTS.warmupS &&
     opts.measureS === DEFAULTS.measureS &&
@@ -161,7 +197,8 @@ function isDefaultRun(opts) {
   );
 }
 
-module.exports = {
+export {
+  ledgerCheck,
   TARGETS,
   DEFAULTS,
   isDefaultRun,

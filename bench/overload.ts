@@ -1,4 +1,3 @@
-'use strict';
 /**
  * `npm run bench -- --overload`: keyless transfers between two hot accounts, Keel under PM2
  * (2 workers) with 2 connections a worker and a 300 ms budget. First its capacity (4 clients),
@@ -6,13 +5,22 @@
  * p99, how many answers were 503 and how many of those transfers are in the database anyway
  * (must be 0), and how long Keel's backends stayed busy after the load stopped.
  */
-const { performance } = require('node:perf_hooks');
-const { setTimeout: sleep } = require('node:timers/promises');
-const { Pool, request } = require('undici');
-const { psql } = require('./fixtures');
-const out = require('./output');
-const { setUpKeel } = require('./setup');
-const { percentile } = require('./stats');
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool, request } from 'undici';
+import { psql } from './fixtures';
+import * as out from './output';
+import { setUpKeel } from './setup';
+import { errorName } from './errors';
+import { percentile } from './stats';
+import type { RunDeps } from './types';
+
+interface Answer {
+  status: number;
+  ms: number;
+  key: string | null;
+  code: string | null;
+}
 
 const KEEL_ENV = { DB_POOL_MAX: '2', REQUEST_TIMEOUT_MS: '300', DB_RETRY_BUDGET_MS: '300' };
 const STEPS = [
@@ -23,14 +31,24 @@ const STEPS = [
 // Backends still busy this long after the load stopped would be a defect: the poll ends here.
 const QUIET_LIMIT_MS = 15000;
 
-async function runStep({ port, accounts, clients, measureMs }) {
+async function runStep({
+  port,
+  accounts,
+  clients,
+  measureMs,
+}: {
+  port: number;
+  accounts: { lo: number; hi: number };
+  clients: number;
+  measureMs: number;
+}) {
   const pool = new Pool(`http://127.0.0.1:${port}`, {
     connections: clients,
     headersTimeout: 15000,
     bodyTimeout: 15000,
   });
-  const answers = [];
-  const errors = {};
+  const answers: Answer[] = [];
+  const errors: Record<string, number> = {};
   const until = performance.now() + measureMs;
   await Promise.all(
     Array.from({ length: clients }, async (_, i) => {
@@ -45,15 +63,15 @@ async function runStep({ port, accounts, clients, measureMs }) {
             headers: { 'content-type': 'application/json' },
             body: JSON.stringify({ from, to, amount: 1 }),
           });
-          const body = await res.body.json();
+          const body = (await res.body.json()) as { error?: { code?: string } } | null;
           answers.push({
             status: res.statusCode,
             ms: performance.now() - t,
-            key: res.headers['idempotency-key'] ?? null,
+            key: (res.headers['idempotency-key'] as string | undefined) ?? null,
             code: body?.error?.code ?? null,
           });
         } catch (err) {
-          const name = err.code ?? err.name ?? 'error';
+          const name = errorName(err);
           errors[name] = (errors[name] ?? 0) + 1;
           await sleep(20);
         }
@@ -64,9 +82,9 @@ async function runStep({ port, accounts, clients, measureMs }) {
   return { answers, errors };
 }
 
-async function quietAfter(url, stoppedAt) {
+async function quietAfter(url: string, stoppedAt: number): Promise<{ busy: number; ms: number }> {
   for (;;) {
-    const [row] = await psql(
+    const [row = { n: 0 }] = await psql<{ n: number }>(
       url,
       `select count(*)::int as n from pg_stat_activity
         where application_name like 'keel:%' and state <> 'idle'`,
@@ -81,30 +99,37 @@ async function quietAfter(url, stoppedAt) {
  * Why units were refused, summed over the workers: the gate's reasons (`keel_db_shed_total`)
  * and units abandoned at the deadline while running (`keel_db_queries_total{outcome="timeout"}`).
  */
-async function refusals(port) {
+async function refusals(port: number): Promise<Record<string, number>> {
   const text = await (await request(`http://127.0.0.1:${port}/metrics`)).body.text();
-  const sums = { overload: 0, full: 0, deadline: 0, aborted: 0, timeout: 0 };
+  const sums: Record<string, number> = {
+    overload: 0,
+    full: 0,
+    deadline: 0,
+    aborted: 0,
+    timeout: 0,
+  };
   for (const line of text.split('\n')) {
     const shed = /^keel_db_shed_total\{[^}]*reason="(\w+)"[^}]*\} (\d+)/.exec(line);
-    if (shed) sums[shed[1]] = (sums[shed[1]] ?? 0) + Number(shed[2]);
+    if (shed) sums[shed[1]!] = (sums[shed[1]!] ?? 0) + Number(shed[2]);
     const q = /^keel_db_queries_total\{[^}]*outcome="timeout"[^}]*\} (\d+)/.exec(line);
-    if (q) sums.timeout += Number(q[1]);
+    if (q) sums.timeout = (sums.timeout ?? 0) + Number(q[1]);
   }
   return sums;
 }
 
-const minus = (a, b) => Object.fromEntries(Object.keys(a).map((k) => [k, a[k] - (b[k] ?? 0)]));
+const minus = (a: Record<string, number>, b: Record<string, number>) =>
+  Object.fromEntries(Object.keys(a).map((k) => [k, a[k]! - (b[k] ?? 0)]));
 
 /** How many of these generated keys name a row: transfers that were applied. */
-async function applied(url, keys) {
+async function applied(url: string, keys: (string | null)[]): Promise<number> {
   let n = 0;
   for (let i = 0; i < keys.length; i += 1000) {
     const list = keys
       .slice(i, i + 1000)
-      .filter((k) => /^keel-gen-[0-9a-f-]{36}$/.test(k))
+      .filter((k): k is string => /^keel-gen-[0-9a-f-]{36}$/.test(k as string))
       .map((k) => `'gen:${k.slice('keel-gen-'.length)}'`);
     if (list.length === 0) continue;
-    const [row] = await psql(
+    const [row = { n: 0 }] = await psql<{ n: number }>(
       url,
       `select count(*)::int as n from idempotency_keys where key in (${list.join(',')})`,
     );
@@ -113,7 +138,7 @@ async function applied(url, keys) {
   return n;
 }
 
-async function runOverload({ opts, cleanup, log }) {
+async function runOverload({ opts, cleanup, log }: RunDeps) {
   const started = new Date();
   const { app, db, keel } = await setUpKeel({
     opts: { ...opts, keelEnv: { ...KEEL_ENV, ...opts.keelEnv } },
@@ -126,7 +151,7 @@ async function runOverload({ opts, cleanup, log }) {
   await keel.start();
   const measureMs = opts.measureS * 1000;
   const rows = [];
-  let capacity = null;
+  let capacity: number | null = null;
   for (const step of STEPS) {
     log(`[${step.label}] ${step.clients} clients for ${opts.measureS} s`);
     const before = await refusals(keel.port);
@@ -153,8 +178,8 @@ async function runOverload({ opts, cleanup, log }) {
       answers: answers.length,
       okPerS: Math.round(okPerS),
       goodput: okPerS / capacity,
-      p99Ms: Math.round(percentile(ms, 0.99)),
-      okP99Ms: Math.round(percentile(okMs, 0.99)),
+      p99Ms: Math.round(Number(percentile(ms, 0.99))),
+      okP99Ms: Math.round(Number(percentile(okMs, 0.99))),
       refused: refused.length,
       refusedApplied: await applied(
         db.url,
@@ -182,7 +207,7 @@ async function runOverload({ opts, cleanup, log }) {
     database: { ...counts, keysBefore },
   });
   process.stdout.write(
-    `ledger check: sum(balance) ${counts.total === counts.opening ? '=' : '!='} sum(opening_balance)\n` +
+    `${out.ledgerCheck(counts)}\n` +
       `idempotency_keys rows: ${keysBefore} before, ${counts.keys} after\nresults: ${file}\n`,
   );
   if (Object.keys(opts.keelEnv).length > 0) return;
@@ -211,4 +236,4 @@ async function runOverload({ opts, cleanup, log }) {
   );
 }
 
-module.exports = { runOverload };
+export { runOverload };

@@ -1,17 +1,24 @@
-'use strict';
 /**
  * Health probes during a fault, one at a time as a balancer sends them: `/readyz` and
  * `/healthz` every 100 ms, each answer's status and when it arrived (load-elapsed ms).
  */
-const { setTimeout: sleep } = require('node:timers/promises');
-const { request } = require('undici');
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
+import type { View } from './load';
+
+export interface Probe {
+  path: string;
+  at: number;
+  end: number;
+  status: number;
+}
 
 const EVERY_MS = 100;
 
-function startProbes({ port, elapsed }) {
-  const seen = [];
+function startProbes({ port, elapsed }: { port: number; elapsed: () => number }) {
+  const seen: Probe[] = [];
   let running = true;
-  const one = async (path) => {
+  const one = async (path: string) => {
     const at = elapsed();
     let status = 0;
     try {
@@ -46,16 +53,28 @@ function startProbes({ port, elapsed }) {
  * first `/readyz` 503 arrived, whether `/healthz` stayed 200, when the first 2xx arrived for a
  * request sent after the heal, and how many answers took longer than `deadlineMs`.
  */
-function stallFigures({ probes, view, start, end, deadlineMs }) {
+function stallFigures({
+  probes,
+  view,
+  start,
+  end,
+  deadlineMs,
+}: {
+  probes: Probe[];
+  view: View;
+  start: number;
+  end: number;
+  deadlineMs: number;
+}) {
   const ready = probes.filter((p) => p.path === '/readyz');
   const first503 = ready.find((p) => p.status === 503 && p.at >= start);
   let first2xx = Infinity;
   let pastDeadline = 0;
   for (let i = 0; i < view.n; i++) {
-    const sent = view.at[i] - view.ms[i];
-    if (sent >= start && view.ms[i] > deadlineMs) pastDeadline += 1;
-    if (sent >= end && view.status[i] >= 200 && view.status[i] < 300) {
-      first2xx = Math.min(first2xx, view.at[i] - end);
+    const sent = view.at[i]! - view.ms[i]!;
+    if (sent >= start && view.ms[i]! > deadlineMs) pastDeadline += 1;
+    if (sent >= end && view.status[i]! >= 200 && view.status[i]! < 300) {
+      first2xx = Math.min(first2xx, view.at[i]! - end);
     }
   }
   return {
@@ -70,4 +89,4 @@ function stallFigures({ probes, view, start, end, deadlineMs }) {
   };
 }
 
-module.exports = { startProbes, stallFigures };
+export { startProbes, stallFigures };

@@ -1,4 +1,3 @@
-'use strict';
 /**
  * `npm run bench` [-- --faults | --profile [--baseline]] [--warmup-s N] [--measure-s N] [--pairs N]
  *
@@ -20,17 +19,32 @@
  *
  * Everything started is stopped on the way out, also on failure and Ctrl-C.
  */
-const { execFileSync } = require('node:child_process');
-const fs = require('node:fs');
-const path = require('node:path');
-const { parseArgs } = require('node:util');
-const { DEFAULTS } = require('./output');
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createCleanup } from './cleanup';
+import { runCompare } from './compare';
+import { runFaults } from './faults';
+import { DEFAULTS } from './output';
+import { runOverload } from './overload';
+import { runProfile } from './profile';
+import { runReloads } from './reloads';
+import type { Log, Opts, RunDeps } from './types';
 
-const ROOT = path.resolve(__dirname, '..');
+const MODES: Record<Opts['mode'], (deps: RunDeps) => Promise<unknown>> = {
+  faults: runFaults,
+  overload: runOverload,
+  reloads: runReloads,
+  profile: runProfile,
+  compare: runCompare,
+};
 
-function envPairs(flag, list) {
+import { ROOT } from './fixtures';
+
+function envPairs(flag: string, list: string[]): Record<string, string> {
   return Object.fromEntries(
-    list.map((kv) => {
+    list.map((kv): [string, string] => {
       const i = kv.indexOf('=');
       if (i < 1) throw new Error(`--${flag} takes NAME=value, not ${kv}`);
       return [kv.slice(0, i), kv.slice(i + 1)];
@@ -38,7 +52,7 @@ function envPairs(flag, list) {
   );
 }
 
-function options(argv) {
+function options(argv: string[]): Opts {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -54,7 +68,7 @@ function options(argv) {
       pairs: { type: 'string', default: String(DEFAULTS.pairs) },
     },
   });
-  const int = (name, lo, hi) => {
+  const int = (name: 'reloads' | 'warmup-s' | 'measure-s' | 'pairs', lo: number, hi: number) => {
     const v = Number(values[name]);
     if (!Number.isInteger(v) || v < lo || v > hi) {
       throw new Error(`--${name} must be an integer from ${lo} to ${hi}, not ${values[name]}`);
@@ -82,7 +96,7 @@ function options(argv) {
 }
 
 /** Benchmarks measure dist/ as built; a fresh clone has none yet, so build it then. */
-function ensureBuilt(log) {
+function ensureBuilt(log: Log): void {
   const main = path.join(ROOT, 'dist', 'main.js');
   if (!fs.existsSync(main)) {
     log('dist/ is missing: running npm run build');
@@ -91,7 +105,7 @@ function ensureBuilt(log) {
   }
   const built = fs.statSync(main).mtimeMs;
   const newer = fs
-    .readdirSync(path.join(ROOT, 'src'), { recursive: true })
+    .readdirSync(path.join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.ts'))
     .some((f) => fs.statSync(path.join(ROOT, 'src', f)).mtimeMs > built);
   if (newer) log('note: src/ has changes newer than dist/ (run `npm run build` to measure them)');
@@ -100,21 +114,14 @@ function ensureBuilt(log) {
 async function main() {
   const opts = options(process.argv.slice(2));
   const t0 = Date.now();
-  const log = (msg) =>
+  const log: Log = (msg) =>
     process.stdout.write(`${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s  ${msg}\n`);
   ensureBuilt(log);
-  // Loaded after the build check: the fixtures need nothing from dist/, the modes do.
-  const { createCleanup } = require('./cleanup');
   const cleanup = createCleanup({ log });
   cleanup.installSignalHandlers(process);
   let code = 0;
   try {
-    if (opts.mode === 'faults') await require('./faults').runFaults({ opts, cleanup, log });
-    else if (opts.mode === 'overload')
-      await require('./overload').runOverload({ opts, cleanup, log });
-    else if (opts.mode === 'reloads') await require('./reloads').runReloads({ opts, cleanup, log });
-    else if (opts.mode === 'profile') await require('./profile').runProfile({ opts, cleanup, log });
-    else await require('./compare').runCompare({ opts, cleanup, log });
+    await MODES[opts.mode]({ opts, cleanup, log });
   } catch (err) {
     log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     code = 1;

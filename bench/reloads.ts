@@ -1,13 +1,14 @@
-'use strict';
 /**
  * `npm run bench -- --reloads N`: Keel (PM2, 2 workers) under the benchmark's keep-alive load
  * while `pm2 reload web` runs N times in a row. Reports, per reload, how long it took and how
  * many requests failed (a socket error or a 5xx) while it ran; the goal is 0 in every row.
  */
-const { setTimeout: sleep } = require('node:timers/promises');
-const { setUpKeel } = require('./setup');
-const { CONNECTIONS, startLoad } = require('./load');
-const out = require('./output');
+import { setTimeout as sleep } from 'node:timers/promises';
+import { setUpKeel } from './setup';
+import { CONNECTIONS, startLoad } from './load';
+import * as out from './output';
+import type { View } from './load';
+import type { RunDeps } from './types';
 
 // Besides the busy clients, clients that pause up to 2 s between requests: their keep-alive
 // sockets are idle at random moments when a drain starts, the race that dropped a request.
@@ -17,20 +18,21 @@ const THINK_MS = 2000;
 const GAP_MS = 1000;
 
 /** Failures (socket error = status 0, or >= 500) whose answer came in [from, to) ms of the load. */
-function failuresBetween(view, from, to) {
+function failuresBetween(view: Pick<View, 'n' | 'at' | 'status'>, from: number, to: number) {
   let failed = 0;
   let answered = 0;
   for (let i = 0; i < view.n; i++) {
-    if (view.at[i] < from || view.at[i] >= to) continue;
+    const at = view.at[i]!;
+    if (at < from || at >= to) continue;
     answered += 1;
-    if (view.status[i] === 0 || view.status[i] >= 500) failed += 1;
+    if (view.status[i] === 0 || view.status[i]! >= 500) failed += 1;
   }
   return { answered, failed };
 }
 
-function mergeViews(a, b) {
-  const cat = (x, y) => {
-    const out = new x.constructor(x.length + y.length);
+function mergeViews(a: View, b: View): Pick<View, 'n' | 'at' | 'status'> {
+  const cat = <T extends Float64Array | Uint16Array>(x: T, y: T): T => {
+    const out = new (x.constructor as new (n: number) => T)(x.length + y.length);
     out.set(x);
     out.set(y, x.length);
     return out;
@@ -38,7 +40,7 @@ function mergeViews(a, b) {
   return { n: a.n + b.n, at: cat(a.at, b.at), status: cat(a.status, b.status) };
 }
 
-async function runReloads({ opts, cleanup, log }) {
+async function runReloads({ opts, cleanup, log }: RunDeps) {
   const started = new Date();
   const { app, db, keel } = await setUpKeel({ opts, cleanup, log });
   log('[keel] starting');
@@ -57,7 +59,7 @@ async function runReloads({ opts, cleanup, log }) {
     thinkMs: THINK_MS,
   });
   const stopLoad = cleanup.add('stop load', () => Promise.all([load.stop(), idle.stop()]));
-  const windows = [];
+  const windows: { reload: number; from: number; reloadMs: number }[] = [];
   try {
     await sleep(opts.warmupS * 1000);
     for (let i = 1; i <= opts.reloads; i++) {
@@ -108,7 +110,7 @@ async function runReloads({ opts, cleanup, log }) {
   });
   process.stdout.write(
     `\n${JSON.stringify(summary)}\nsocket errors by code: ${JSON.stringify(errorCodes)}\n` +
-      `ledger check: sum(balance) ${counts.total === counts.opening ? '=' : '!='} sum(opening_balance)\n` +
+      `${out.ledgerCheck(counts)}\n` +
       `results: ${file}\n`,
   );
   if (Object.keys(opts.keelEnv).length > 0) return;
@@ -130,4 +132,4 @@ async function runReloads({ opts, cleanup, log }) {
   );
 }
 
-module.exports = { runReloads };
+export { runReloads };

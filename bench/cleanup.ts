@@ -1,21 +1,26 @@
-'use strict';
 /**
  * Everything the benchmark starts registers its own undo here; `run()` undoes them last-first,
  * once, on success, on failure and on Ctrl-C. Every step is bounded, and one failing step does
  * not skip the next.
  */
-const { setTimeout: sleep } = require('node:timers/promises');
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Log } from './types';
 
 // A step that takes longer than this is abandoned (pm2 kill and pg_ctl stop take ~1 s).
 const STEP_TIMEOUT_MS = 30000;
 
-function createCleanup({ log }) {
-  const steps = [];
-  let running = null;
+interface Step {
+  name: string;
+  fn: () => unknown;
+}
+
+function createCleanup({ log }: { log: Log }) {
+  const steps: Step[] = [];
+  let running: Promise<void> | null = null;
 
   async function runSteps() {
     while (steps.length > 0) {
-      const step = steps.pop();
+      const step = steps.pop() as Step;
       try {
         await Promise.race([
           step.fn(),
@@ -31,7 +36,7 @@ function createCleanup({ log }) {
 
   const cleanup = {
     /** Registers an undo; the returned function runs it now (and only once). */
-    add(name, fn) {
+    add(name: string, fn: () => unknown): () => Promise<void> {
       const step = { name, fn };
       steps.push(step);
       return async () => {
@@ -46,9 +51,9 @@ function createCleanup({ log }) {
       return running;
     },
     /** Ctrl-C / SIGTERM: undo everything, then exit 130. */
-    installSignalHandlers(proc) {
+    installSignalHandlers(proc: NodeJS.Process) {
       let signalled = false;
-      const onSignal = (signal) => {
+      const onSignal = (signal: NodeJS.Signals) => {
         if (signalled) {
           log(`${signal} again: still cleaning up (each step is bounded)`);
           return;
@@ -67,4 +72,4 @@ function createCleanup({ log }) {
   return cleanup;
 }
 
-module.exports = { createCleanup };
+export { createCleanup };

@@ -1,13 +1,12 @@
-'use strict';
 /**
  * Preloaded with NODE_OPTIONS=--require by `npm run bench -- --profile` (Node 20 refuses
  * --cpu-prof in NODE_OPTIONS, and PM2 hands its workers their environment, not our flags).
  * Profiles this process with the in-process inspector and writes
  * $KEEL_BENCH_PROF_DIR/<pid>.cpuprofile when it exits. The pm2 CLI itself is skipped.
  */
-const fs = require('node:fs');
-const inspector = require('node:inspector');
-const path = require('node:path');
+import fs from 'node:fs';
+import inspector from 'node:inspector';
+import path from 'node:path';
 
 const dir = process.env.KEEL_BENCH_PROF_DIR;
 const isPm2Cli = /[/\\]pm2[/\\]bin[/\\]pm2$/.test(process.argv[1] ?? '');

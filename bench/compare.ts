@@ -1,20 +1,36 @@
-'use strict';
 /**
  * `npm run bench`: Keel (PM2, 2 workers) and the baseline (node:cluster, 2 workers) measured one
  * after the other on the same database, alternating A B A B so drift of the machine shows.
  */
-const { setTimeout: sleep } = require('node:timers/promises');
-const { freePort } = require('./fixtures');
-const { setUpKeel } = require('./setup');
-const { CONNECTIONS, startLoad } = require('./load');
-const out = require('./output');
-const { startProgress } = require('./progress');
-const { childrenOf, cpuWindow, readProc, startSampler } = require('./sampler');
-const { summarise } = require('./stats');
-const { createBaseline, createKeel, POOL_MAX, WORKERS } = require('./targets');
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './fixtures';
+import { setUpKeel } from './setup';
+import { CONNECTIONS, startLoad } from './load';
+import * as out from './output';
+import { watchLoad } from './progress';
+import { childrenOf, cpuWindow, readProc, startSampler } from './sampler';
+import { summarise } from './stats';
+import { createBaseline, createKeel, POOL_MAX, WORKERS, type Target } from './targets';
+import type { BenchDatabase } from './database';
+import type { RunRow } from './output';
+import type { Cleanup, Log, Opts, RunDeps } from './types';
 
 /** One measurement: fresh workers, warm-up, measured window, workers stopped again. */
-async function measure({ target, db, pair, opts, cleanup, log }) {
+async function measure({
+  target,
+  db,
+  pair,
+  opts,
+  cleanup,
+  log,
+}: {
+  target: Target;
+  db: BenchDatabase;
+  pair: number;
+  opts: Opts;
+  cleanup: Cleanup;
+  log: Log;
+}) {
   await db.settle();
   log(`[${target.name} #${pair}] starting`);
   const starting = Date.now();
@@ -36,23 +52,19 @@ async function measure({ target, db, pair, opts, cleanup, log }) {
     keyPrefix: `bench-${target.name}-${pair}-${Date.now()}`,
   });
   let phase = 'warm-up';
-  const progress = startProgress({
+  const stopLoad = watchLoad({
+    cleanup,
     label: `${target.name} #${pair}`,
     load,
     pids: target.pids,
     phase: () => phase,
   });
-  // First to go on Ctrl-C: a server under load drains slowly.
-  const stopLoad = cleanup.add('stop load', async () => {
-    progress.stop();
-    await load.stop();
-  });
-  let window;
+  let window: { from: number; to: number } | undefined;
   let cpu;
   try {
     await sleep(opts.warmupS * 1000);
     phase = 'measuring';
-    window = { from: load.elapsed() };
+    window = { from: load.elapsed() } as { from: number; to: number };
     cpu = cpuWindow(groups);
     await sleep(opts.measureS * 1000);
     window.to = load.elapsed();
@@ -68,7 +80,7 @@ async function measure({ target, db, pair, opts, cleanup, log }) {
   const { recorder, errorCodes } = await load.done;
   const summary = summarise(recorder.view(), window.from, window.to);
   const answered = Math.max(1, summary.answered);
-  const perOp = (s) => (s * 1000) / answered;
+  const perOp = (s: number) => (s * 1000) / answered;
   const run = {
     pair,
     target: target.name,
@@ -100,7 +112,7 @@ async function measure({ target, db, pair, opts, cleanup, log }) {
   return run;
 }
 
-function pairUp(runs) {
+function pairUp(runs: RunRow[]) {
   const pairs = [];
   for (const keel of runs.filter((r) => r.target.startsWith('keel'))) {
     const base = runs.find((r) => r.target === 'baseline' && r.pair === keel.pair);
@@ -109,7 +121,7 @@ function pairUp(runs) {
       pair: keel.pair,
       target: keel.target,
       opsRatio: keel.summary.opsPerS / base.summary.opsPerS,
-      p99Ratio: keel.summary.latencyMs.p99 / base.summary.latencyMs.p99,
+      p99Ratio: Number(keel.summary.latencyMs.p99) / Number(base.summary.latencyMs.p99),
       keelPeakRssMb: Math.max(...keel.memory.map((m) => m.hwmKb)) / 1024,
       baselinePeakRssMb: Math.max(...base.memory.map((m) => m.hwmKb)) / 1024,
     });
@@ -117,7 +129,7 @@ function pairUp(runs) {
   return pairs;
 }
 
-async function runCompare({ opts, cleanup, log }) {
+async function runCompare({ opts, cleanup, log }: RunDeps) {
   const started = new Date();
   const { app, db, keel } = await setUpKeel({ opts, cleanup, log });
   // The idempotency table must stay bounded (generated keys expire in minutes, client keys in 48 h).
@@ -185,7 +197,7 @@ async function runCompare({ opts, cleanup, log }) {
     `\n${out.renderText(runTable)}\n\n${out.renderText(pairTable, 1)}\n\n` +
       `targets: keel/baseline ops/s >= ${out.TARGETS.opsRatio}, p99 <= ${out.TARGETS.p99Ratio}x, ` +
       `peak RSS <= ${out.TARGETS.rssMb} MB per worker (reported, not asserted)\n` +
-      `ledger check: sum(balance) ${counts.total === counts.opening ? '=' : '!='} sum(opening_balance)\n` +
+      `${out.ledgerCheck(counts)}\n` +
       `idempotency_keys rows: ${keysBefore} before, ${counts.keys} after\n` +
       `machine: ${out.machineLine(m, db.serverVersion, app.fingerprint)}\nresults: ${file}\n`,
   );
@@ -219,4 +231,4 @@ async function runCompare({ opts, cleanup, log }) {
   return result;
 }
 
-module.exports = { runCompare };
+export { runCompare };

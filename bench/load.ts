@@ -1,4 +1,3 @@
-'use strict';
 /**
  * The load: a closed loop of N clients over keep-alive connections (undici Pool, one connection
  * per client), each sending its next request as soon as the previous one is answered: 50 %
@@ -11,9 +10,10 @@
  *
  * Every answer is recorded (completion time, latency, status, kind); a socket error is status 0.
  */
-const { performance } = require('node:perf_hooks');
-const { setTimeout: sleep } = require('node:timers/promises');
-const { Pool } = require('undici');
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool, type Dispatcher } from 'undici';
+import { errorName } from './errors';
 
 // The issue's load: 32 clients, each with its own keep-alive connection.
 const CONNECTIONS = 32;
@@ -32,7 +32,10 @@ function createRecorder() {
   let kind = new Uint8Array(cap);
   const grow = () => {
     cap *= 2;
-    const copy = (Type, old) => {
+    const copy = <T extends Float64Array | Uint16Array | Uint8Array>(
+      Type: new (n: number) => T,
+      old: T,
+    ): T => {
       const next = new Type(cap);
       next.set(old);
       return next;
@@ -43,7 +46,7 @@ function createRecorder() {
     kind = copy(Uint8Array, kind);
   };
   return {
-    push(atMs, latencyMs, code, k) {
+    push(atMs: number, latencyMs: number, code: number, k: number) {
       if (n === cap) grow();
       at[n] = atMs;
       ms[n] = latencyMs;
@@ -53,7 +56,7 @@ function createRecorder() {
     },
     size: () => n,
     /** Views over the first n records (valid until the next push that grows). */
-    view: () => ({
+    view: (): View => ({
       n,
       at: at.subarray(0, n),
       ms: ms.subarray(0, n),
@@ -63,6 +66,18 @@ function createRecorder() {
   };
 }
 
+/** The first n records: completion time and latency (ms), status (0: socket error), kind. */
+export interface View {
+  n: number;
+  at: Float64Array;
+  ms: Float64Array;
+  status: Uint16Array;
+  kind: Uint8Array;
+}
+
+export type Recorder = ReturnType<typeof createRecorder>;
+export type Load = ReturnType<typeof startLoad>;
+
 const READ = 0;
 const TRANSFER = 1;
 
@@ -70,7 +85,19 @@ const TRANSFER = 1;
  * Starts the load at once; `stop()` ends it (in-flight requests finish), `done` resolves with
  * the recording. Times are ms since `startedAt` (performance.now() origin of this load).
  */
-function startLoad({ port, connections, accounts, keyPrefix, thinkMs = 0 }) {
+function startLoad({
+  port,
+  connections,
+  accounts,
+  keyPrefix,
+  thinkMs = 0,
+}: {
+  port: number;
+  connections: number;
+  accounts: { lo: number; hi: number };
+  keyPrefix: string;
+  thinkMs?: number;
+}) {
   const pool = new Pool(`http://127.0.0.1:${port}`, {
     connections,
     pipelining: 1,
@@ -80,7 +107,7 @@ function startLoad({ port, connections, accounts, keyPrefix, thinkMs = 0 }) {
     connect: { timeout: 5000 },
   });
   const recorder = createRecorder();
-  const errorCodes = {};
+  const errorCodes: Record<string, number> = {};
   const started = performance.now();
   const startedAtEpoch = Date.now();
   const span = accounts.hi - accounts.lo + 1;
@@ -88,7 +115,7 @@ function startLoad({ port, connections, accounts, keyPrefix, thinkMs = 0 }) {
   let seq = 0;
   let stopped = false;
 
-  function next() {
+  function next(): { kind: number; opts: Dispatcher.RequestOptions } {
     if (Math.random() < 0.5) {
       return { kind: READ, opts: { method: 'GET', path: `/api/accounts/${pick()}` } };
     }
@@ -120,7 +147,7 @@ function startLoad({ port, connections, accounts, keyPrefix, thinkMs = 0 }) {
         code = res.statusCode;
         await res.body.dump();
       } catch (err) {
-        const name = err.code ?? err.name ?? 'error';
+        const name = errorName(err);
         errorCodes[name] = (errorCodes[name] ?? 0) + 1;
       }
       const end = performance.now();
@@ -148,4 +175,4 @@ function startLoad({ port, connections, accounts, keyPrefix, thinkMs = 0 }) {
   };
 }
 
-module.exports = { startLoad, CONNECTIONS, READ, TRANSFER };
+export { startLoad, CONNECTIONS, READ, TRANSFER };

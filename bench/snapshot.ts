@@ -1,20 +1,20 @@
-'use strict';
 /**
  * The Keel that a run measures, frozen when the run starts: dist/, migrations/, patches/, package.json and
  * the real ecosystem.config.js copied to a temp dir (node_modules linked). The working tree is
  * shared and rebuilt while a run takes minutes; without this, pair 1 and pair 2 could measure
  * different code. The fingerprint (a hash of the copied files) goes into the results.
  */
-const crypto = require('node:crypto');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { ROOT } = require('./fixtures');
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT } from './fixtures';
+import type { Cleanup } from './types';
 
 // patches/: a worker checks at start that the driver patch it names is applied.
 const COPIED = ['dist', 'migrations', 'patches', 'package.json', 'ecosystem.config.js'];
 
-function hashTree(dir, hash) {
+function hashTree(dir: string, hash: crypto.Hash): void {
   for (const entry of fs
     .readdirSync(dir, { withFileTypes: true })
     .sort((a, b) => (a.name < b.name ? -1 : 1))) {
@@ -24,7 +24,12 @@ function hashTree(dir, hash) {
   }
 }
 
-function createSnapshot({ cleanup }) {
+export interface Snapshot {
+  root: string;
+  fingerprint: string;
+}
+
+function createSnapshot({ cleanup }: { cleanup: Cleanup }): Snapshot {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-bench-app-'));
   cleanup.add('remove keel snapshot', () => fs.rmSync(root, { recursive: true, force: true }));
   for (const name of COPIED) {
@@ -37,4 +42,4 @@ function createSnapshot({ cleanup }) {
   return { root, fingerprint: hash.digest('hex').slice(0, 12) };
 }
 
-module.exports = { createSnapshot };
+export { createSnapshot };

@@ -1,17 +1,17 @@
-'use strict';
 /**
  * Memory and CPU of processes from /proc, sampled every 500 ms: the highest VmRSS seen, the
  * kernel's own high-water mark (VmHWM: the peak between samples too) and CPU time. Plus the
  * whole machine's busy share, to tell a saturated box from a slow server.
  */
-const { execFileSync } = require('node:child_process');
-const fs = require('node:fs');
-const { setInterval, clearInterval } = require('node:timers');
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { setInterval, clearInterval } from 'node:timers';
+import { processTable } from '../test/support/procfs';
 
 const SAMPLE_MS = 500;
 
-let clockTicks = null;
-function ticksPerSecond() {
+let clockTicks: number | null = null;
+function ticksPerSecond(): number {
   if (clockTicks === null) {
     try {
       clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -23,10 +23,11 @@ function ticksPerSecond() {
 }
 
 /** { rssKb, hwmKb, cpuS } of a live pid, or null. */
-function readProc(pid) {
+function readProc(pid: number): { rssKb: number; hwmKb: number; cpuS: number } | null {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (field) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+    const kb = (field: string) =>
+      Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
     // Fields after the command name (which may hold spaces): utime and stime are 14th and 15th.
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -38,24 +39,15 @@ function readProc(pid) {
 }
 
 /** Pids whose parent is `parent` (one scan of /proc). */
-function childrenOf(parent) {
-  const out = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === parent) out.push(Number(entry));
-    } catch {
-      // Gone between readdir and read.
-    }
-  }
-  return out;
+function childrenOf(parent: number): number[] {
+  return processTable()
+    .filter((p) => p.ppid === parent)
+    .map((p) => p.pid);
 }
 
 /** Jiffies busy and total since boot, from the first line of /proc/stat. */
 function machineCpu() {
-  const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1);
+  const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1);
   const n = fields.map(Number);
   const total = n.reduce((a, b) => a + b, 0);
   const idle = (n[3] ?? 0) + (n[4] ?? 0);
@@ -63,8 +55,14 @@ function machineCpu() {
 }
 
 /** Samples `pids()` (re-read each time: a reload replaces workers) until `stop()`. */
-function startSampler(pids) {
-  const peaks = new Map();
+export interface MemoryPeak {
+  pid: number;
+  peakRssKb: number;
+  hwmKb: number;
+}
+
+function startSampler(pids: () => number[]) {
+  const peaks = new Map<number, { peakRssKb: number; hwmKb: number }>();
   const sample = () => {
     for (const pid of pids()) {
       const p = readProc(pid);
@@ -78,7 +76,7 @@ function startSampler(pids) {
   sample();
   const timer = setInterval(sample, SAMPLE_MS);
   return {
-    stop() {
+    stop(): MemoryPeak[] {
       clearInterval(timer);
       sample();
       return [...peaks].map(([pid, v]) => ({ pid, ...v }));
@@ -92,10 +90,13 @@ function startSampler(pids) {
  * whatever else runs on a shared box). `groups()` is read at both ends, so a process that
  * starts inside the window (a new backend) counts whole and one that ends counts nothing.
  */
-function cpuWindow(groups) {
+/** Named groups of pids; `workers` is the one reported per pid. */
+export type PidGroups = { workers: number[] } & Record<string, number[]>;
+
+function cpuWindow<G extends PidGroups>(groups: () => G) {
   const read = () => {
     const g = groups();
-    const cpu = new Map();
+    const cpu = new Map<number, number | null>();
     for (const pid of Object.values(g).flat()) cpu.set(pid, readProc(pid)?.cpuS ?? null);
     return { g, cpu, machine: machineCpu(), self: process.cpuUsage() };
   };
@@ -103,10 +104,10 @@ function cpuWindow(groups) {
   return {
     end() {
       const last = read();
-      const bySum = {};
+      const bySum: Record<string, number> = {};
       let ours = 0;
       for (const name of Object.keys(last.g)) {
-        const pids = new Set([...(first.g[name] ?? []), ...last.g[name]]);
+        const pids = new Set([...(first.g[name] ?? []), ...(last.g[name] ?? [])]);
         let sum = 0;
         for (const pid of pids) {
           const a = first.cpu.get(pid) ?? 0;
@@ -122,7 +123,7 @@ function cpuWindow(groups) {
       const selfS = (last.self.user + last.self.system - first.self.user - first.self.system) / 1e6;
       ours += selfS;
       return {
-        groupsS: { ...bySum, loadgen: selfS },
+        groupsS: { ...bySum, loadgen: selfS } as Record<keyof G | 'loadgen', number>,
         perPid: last.g.workers.map((pid) => ({
           pid,
           cpuS: (last.cpu.get(pid) ?? 0) - (first.cpu.get(pid) ?? 0),
@@ -138,8 +139,14 @@ function cpuWindow(groups) {
  * The box's CPU over time, every SAMPLE_MS: the share used by `groups()` plus this process
  * ("ours") and by everything else ("others": on a shared machine, other people's work).
  */
-function startBoxSampler(groups, clock) {
-  const points = [];
+export interface CpuPoint {
+  t: number;
+  ours: number;
+  others: number;
+}
+
+function startBoxSampler(groups: () => PidGroups, clock: () => number) {
+  const points: CpuPoint[] = [];
   let window = cpuWindow(groups);
   const timer = setInterval(() => {
     const w = window.end();
@@ -158,4 +165,4 @@ function startBoxSampler(groups, clock) {
   };
 }
 
-module.exports = { startSampler, startBoxSampler, cpuWindow, readProc, childrenOf, SAMPLE_MS };
+export { startSampler, startBoxSampler, cpuWindow, readProc, childrenOf, SAMPLE_MS };

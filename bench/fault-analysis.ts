@@ -1,4 +1,3 @@
-'use strict';
 /**
  * Turns the fault run's recording into figures per fault: answers by status from the fault's
  * start to the next fault's, the lowest 1 s throughput, and the recovery time.
@@ -8,36 +7,64 @@
  * stretches (after warm-up, outside every fault and the `calmAfterMs` after it). Resolution: one
  * bucket (250 ms).
  */
-const { median, summarise, timeline } = require('./stats');
+import type { View } from './load';
+import type { CpuPoint } from './sampler';
+import { median, summarise, timeline } from './stats';
+
+/** One injected fault, in load-elapsed ms. */
+export interface Fault {
+  name: string;
+  start: number;
+  end: number;
+  outageMs: number;
+  detail: string;
+}
+
+export type FaultAnalysis = ReturnType<typeof analyseFaults>;
 
 // 80 %: one-second windows on a shared 2-vCPU box swing ±10 % around the steady level.
 const RECOVERY_SHARE = 0.8;
 const STAY_MS = 2000;
 
 /** Mean share of the box's CPU used by other processes in [fromMs, toMs). */
-function othersShare(cpu, fromMs, toMs) {
+function othersShare(cpu: CpuPoint[], fromMs: number, toMs: number): number | null {
   const points = cpu.filter((p) => p.t * 1000 >= fromMs && p.t * 1000 < toMs);
   return points.length ? points.reduce((a, p) => a + p.others, 0) / points.length : null;
 }
 
 function analyseFaults(
-  view,
-  faults,
-  { bucketMs, endMs, warmupMs, calmAfterMs, retryBudgetMs, cpu = [] },
+  view: View,
+  faults: Fault[],
+  {
+    bucketMs,
+    endMs,
+    warmupMs,
+    calmAfterMs,
+    retryBudgetMs,
+    cpu = [],
+  }: {
+    bucketMs: number;
+    endMs: number;
+    warmupMs: number;
+    calmAfterMs: number;
+    retryBudgetMs: number;
+    cpu?: CpuPoint[];
+  },
 ) {
   const tl = timeline(view, bucketMs, endMs);
   const perS = Math.round(1000 / bucketMs);
   // 2xx per second in the 1 s window that starts at bucket i (null past the end).
-  const level = (i) => {
+  const level = (i: number): number | null => {
     if (i < 0 || i + perS > tl.length) return null;
     let ok = 0;
-    for (let j = i; j < i + perS; j++) ok += tl[j].ok;
+    for (let j = i; j < i + perS; j++) ok += tl[j]!.ok;
     return ok;
   };
-  const calm = (from, to) => faults.every((f) => to <= f.start || from >= f.end + calmAfterMs);
-  const steadyLevels = [];
+  const calm = (from: number, to: number) =>
+    faults.every((f) => to <= f.start || from >= f.end + calmAfterMs);
+  const steadyLevels: number[] = [];
   for (let i = Math.ceil(warmupMs / bucketMs); i + perS <= tl.length; i++) {
-    if (calm(i * bucketMs, (i + perS) * bucketMs)) steadyLevels.push(level(i));
+    if (calm(i * bucketMs, (i + perS) * bucketMs)) steadyLevels.push(level(i)!);
   }
   const steadyOpsPerS = median(steadyLevels);
   const floor = RECOVERY_SHARE * steadyOpsPerS;
@@ -48,7 +75,7 @@ function analyseFaults(
     const first = Math.ceil(f.end / bucketMs);
     const last = Math.floor(until / bucketMs);
     const stay = Math.round(STAY_MS / bucketMs);
-    let recoveredAt = null;
+    let recoveredAt: number | null = null;
     for (let i = first; i <= last && recoveredAt === null; i++) {
       let holds = true;
       for (let j = i; j <= i + stay - perS && holds; j++) {
@@ -86,8 +113,8 @@ function analyseFaults(
 
   const whole = summarise(view, 0, endMs);
   const before = summarise(view, 0, faults[0]?.start ?? endMs);
-  const sec = (ms) => (ms / 1000).toFixed(1);
-  const pctOf = (share) => (share === null ? '-' : `${Math.round(share * 100)} %`);
+  const sec = (ms: number) => (ms / 1000).toFixed(1);
+  const pctOf = (share: number | null) => (share === null ? '-' : `${Math.round(share * 100)} %`);
   const rows = [
     [
       'fault',
@@ -144,4 +171,4 @@ function analyseFaults(
   };
 }
 
-module.exports = { analyseFaults, RECOVERY_SHARE };
+export { analyseFaults, RECOVERY_SHARE };

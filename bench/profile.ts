@@ -1,29 +1,48 @@
-'use strict';
 /**
  * `npm run bench -- --profile [--baseline]`: CPU profiles under the benchmark's load, and where
  * the time went.
  *  - keel (default): the real PM2 cluster (2 workers, ecosystem.config.js), every process
- *    profiled by bench/cpu-prof-preload.js, so the workers run exactly as in the benchmark, with what PM2
+ *    profiled by bench/cpu-prof-preload.ts, so the workers run exactly as in the benchmark, with what PM2
  *    injects; the busier worker and the PM2 daemon (which carries the workers' stdout to the
  *    log file) are analysed. Requests per worker come from Keel's own access log.
  *  - --baseline: one baseline worker (node:cluster passes --cpu-prof on), to compare.
  * Profiles stay in bench/results/profile-<target>-<ts>/ for Chrome DevTools or speedscope.
  */
-const { spawn } = require('node:child_process');
-const fs = require('node:fs');
-const path = require('node:path');
-const { setTimeout: sleep } = require('node:timers/promises');
-const { ROOT, freePort } = require('./fixtures');
-const { analyseProfile, renderProfile } = require('./cpuprofile');
-const { createBenchDatabase } = require('./database');
-const { createSnapshot } = require('./snapshot');
-const { CONNECTIONS, startLoad } = require('./load');
-const out = require('./output');
-const { startProgress } = require('./progress');
-const { summarise } = require('./stats');
-const { POOL_MAX, createKeel, waitAnswering, waitGone } = require('./targets');
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BENCH, ROOT, freePort } from './fixtures';
+import { analyseProfile, renderProfile } from './cpuprofile';
+import { createBenchDatabase } from './database';
+import { createSnapshot } from './snapshot';
+import { CONNECTIONS, startLoad } from './load';
+import * as out from './output';
+import { watchLoad } from './progress';
+import { summarise } from './stats';
+import { POOL_MAX, createKeel, waitAnswering, waitGone } from './targets';
+import type { Analysis } from './cpuprofile';
+import type { BenchDatabase } from './database';
+import type { Snapshot } from './snapshot';
+import type { Cleanup, Log, Opts, RunDeps } from './types';
 
-function profiles(dir) {
+/** What each profiling target gets. */
+interface ProfileDeps {
+  app: Snapshot;
+  db: BenchDatabase;
+  dir: string;
+  opts: Opts;
+  cleanup: Cleanup;
+  log: Log;
+}
+
+interface Profiled {
+  role: string;
+  requests: number;
+  analysis: Analysis;
+}
+
+function profiles(dir: string): { file: string; pid: number }[] {
   return fs
     .readdirSync(dir)
     .filter((f) => f.endsWith('.cpuprofile'))
@@ -34,8 +53,8 @@ function profiles(dir) {
 }
 
 /** Access-log lines per worker pid: how many requests each worker answered. */
-function requestsPerPid(logFile) {
-  const counts = new Map();
+function requestsPerPid(logFile: string): Map<number, number> {
+  const counts = new Map<number, number>();
   for (const line of fs.readFileSync(logFile, 'utf8').split('\n')) {
     if (!line.includes('"msg":"request"')) continue;
     const pid = Number(/"pid":(\d+)/.exec(line)?.[1]);
@@ -45,25 +64,35 @@ function requestsPerPid(logFile) {
 }
 
 /** Runs the load for warm-up + measure seconds; returns the load summary. */
-async function drive({ port, db, opts, label, pids, cleanup }) {
+async function drive({
+  port,
+  db,
+  opts,
+  label,
+  pids,
+  cleanup,
+}: {
+  port: number;
+  db: BenchDatabase;
+  opts: Opts;
+  label: string;
+  pids: () => number[];
+  cleanup: Cleanup;
+}) {
   const load = startLoad({
     port,
     connections: CONNECTIONS,
     accounts: db.accounts,
     keyPrefix: `profile-${Date.now()}`,
   });
-  const progress = startProgress({ label, load, pids, phase: () => 'profiling' });
-  const stopLoad = cleanup.add('stop load', async () => {
-    progress.stop();
-    await load.stop();
-  });
+  const stopLoad = watchLoad({ cleanup, label, load, pids, phase: () => 'profiling' });
   await sleep((opts.warmupS + opts.measureS) * 1000);
   const end = load.elapsed();
   await stopLoad();
   return { summary: summarise(load.recorder.view(), opts.warmupS * 1000, end), load };
 }
 
-async function profileKeel({ app, db, dir, opts, cleanup, log }) {
+async function profileKeel({ app, db, dir, opts, cleanup, log }: ProfileDeps) {
   const keel = createKeel({
     app,
     databaseUrl: db.url,
@@ -98,8 +127,8 @@ async function profileKeel({ app, db, dir, opts, cleanup, log }) {
     .sort((a, b) => (perPid.get(b.pid) ?? 0) - (perPid.get(a.pid) ?? 0));
   // Without access-log lines (LOG_LEVEL above info) the answers are split evenly: an estimate.
   const total = load.recorder.size();
-  const share = (pid) => perPid.get(pid) ?? Math.round(total / pids.length);
-  const results = [];
+  const share = (pid: number) => perPid.get(pid) ?? Math.round(total / pids.length);
+  const results: Profiled[] = [];
   if (workers[0]) {
     const requests = share(workers[0].pid);
     results.push({
@@ -116,7 +145,7 @@ async function profileKeel({ app, db, dir, opts, cleanup, log }) {
   return { summary, results };
 }
 
-async function profileBaseline({ db, dir, opts, cleanup, log }) {
+async function profileBaseline({ db, dir, opts, cleanup, log }: ProfileDeps) {
   const port = await freePort();
   const logFd = fs.openSync(path.join(dir, 'baseline.log'), 'w');
   const child = spawn(
@@ -170,11 +199,11 @@ async function profileBaseline({ db, dir, opts, cleanup, log }) {
   };
 }
 
-async function runProfile({ opts, cleanup, log }) {
+async function runProfile({ opts, cleanup, log }: RunDeps) {
   const app = createSnapshot({ cleanup });
   const db = await createBenchDatabase({ app, cleanup, log });
   const target = opts.baseline ? 'baseline' : 'keel';
-  const dir = path.join(__dirname, 'results', `profile-${target}-${out.timestamp()}`);
+  const dir = path.join(BENCH, 'results', `profile-${target}-${out.timestamp()}`);
   fs.mkdirSync(dir, { recursive: true });
   const run = opts.baseline ? profileBaseline : profileKeel;
   const { summary, results } = await run({ app, db, dir, opts, cleanup, log });
@@ -192,4 +221,4 @@ async function runProfile({ opts, cleanup, log }) {
   log(`profiles and summary: ${dir}`);
 }
 
-module.exports = { runProfile };
+export { runProfile };
