@@ -79,11 +79,8 @@ function outcomeUnknown(cause?: unknown): UnavailableError {
 class PastDeadline extends Error {}
 
 /**
- * An attempt that has had no answer for three statement timeouts and a second is lost, whatever
- * the deadline says: every statement of it would have been cancelled by the server by then.
- * Seen here: a transfer whose connection was reset while the pool reconnected it for other work
- * waited in the driver for the whole 6 s budget. It is treated like a dead connection (retried
- * on a fresh one; if it had sent COMMIT, the retry reads the key row), and it may no longer commit.
+ * An attempt with no answer for three statement timeouts and a second is lost: retried like a
+ * dead connection, and it may no longer commit (docs/design/database-path.md, the attempt limit).
  */
 function lostAfterMs(statementTimeoutMs: number): number | null {
   return statementTimeoutMs > 0 ? 3 * statementTimeoutMs + 1000 : null;

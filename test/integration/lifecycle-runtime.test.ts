@@ -9,11 +9,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { getFresh } from '../support/http';
 import { checkInvariants, seedAccounts } from '../support/ledger';
-import { alive, descendants, waitGone } from '../support/lifecycle';
+import { alive, descendants, slowInFlight, waitGone } from '../support/lifecycle';
 import { untilValue } from '../support/wait';
 import { ledgerOutcome, startLoad, tally } from '../support/load';
 import { createPm2, ensureBuilt, ROOT, TEST_ECOSYSTEM, webEnv, type Pm2 } from '../support/pm2';
-import { freePort, psql, startTestPostgres, type TestPostgres } from '../support/postgres';
+import { freePort, startTestPostgres, type TestPostgres } from '../support/postgres';
 
 const SHUTDOWN_TIMEOUT_MS = 3000;
 const SLOW = 10;
@@ -89,23 +89,7 @@ async function stopUnderLoad(how: 'SIGTERM to pm2-runtime' | 'SIGINT to the proc
   const load = startLoad({ base, accounts, concurrency: 8, maxMs: 20000, maxRequests: 100000 });
   await new Promise((r) => setTimeout(r, 1000));
   // Slow requests on both workers, so something is certainly in flight when the signal lands.
-  const slow = Array.from({ length: SLOW }, () =>
-    getFresh(`${base}/__test/slow?ms=${SLOW_MS}`, 15000).catch((e: Error) => ({
-      status: 0,
-      body: e.message,
-    })),
-  );
-  await untilValue(
-    () =>
-      psql<{ n: string }>(
-        url,
-        `select count(*)::text as n from pg_stat_activity
-          where query like '%pg_sleep%' and state = 'active' and application_name like 'keel:%'`,
-      ).then((rows) => Number(rows[0]!.n)),
-    (n) => n === SLOW,
-    10000,
-    'slow requests in flight',
-  );
+  const slow = await slowInFlight(base, url, SLOW, SLOW_MS);
 
   entry.tree = descendants(proc.pid!);
   const signalled = Date.now();
@@ -114,7 +98,7 @@ async function stopUnderLoad(how: 'SIGTERM to pm2-runtime' | 'SIGINT to the proc
   const { code, at } = await exited;
   const goneAt = await waitGone([proc.pid!, ...entry.tree], SHUTDOWN_TIMEOUT_MS + 5000);
   const samples = await load.stop();
-  const slowAnswers = await Promise.all(slow);
+  const slowAnswers = await slow.answers;
   fs.rmSync(pm2.home, { recursive: true, force: true });
 
   const inFlight = samples.filter((s) => s.start < signalled);

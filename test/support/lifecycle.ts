@@ -4,9 +4,11 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import { getFresh } from './http';
 import { psql } from './postgres';
 import { processTable } from './procfs';
 import { takeResponse, type RawResponse } from './raw-http';
+import { untilValue } from './wait';
 
 /** One HTTP/1.1 keep-alive connection, one request at a time, so the test knows its worker. */
 export interface RawConn {
@@ -152,4 +154,35 @@ export function workerLogs(pm2Home: string, app = 'web'): Array<Record<string, u
         return {};
       }
     });
+}
+
+/**
+ * `n` slow test requests (`/__test/slow`), each on a fresh connection (PM2 spreads them), and
+ * waits until all `n` are inside pg_sleep; `answers` settles when they are answered (status 0
+ * on an error). Wrapped, because an awaited promise of a promise would wait for the answers.
+ */
+export async function slowInFlight(
+  base: string,
+  url: string,
+  n: number,
+  ms: number,
+): Promise<{ answers: Promise<Array<{ status: number; body: string }>> }> {
+  const slow = Array.from({ length: n }, () =>
+    getFresh(`${base}/__test/slow?ms=${ms}`, 15000).catch((e: Error) => ({
+      status: 0,
+      body: e.message,
+    })),
+  );
+  await untilValue(
+    () =>
+      psql<{ n: string }>(
+        url,
+        `select count(*)::text as n from pg_stat_activity
+          where query like '%pg_sleep%' and state = 'active' and application_name like 'keel:%'`,
+      ).then((rows) => Number(rows[0]!.n)),
+    (found) => found === n,
+    10000,
+    'slow requests in flight',
+  );
+  return { answers: Promise.all(slow) };
 }

@@ -15,10 +15,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { getFresh } from '../../support/http';
-import { alive, descendants } from '../../support/lifecycle';
+import { alive, descendants, slowInFlight } from '../../support/lifecycle';
 import { untilValue } from '../../support/wait';
 import { ensureBuilt, ROOT, TEST_ECOSYSTEM } from '../../support/pm2';
-import { freePort, psql, startTestPostgres, type TestPostgres } from '../../support/postgres';
+import { freePort, startTestPostgres, type TestPostgres } from '../../support/postgres';
 
 const DIR = path.join(ROOT, 'deploy', 'vm');
 const unitText = fs.readFileSync(path.join(DIR, 'keel.service'), 'utf8');
@@ -194,29 +194,13 @@ describe('ExecStart as written', () => {
     await untilValue(ready, (st) => st === 200, 30000, 'ready after reload');
 
     // Slow requests on fresh connections (PM2 spreads them), all in flight at the signal.
-    const slow = Array.from({ length: 6 }, () =>
-      getFresh(`${base}/__test/slow?ms=1500`, 15000).catch((e: Error) => ({
-        status: 0,
-        body: e.message,
-      })),
-    );
-    await untilValue(
-      () =>
-        psql<{ n: string }>(
-          url,
-          `select count(*)::text as n from pg_stat_activity
-            where query like '%pg_sleep%' and state = 'active' and application_name like 'keel:%'`,
-        ).then((rows) => Number(rows[0]!.n)),
-      (n) => n === 6,
-      10000,
-      'slow requests in flight',
-    );
+    const slow = await slowInFlight(base, url, 6, 1500);
     tree = descendants(proc.pid!);
     const signalled = Date.now();
     // KillMode=mixed, KillSignal=SIGTERM: the main process alone.
     process.kill(proc.pid!, s.get('KillSignal') as NodeJS.Signals);
     const { code, at } = await exited;
-    const answers = await Promise.all(slow);
+    const answers = await slow.answers;
 
     expect(answers.map((a) => a.status)).toEqual(Array(6).fill(200));
     expect(code).toBe(0);
