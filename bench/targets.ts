@@ -13,23 +13,15 @@ import { errorCode } from './errors';
 import { ROOT, createPm2 } from './fixtures';
 import type { Snapshot } from './snapshot';
 import type { Cleanup } from './types';
+import { pidExists } from '../test/support/procfs';
 
 const WORKERS = 2;
 // Keel's default DB_POOL_MAX, set explicitly so both targets get the same pool per worker.
 const POOL_MAX = 10;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function waitGone(pids: number[], timeoutMs: number): Promise<boolean> {
   const until = Date.now() + timeoutMs;
-  while (pids.some(alive)) {
+  while (pids.some(pidExists)) {
     if (Date.now() > until) return false;
     await sleep(100);
   }
@@ -170,9 +162,9 @@ function createBaseline({
     const primary = child;
     const all = [primary.pid as number, ...pids];
     child = null;
-    if (alive(primary.pid as number)) primary.kill('SIGTERM');
+    if (pidExists(primary.pid as number)) primary.kill('SIGTERM');
     if (!(await waitGone(all, 10000))) {
-      for (const pid of all.filter(alive)) process.kill(pid, 'SIGKILL');
+      for (const pid of all.filter(pidExists)) process.kill(pid, 'SIGKILL');
       await waitGone(all, 5000);
     }
     pids = [];

@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, psql } from '../support/postgres';
+import { pidExists } from '../support/procfs';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const ENTRY = path.join(ROOT, 'dist', 'cli', 'embedded-db.js');
@@ -105,15 +106,6 @@ function postmasterPid(): number | undefined {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function ownPostmaster(pid: number): boolean {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(dataDir);
@@ -139,9 +131,9 @@ function childrenOf(pid: number): number[] {
 
 async function waitGone(pids: number[], timeoutMs = 10000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (pids.some(alive)) {
+  while (pids.some(pidExists)) {
     if (Date.now() > deadline)
-      throw new Error(`processes still alive: ${pids.filter(alive).join(', ')}`);
+      throw new Error(`processes still alive: ${pids.filter(pidExists).join(', ')}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

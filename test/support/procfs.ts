@@ -17,3 +17,13 @@ export function processTable(): Array<{ pid: number; ppid: number }> {
   }
   return out;
 }
+
+/** The pid exists (signal 0 reaches it; a zombie counts: see lifecycle.alive for that). */
+export function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
