@@ -17,7 +17,7 @@ export interface BudgetInput {
 }
 
 export interface BudgetPart {
-  name: 'pools' | 'reload' | 'deploy' | 'migrations';
+  name: 'pools' | 'reload' | 'deploy' | 'migrations' | 'probes';
   count: number;
   why: string;
 }
@@ -25,7 +25,7 @@ export interface BudgetPart {
 export interface Budget {
   /** Connections every worker's full pool holds together. */
   steady: number;
-  /** The worst moment: steady + the larger overlap + migrations. */
+  /** The worst moment: steady + the larger overlap + migrations + probes. */
   peak: number;
   parts: BudgetPart[];
 }
@@ -72,6 +72,8 @@ export function computeBudget(input: BudgetInput): Budget {
   const deploy = input.deployOverlap ? steady : 0;
   // Every booting worker migrates on one direct connection while the old pools are still full.
   const migrations = replicas * instances;
+  // Each worker's connect gate allows one socket beyond its pool: the path probe or a cancel.
+  const probes = replicas * instances;
   const parts: BudgetPart[] = [
     {
       name: 'pools',
@@ -81,9 +83,10 @@ export function computeBudget(input: BudgetInput): Budget {
     { name: 'reload', count: reload, why: 'new workers started before the old ones end' },
     { name: 'deploy', count: deploy, why: 'old and new replicas side by side' },
     { name: 'migrations', count: migrations, why: 'one direct connection per booting worker' },
+    { name: 'probes', count: probes, why: 'one path probe or cancel per worker' },
   ];
   // A reload and a deploy do not happen at the same moment: only the larger overlap counts.
-  return { steady, peak: steady + Math.max(reload, deploy) + migrations, parts };
+  return { steady, peak: steady + Math.max(reload, deploy) + migrations + probes, parts };
 }
 
 export function allowedConnections(limit: ServerLimit): number {
@@ -92,14 +95,14 @@ export function allowedConnections(limit: ServerLimit): number {
 
 export function checkBudget(budget: Budget, limit: ServerLimit): BudgetVerdict {
   const allowed = allowedConnections(limit);
-  const [pools, reload, deploy, migrations] = budget.parts;
+  const [pools, reload, deploy, migrations, probes] = budget.parts;
   const overlap = (deploy?.count ?? 0) > (reload?.count ?? 0) ? deploy : reload;
   const status =
     budget.peak > allowed ? 'fail' : budget.peak > allowed * WARN_SHARE ? 'warn' : 'ok';
   const reserved = limit.superuser ? '' : ` - ${limit.reserved} reserved`;
   const line =
     `${pools?.why} = ${budget.steady}, + ${overlap?.count} ${overlap?.name} overlap` +
-    ` + ${migrations?.count} migrations = ${budget.peak} at peak` +
+    ` + ${migrations?.count} migrations + ${probes?.count ?? 0} probes = ${budget.peak} at peak` +
     ` ${status === 'fail' ? '>' : '<='} ${allowed} allowed` +
     ` (max_connections ${limit.maxConnections}${reserved} - ${limit.others} held by others)`;
   return { status, allowed, budget, line };

@@ -22,6 +22,8 @@ export function cancelOnAbort<T>(
   work: Promise<T>,
   signal: AbortSignal | undefined,
   options: CancelOptions = DEFAULT_CANCEL,
+  /** Marks the socket the cancel opens (./socket `asCancel`): it takes the spare slot or none. */
+  asCancel: <R>(send: () => R) => R = (send) => send(),
 ): Promise<T> {
   const query = work as Promise<T> & PendingQuery;
   if (!signal || typeof query.cancel !== 'function') return work;
@@ -34,7 +36,7 @@ export function cancelOnAbort<T>(
     if (settled) return;
     // postgres.js clears its canceller after one use; give it back for the resend.
     if (attempt > 1 && typeof canceller === 'function') query.canceller = canceller;
-    void Promise.resolve(query.cancel!.call(query)).catch(() => undefined);
+    void Promise.resolve(asCancel(() => query.cancel!.call(query))).catch(() => undefined);
     if (attempt < options.attempts && typeof canceller === 'function') {
       timer = setTimeout(() => send(attempt + 1), options.retryMs * 2 ** (attempt - 1));
       timer.unref();

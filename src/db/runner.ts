@@ -120,7 +120,35 @@ export function createDb(deps: DbDeps): Db {
 
   const admission = createAdmission({ slots: deps.slots, now });
   const lostMs = lostAfterMs(deps.statementTimeoutMs);
-  handle.onPathHealed(() => breaker.probeNow());
+  // Units waiting for a stalled path to heal (see `pathClear`).
+  const pathWaiters = new Set<() => void>();
+  handle.onPathHealed(() => {
+    breaker.probeNow();
+    for (const wake of [...pathWaiters]) wake();
+  });
+
+  /**
+   * While the path is known stalled no work starts: a unit waits for the heal within its
+   * budget (a stall shorter than the budget loses nothing) and is answered 503 when the budget
+   * ends first, never having sent a byte. Resolves false at the deadline.
+   */
+  function pathClear(deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
+    if (!handle.pathStalled()) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const finish = (ok: boolean) => {
+        pathWaiters.delete(wake);
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(ok);
+      };
+      const wake = () => finish(true);
+      const onAbort = () => finish(false);
+      const timer = setTimeout(() => finish(!handle.pathStalled()), Math.max(0, deadline - now()));
+      timer.unref();
+      pathWaiters.add(wake);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
 
   async function run<T>(attemptOnce: (a: Attempt) => Promise<T>, ctx: WorkContext): Promise<T> {
     // The database budget ends at the request deadline or budgetMs from now, whichever is first.
@@ -135,6 +163,11 @@ export function createDb(deps: DbDeps): Db {
         : err;
     for (let attempt = 0; ; attempt++) {
       if (ctx.signal?.aborted) throw fail(abortError(ctx.signal));
+      if (!(await pathClear(deadline, ctx.signal))) {
+        if (ctx.signal?.aborted) throw fail(abortError(ctx.signal));
+        stats.shed.stalled += 1;
+        throw fail(unavailable());
+      }
       try {
         await breaker.admit(deadline);
       } catch (err) {
@@ -311,7 +344,7 @@ export function createDb(deps: DbDeps): Db {
           ctx,
         );
       }
-      return run(() => cancelOnAbort(work(sql), ctx.signal), ctx);
+      return run(() => cancelOnAbort(work(sql), ctx.signal, undefined, handle.asCancel), ctx);
     },
     transaction(work, ctx) {
       return run(

@@ -1,12 +1,19 @@
 /**
- * The socket factory for postgres.js: counts connections, follows the wire framing to know when
- * one is busy, and destroys the ones that stop answering (docs/design/database-path.md).
+ * The socket factory for postgres.js (the driver hook): every socket to the database goes
+ * through the connect gate (./connect-gate: a hard bound, backoff, nothing new while the path
+ * is stalled), is counted, and has its wire framing followed to know when it is busy; the stall
+ * watch (./stall-watch, ./path-watch) decides when a silent one is given up, and ./close-reason
+ * why one closed (docs/design/database-path.md).
  */
 import net from 'node:net';
 import type { Logger } from '../logger';
-import type { CloseReason, DbStats } from '../metrics/db-stats';
+import type { DbStats } from '../metrics/db-stats';
+import { closeReason } from './close-reason';
+import { createConnectGate, type Slot } from './connect-gate';
 import { createHostPicker } from './hosts';
-import { createPathWatch, sslRequestProbe, type PathWatch } from './path-watch';
+import { createPathWatch, type PathWatch } from './path-watch';
+import { startSslProbe } from './ssl-probe';
+import { shouldDestroy } from './stall-watch';
 import { createMessageReader, firstMessage } from './wire';
 
 export interface SocketFactoryDeps {
@@ -20,9 +27,17 @@ export interface SocketFactoryDeps {
   idleTimeoutMinS: number | null;
   /** Lower bound of the per-connection lifetime (s); only TLS closes need it. */
   maxLifetimeMinS?: number | null;
+  /** Pool connections per worker (DB_POOL_MAX): the gate allows one more socket, a probe's or a cancel's. */
+  poolMax: number;
   /** Tells a stalled path from a slow query (./path-watch); defaults to an SSLRequest probe. */
-  pathWatch?: (onHeal: (since: number) => void) => PathWatch;
+  pathWatch?: (hooks: PathHooks) => PathWatch;
   now?: () => number;
+  random?: () => number;
+}
+
+export interface PathHooks {
+  onStall: () => void;
+  onHeal: (since: number) => void;
 }
 
 type Framing = 'startup' | 'ssl-answer' | 'messages' | 'opaque';
@@ -61,25 +76,28 @@ interface Tracked {
   readies: number;
   /** A query was refused with 25006: this server is no longer the primary. */
   readOnly: boolean;
+  /** Its place under the connect gate's bound, freed when the socket has closed. */
+  slot: Slot;
 }
 
-const STARTUP_STALL_MS = 1000;
 // The most a TLS goodbye moves (docs/design/database-path.md): Terminate and close alert out,
 // the server's close alert in (24). Any query moves more: its answer alone reads more than 32.
 const GOODBYE = { written: 64, read: 32 };
-// The slack the watchdog's old 250 ms tick gave TLS idle-close inference (see closeReason).
-const TLS_ACTIVITY_SLACK_MS = 250;
+// A cancel request is answered by the server closing its socket at once; one still open after
+// this holds the gate's spare slot for nothing.
+const CANCEL_MAX_MS = 1000;
+const TOO_MANY_CONNECTIONS = '53300';
 
 export interface SocketFactory {
-  (): net.Socket;
+  (): Promise<net.Socket>;
+  /** Runs `send` (which asks for one socket, synchronously) as a cancel request: no queueing. */
+  asCancel<T>(send: () => T): T;
   /** Marks the pool as ending: closes from now on count as `shutdown`. */
   ending(): void;
   /** Stops the stall watchdog. */
   stop(): void;
   /** The path to the database is known stalled (readiness answers 503). */
   pathStalled(): boolean;
-  /** Reconnect at once (the path is stalled or just healed), not after the outage backoff. */
-  reconnectNow(): boolean;
   /** Calls `listener` each time a stalled path answers again (after the victims are replaced). */
   onPathHealed(listener: () => void): void;
 }
@@ -94,10 +112,11 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   const live = new Set<Tracked>();
   let nextId = 1;
   let shuttingDown = false;
+  let cancelling = false;
 
-  // 20 checks a second: the path watch's 250 ms suspicion is acted on at most 50 ms late (a loop
-  // over the pool's few sockets; a stall window, the one-second startup limit and TLS activity
-  // read from byte counters are all caught well inside their limits too).
+  // 20 checks a second: the path watch's suspicion is acted on at most 50 ms late (a loop over
+  // the pool's few sockets; the one-second startup limit and TLS activity read from byte
+  // counters are caught well inside their limits too).
   const tick = 50;
   const watchdog = setInterval(checkSockets, tick);
   watchdog.unref();
@@ -105,30 +124,45 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   let lastReadAny = now();
   const healListeners: Array<() => void> = [];
   const hosts = createHostPicker(deps.hosts);
+  const gate = createConnectGate({
+    limit: deps.poolMax + 1,
+    random: deps.random,
+    now,
+    onAttempt: (outcome) => {
+      stats.connectAttempts[outcome] += 1;
+    },
+    onConnecting: (n) => {
+      stats.connectingMax = Math.max(stats.connectingMax, n);
+    },
+  });
+  const hooks: PathHooks = {
+    onStall: () => gate.hold(true),
+    onHeal: () => {
+      gate.hold(false);
+      for (const listener of healListeners) listener();
+    },
+  };
   const path =
-    deps.pathWatch?.(replaceVictims) ??
+    deps.pathWatch?.(hooks) ??
     createPathWatch({
-      probe: sslRequestProbe(() => hosts.current()),
-      onHeal: replaceVictims,
+      probe: () => {
+        const slot = gate.tryAcquire();
+        if (!slot) return null;
+        const socket = net.connect(hosts.current());
+        socket.once('close', () => slot.release());
+        return startSslProbe(socket);
+      },
+      ...hooks,
       logger,
       now,
     });
-
-  /** The path healed: connections that wrote into it and heard nothing since never will. */
-  function replaceVictims(since: number): void {
-    for (const c of live) {
-      if (c.tls || c.stalled || c.awaitingSince === null) continue;
-      if (c.answered && c.lastRead >= since) continue;
-      destroyStalled(c, now());
-    }
-    for (const listener of healListeners) listener();
-  }
 
   function destroyStalled(c: Tracked, t: number): void {
     c.stalled = true;
     logger.warn('db connection stalled, destroying it', {
       conn: c.id,
       waitedMs: t - (c.awaitingSince ?? t),
+      ...(c.answered ? {} : { startup: true }),
     });
     const err = Object.assign(new Error('database connection stalled: no answer from the server'), {
       code: 'KEEL_STALLED',
@@ -138,6 +172,7 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
 
   function checkSockets(): void {
     const t = now();
+    stats.connecting = gate.connecting();
     // How long the longest-waiting connection has heard nothing, if no one else heard anything.
     let silent = 0;
     for (const c of live) {
@@ -148,6 +183,10 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
     for (const c of live) {
       // Bytes went out without a write through us: the driver negotiated TLS directly.
       if (c.framing === 'startup' && c.socket.bytesWritten > 0) unreadable(c);
+      if (c.cancel) {
+        if (t - c.openedAt > CANCEL_MAX_MS && !c.socket.destroyed) c.socket.destroy();
+        continue;
+      }
       if (c.tls) {
         const read = c.socket.bytesRead - c.bytesRead;
         const written = c.socket.bytesWritten - c.bytesWritten;
@@ -160,12 +199,8 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
         }
         continue;
       }
-      if (c.awaitingSince === null || c.stalled) continue;
-      // A server answers a startup message at once (no query runs yet): a new connection that
-      // has heard nothing for a second leads into a stalled path, so give up on it early.
-      const limit = c.answered ? deps.stallMs : Math.min(deps.stallMs, STARTUP_STALL_MS);
-      if (t - Math.max(c.awaitingSince, c.lastRead) <= limit) continue;
-      destroyStalled(c, t);
+      if (c.stalled) continue;
+      if (shouldDestroy(c, path, t, deps.stallMs)) destroyStalled(c, t);
     }
   }
 
@@ -207,12 +242,15 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
     c.lastRead = t;
     lastReadAny = t;
     c.lastActivity = t;
+    if (!c.cancel) path.heard();
     let i = 0;
     if (c.framing === 'ssl-answer' && chunk.length > 0) {
       // 'S': the driver wraps this socket in TLS next. 'N' (sslmode=prefer): plain from here on.
       if (chunk[0] === 0x53) {
         unreadable(c);
         setBusy(c, false);
+        // Encrypted from here: the server answered, that is as far as the attempt can be seen.
+        c.slot.settle('opened');
         return;
       }
       c.framing = 'messages';
@@ -233,9 +271,23 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
     if (c.busy) stats.busy -= 1;
     else stats.idle -= 1;
     stats.open -= 1;
-    const reason = closeReason(c, hadError);
-    stats.closed[reason] += 1;
+    // Closed before the server took it: refused (no TCP connection, or a FATAL answer) or silent.
+    // A cancel's socket is no connect attempt of the pool's: it never moves the backoff.
+    c.slot.settle(c.cancel ? 'opened' : !c.established || c.answered ? 'refused' : 'silent');
+    c.slot.release();
+    if (c.framing === 'startup' && c.socket.bytesWritten > 0) unreadable(c);
     const t = now();
+    const reason = closeReason(
+      { ...c, fatal: c.fatal !== null },
+      {
+        now: t,
+        hadError,
+        shuttingDown,
+        idleTimeoutMinS: deps.idleTimeoutMinS,
+        maxLifetimeMinS: deps.maxLifetimeMinS ?? null,
+      },
+    );
+    stats.closed[reason] += 1;
     logger.info('db connection closed', {
       conn: c.id,
       reason,
@@ -248,45 +300,35 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
     });
   }
 
-  function closeReason(c: Tracked, hadError: boolean): CloseReason {
-    if (c.cancel) return 'cancel_request';
-    if (c.readOnly) return 'read_only';
-    if (c.stalled) return 'stalled';
-    if (shuttingDown) return 'shutdown';
-    if (c.framing === 'startup' && c.socket.bytesWritten > 0) unreadable(c);
-    // TLS activity is seen only at a tick (and ticks run late on a busy box), so a TLS
-    // connection may have been idle longer than its byte counters say. And a tick that fell
-    // between the close's first bytes and the close itself saw the goodbye, not a query:
-    // the connection was idle since the activity before it.
-    const lastActivity = c.tls && c.goodbyeSized ? c.activityBefore : c.lastActivity;
-    const idleS = (now() - lastActivity + (c.tls ? TLS_ACTIVITY_SLACK_MS : 0)) / 1000;
-    const idleTimedOut = deps.idleTimeoutMinS != null && idleS >= deps.idleTimeoutMinS * 0.95;
-    if (c.tls) {
-      // Encrypted: the FIN and our own `end()` are invisible, so infer from idleness and age.
-      if (hadError) return 'network_error';
-      if (idleTimedOut) return 'idle_timeout';
-      const ageS = (now() - c.openedAt) / 1000;
-      if (deps.maxLifetimeMinS != null && ageS >= deps.maxLifetimeMinS * 0.99)
-        return 'max_lifetime';
-      return 'server_closed';
+  /** A socket for the driver: a pool connection waits for the gate, a cancel does not. */
+  const factory = (async () => {
+    const cancel = cancelling;
+    cancelling = false;
+    let slot: Slot;
+    if (cancel) {
+      const spare = gate.tryAcquire();
+      // No spare slot (a probe holds it, or the path is stalled): the cancel is sent again.
+      if (!spare || path.stalledSince() !== null) {
+        spare?.release();
+        throw Object.assign(new Error('no connection slot for a cancel request now'), {
+          code: 'KEEL_CANCEL_DEFERRED',
+        });
+      }
+      slot = spare;
+    } else {
+      slot = await gate.acquire();
     }
-    // The driver ends a connection only for its idle timer, its lifetime or `sql.end()`; an
-    // idle connection past the idle timeout's lower bound was closed by the idle timer.
-    if (c.closedByUs) return idleTimedOut ? 'idle_timeout' : 'max_lifetime';
-    // A FIN from the far end (the server, or a proxy's cut), or the server's FATAL error
-    // (pg_terminate_backend, a restart) even when our next write then met a reset.
-    if (c.peerEnded || c.fatal) return 'server_closed';
-    // A reset, a refused or unreachable connect, or a connect the driver gave up on.
-    return 'network_error';
-  }
+    return connect(slot, cancel);
+  }) as SocketFactory;
 
-  const factory = (() => {
+  function connect(slot: Slot, cancel: boolean): net.Socket {
     const target = hosts.pick();
     const socket = net.connect({ host: target.host, port: target.port });
     const t = now();
     const c: Tracked = {
       socket,
-      cancel: false,
+      slot,
+      cancel,
       id: nextId++,
       openedAt: t,
       lastActivity: t,
@@ -315,6 +357,7 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
       ready(status) {
         c.awaitingSince = null;
         c.readies += 1;
+        c.slot.settle('opened');
         setBusy(c, status !== IDLE);
         // The caller has its 25006 (and retries it); this session is of no more use.
         if (c.readOnly && status === IDLE) setImmediate(() => c.socket.destroy());
@@ -324,13 +367,14 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
       },
       fatal(code, message) {
         c.fatal = { code, message };
+        if (code === TOO_MANY_CONNECTIONS) c.slot.settle('too_many_clients');
       },
     });
     live.add(c);
     stats.open += 1;
     stats.idle += 1;
     stats.opened += 1;
-    logger.info('db connection opened', { conn: c.id });
+    logger.info('db connection opened', { conn: c.id, ...(cancel ? { cancel: true } : {}) });
     const emit = socket.emit as (
       this: net.Socket,
       event: string | symbol,
@@ -357,17 +401,25 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
     } as net.Socket['end'];
     socket.on('error', () => undefined); // the driver's own listener reports it
     return socket;
-  }) as SocketFactory;
+  }
 
   factory.ending = () => {
     shuttingDown = true;
   };
+  factory.asCancel = (send) => {
+    cancelling = true;
+    try {
+      return send();
+    } finally {
+      cancelling = false;
+    }
+  };
   factory.stop = () => {
     clearInterval(watchdog);
     path.stop();
+    gate.close();
   };
   factory.pathStalled = () => path.stalledSince() !== null;
-  factory.reconnectNow = () => path.reconnectNow();
   factory.onPathHealed = (listener) => healListeners.push(listener);
   return factory;
 }

@@ -24,6 +24,8 @@ export interface SqlHandle {
   pathStalled(): boolean;
   /** Calls `listener` each time a stalled path answers again. */
   onPathHealed(listener: () => void): void;
+  /** Runs `send` (a query's `cancel()`) so that its socket takes no queue: see ./socket. */
+  asCancel<T>(send: () => T): T;
   /** Whether the statement timeout must be set per transaction (PgBouncer transaction mode). */
   perTransactionTimeout: boolean;
   end(timeoutS: number): Promise<void>;
@@ -40,7 +42,7 @@ type DriverOptions = Omit<
 > & {
   idle_timeout?: number | (() => number);
   max_lifetime?: number | (() => number) | null;
-  socket?: () => net.Socket;
+  socket?: () => Promise<net.Socket>;
 };
 
 /** A value rolled per connection in [lo, hi], as postgres.js does for its default lifetime. */
@@ -55,6 +57,8 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
     // Several hosts (a failover pair): postgres.js picks the primary by target_session_attrs.
     hosts: dbUrlParts(config.url).hosts,
     stats,
+    poolMax: config.poolMax,
+    random,
     logger: logger.child({ module: 'db.socket' }),
     // A healthy query answers within the statement timeout; one second on top covers the round trip.
     stallMs: (config.statementTimeoutMs || 30000) + 1000,
@@ -73,9 +77,10 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
     keep_alive: config.keepAliveS,
     // A connect that takes longer than this is hopeless; the retry loop tries a fresh one.
     connect_timeout: config.connectTimeoutS,
-    // Reconnect quickly after an outage: 50 ms doubling, capped at 500 ms (default grows to 20 s).
-    backoff: (attempt) =>
-      sockets.reconnectNow() ? 0 : Math.min(0.05 * 2 ** attempt, 0.5) * (0.5 + random() / 2),
+    // The socket factory's connect gate backs off after failed attempts (50 ms doubling, capped
+    // at 500 ms, jittered), for every attempt the driver makes, its initial connect's included:
+    // a second schedule here would only slow the recovery.
+    backoff: () => 0,
     prepare: config.prepare,
     ssl: config.ssl,
     socket: sockets,
@@ -98,6 +103,7 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
     sql,
     pathStalled: () => sockets.pathStalled(),
     onPathHealed: (listener) => sockets.onPathHealed(listener),
+    asCancel: (send) => sockets.asCancel(send),
     perTransactionTimeout,
     async end(timeoutS: number) {
       sockets.ending();

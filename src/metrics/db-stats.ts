@@ -17,6 +17,10 @@ export const CLOSE_REASONS = [
 ] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 
+/** How a pool connect attempt ended: the server took it, or it failed one of three ways. */
+export const ATTEMPT_OUTCOMES = ['opened', 'refused', 'silent', 'too_many_clients'] as const;
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+
 export const QUERY_OUTCOMES = [
   'ok',
   'connection',
@@ -30,7 +34,8 @@ export type QueryOutcome = (typeof QUERY_OUTCOMES)[number];
 export const RETRY_OUTCOMES = ['recovered', 'exhausted'] as const;
 export type RetryOutcome = (typeof RETRY_OUTCOMES)[number];
 
-export const SHED_REASONS = ['overload', 'full', 'deadline', 'aborted'] as const;
+// stalled: the path to the database was known stalled for the unit's whole budget.
+export const SHED_REASONS = ['overload', 'full', 'deadline', 'aborted', 'stalled'] as const;
 export type ShedReason = (typeof SHED_REASONS)[number];
 
 export interface DbStats {
@@ -41,6 +46,11 @@ export interface DbStats {
   /** Connections waiting for work (TLS connections, whose bytes we cannot read, count here). */
   idle: number;
   opened: number;
+  /** Pool connect attempts by how they ended (./connect-gate). */
+  connectAttempts: Record<AttemptOutcome, number>;
+  /** Pool connect attempts in progress now, and the most seen at once. */
+  connecting: number;
+  connectingMax: number;
   closed: Record<CloseReason, number>;
   queries: Record<QueryOutcome, number>;
   retries: number;
@@ -61,6 +71,9 @@ export function createDbStats(): DbStats {
     busy: 0,
     idle: 0,
     opened: 0,
+    connectAttempts: zeroes(ATTEMPT_OUTCOMES),
+    connecting: 0,
+    connectingMax: 0,
     closed: zeroes(CLOSE_REASONS),
     queries: zeroes(QUERY_OUTCOMES),
     retries: 0,

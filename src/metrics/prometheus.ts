@@ -1,6 +1,7 @@
 /** Prometheus metrics of one worker (prom-client, its own registry: no global state). */
 import client from 'prom-client';
 import {
+  ATTEMPT_OUTCOMES,
   CLOSE_REASONS,
   QUERY_OUTCOMES,
   SHED_REASONS,
@@ -71,6 +72,16 @@ export function createWorkerMetrics({
     stats.breakerState === 'open' ? 1 : 0,
   );
   gauge('keel_http_requests_in_flight', 'HTTP requests being served', inFlight);
+  gauge(
+    'keel_db_connecting',
+    'Database connect attempts in progress (the pool; probes and cancels not included)',
+    () => stats.connecting,
+  );
+  gauge(
+    'keel_db_connecting_max',
+    'The most database connect attempts in progress at once since the worker started',
+    () => stats.connectingMax,
+  );
   if (poolMax !== undefined)
     gauge(
       'keel_db_pool_max',
@@ -109,6 +120,13 @@ export function createWorkerMetrics({
     'keel_db_connections_opened_total',
     'Database connections opened (connect attempts included)',
     () => stats.opened,
+  );
+  counterBy(
+    'keel_db_connect_attempts_total',
+    'Pool connect attempts by outcome: opened, refused, silent (no answer), too_many_clients',
+    'outcome',
+    ATTEMPT_OUTCOMES,
+    (k) => stats.connectAttempts[k],
   );
   counterBy(
     'keel_db_connections_closed_total',

@@ -52,7 +52,7 @@ test('a fleet that cannot fit is refused with exit 78 and the whole arithmetic i
   const entry = JSON.parse(lines[0] as string);
   expect(entry.level).toBe('error');
   expect(entry.msg).toMatch(
-    /^connection budget exceeded: 1 replicas x 2 workers x 10 = 20, \+ 10 reload overlap \+ 2 migrations = 32 at peak > \d+ allowed \(max_connections 20 - 3 reserved - \d+ held by others\) -> lower DB_POOL_MAX/,
+    /^connection budget exceeded: 1 replicas x 2 workers x 10 = 20, \+ 10 reload overlap \+ 2 migrations \+ 2 probes = 34 at peak > \d+ allowed \(max_connections 20 - 3 reserved - \d+ held by others\) -> lower DB_POOL_MAX/,
   );
   // It never listened, and the budget is what stopped it.
   expect(r.stdout).not.toContain('"msg":"listening"');
@@ -101,7 +101,7 @@ test('over the limit only because others hold connections now: a warning, and it
     const line = out.split('\n').find((l) => l.includes('"msg":"connection budget'));
     expect(JSON.parse(line as string)).toMatchObject({ level: 'warn' });
     expect(line).toMatch(
-      /1 replicas x 1 workers x 2 = 2, \+ 2 reload overlap \+ 1 migrations = 5 at peak > 3 allowed \(max_connections 20 - 3 reserved - 14 held by others\) \(over the limit only with the connections others hold now\)/,
+      /1 replicas x 1 workers x 2 = 2, \+ 2 reload overlap \+ 1 migrations \+ 1 probes = 6 at peak > 3 allowed \(max_connections 20 - 3 reserved - 14 held by others\) \(over the limit only with the connections others hold now\)/,
     );
   } finally {
     held.forEach((c) => c.release());
@@ -118,5 +118,5 @@ test('KEEL_BUDGET_CHECK=warn boots the fleet that refuse would stop, and says so
   expect(code).toBe(0);
   const line = out.split('\n').find((l) => l.includes('"msg":"connection budget'));
   expect(JSON.parse(line as string)).toMatchObject({ level: 'warn' });
-  expect(line).toContain('= 32 at peak >');
+  expect(line).toContain('= 34 at peak >');
 });

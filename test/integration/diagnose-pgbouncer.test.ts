@@ -80,9 +80,9 @@ test('with admin credentials SHOW POOLS and SHOW CONFIG figures are reported and
     keepsPrepared: false,
     source: 'show config',
   });
-  // 1 x 1 x 4 pools + 4 reload overlap = 8: migrations go to the direct URL.
+  // 1 x 1 x 4 pools + 4 reload overlap + 1 probe = 9: migrations go to the direct URL.
   expect(byId(report, 'budget.connections')!.summary).toMatch(
-    /^8 client connections at peak <= PgBouncer max_client_conn 500$/,
+    /^9 client connections at peak <= PgBouncer max_client_conn 500$/,
   );
   expect(stdout).not.toContain(SUPERPASS);
 });

@@ -146,7 +146,7 @@ test('a fleet that would exceed max_connections fails the budget with the arithm
   expect(budget.status).toBe('fail');
   // 6 x 4 x 10 = 240 in the pools alone; a reload adds 2 workers per replica (4 > 2 instances).
   expect(budget.summary).toMatch(
-    /^6 replicas x 4 workers x 10 = 240, \+ 120 reload overlap \+ 24 migrations = 384 at peak > \d+ allowed \(max_connections 200/,
+    /^6 replicas x 4 workers x 10 = 240, \+ 120 reload overlap \+ 24 migrations \+ 24 probes = 408 at peak > \d+ allowed \(max_connections 200/,
   );
   expect(budget.value).toBe(384);
   expect(code).toBe(2);

@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 
-export type FaultMode = 'pass' | 'refuse' | 'blackhole' | 'partition';
+export type FaultMode = 'pass' | 'refuse' | 'blackhole' | 'partition' | 'hold';
 export type CloseHow = 'fin' | 'rst';
 /** How the idle cutoff ends a pair: close it (FIN or RST), or `silent`: drop its bytes from then on. */
 export type IdleCutHow = CloseHow | 'silent';
@@ -39,6 +39,9 @@ export interface FaultProxy {
    * blackhole: keep every socket open but drop all bytes both ways, for new connections too.
    * partition: a blackhole that loses closes too: a side that ends or resets its socket
    * leaves the other side's open, as a dead network path would (the server never learns).
+   * hold: a platform proxy whose upstream stalls: it keeps accepting client connections but
+   * connects none upstream, and holds every byte and every close both ways; leaving `hold`
+   * delivers all of it in order (new connections reach the server then, all at once).
    */
   setMode(mode: FaultMode): void;
   /**
@@ -54,9 +57,15 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
+/** What a side did while the proxy held it: delivered in order when the hold ends. */
+type Held = { data: Buffer } | { end: true } | { reset: true };
+
 interface Pair {
   client: net.Socket;
-  upstream: net.Socket;
+  /** Null while a connection accepted in `hold` waits for the hold to end. */
+  upstream: net.Socket | null;
+  /** Held events, per direction. */
+  held: { toUpstream: Held[]; toClient: Held[] };
   lastActivity: number;
   /** Cut silently by the idle cutoff: its bytes are dropped from then on. */
   silent: boolean;
@@ -95,30 +104,76 @@ export async function createFaultProxy(opts: FaultProxyOptions): Promise<FaultPr
     if (!pairs.delete(pair)) return;
     const close = how === 'rst' ? reset : finish;
     close(pair.client);
-    close(pair.upstream);
+    if (pair.upstream) close(pair.upstream);
   };
 
-  const forward = (pair: Pair, from: net.Socket, to: net.Socket): void => {
+  /** Writes one event to `to`; false when the writer should pause. */
+  const deliver = (to: net.Socket, event: Held): boolean => {
+    if ('data' in event) return to.destroyed || to.write(event.data);
+    if ('end' in event) finish(to);
+    else reset(to);
+    return true;
+  };
+
+  const upstreamOf = (pair: Pair): net.Socket => {
+    if (pair.upstream) return pair.upstream;
+    const upstream = net.connect({ host: opts.targetHost, port: opts.targetPort, noDelay: true });
+    track(upstream);
+    pair.upstream = upstream;
+    forward(pair, upstream, pair.client, 'toClient');
+    return upstream;
+  };
+
+  /** The hold ended: connect what waited and deliver what was held, in order. */
+  const release = (): void => {
+    for (const pair of [...held]) {
+      held.delete(pair);
+      const upstream = upstreamOf(pair);
+      for (const event of pair.held.toUpstream.splice(0)) deliver(upstream, event);
+      for (const event of pair.held.toClient.splice(0)) deliver(pair.client, event);
+    }
+  };
+  const held = new Set<Pair>();
+
+  const forward = (
+    pair: Pair,
+    from: net.Socket,
+    to: net.Socket | null,
+    way: 'toUpstream' | 'toClient',
+  ): void => {
+    const target = (): net.Socket => to ?? upstreamOf(pair);
+    // In `hold` (or while a connection accepted in hold still waits), events queue up.
+    const holding = () => mode === 'hold' || held.has(pair);
+    const hold = (event: Held): void => {
+      pair.held[way].push(event);
+      held.add(pair);
+    };
     from.on('data', (chunk: Buffer) => {
       pair.lastActivity = Date.now();
+      if (holding()) return hold({ data: chunk });
       // A stalled proxy reads and loses bytes; buffering them would replay them on `pass`.
-      if (mode === 'blackhole' || mode === 'partition' || pair.silent || to.destroyed) return;
-      if (!to.write(chunk) && !from.isPaused()) {
+      if (mode === 'blackhole' || mode === 'partition' || pair.silent) return;
+      const out = target();
+      if (out.destroyed) return;
+      if (!out.write(chunk) && !from.isPaused()) {
         from.pause();
-        to.once('drain', () => from.resume());
+        out.once('drain', () => from.resume());
       }
     });
     // A clean FIN travels on; an error (reset, refused upstream) becomes a reset on the other side.
     // In a partition nothing travels: the other side stays open until close().
     from.once('end', () => {
-      if (pairs.delete(pair) && mode !== 'partition') finish(to);
+      if (holding()) return hold({ end: true });
+      if (pairs.delete(pair) && mode !== 'partition') finish(target());
     });
     from.once('error', () => {
+      if (holding()) return hold({ reset: true });
       pairs.delete(pair);
-      if (mode !== 'partition') reset(to);
+      if (mode !== 'partition') reset(target());
     });
     from.once('close', () => {
-      if (pairs.delete(pair) && mode !== 'partition') finish(to);
+      if (holding()) return;
+      if (pairs.delete(pair) && mode !== 'partition') finish(target());
     });
   };
 
@@ -131,12 +186,17 @@ export async function createFaultProxy(opts: FaultProxyOptions): Promise<FaultPr
     }
     counters.accepted += 1;
     client.setNoDelay(true);
-    const upstream = net.connect({ host: opts.targetHost, port: opts.targetPort, noDelay: true });
-    track(upstream);
-    const pair: Pair = { client, upstream, lastActivity: Date.now(), silent: false };
+    const pair: Pair = {
+      client,
+      upstream: null,
+      held: { toUpstream: [], toClient: [] },
+      lastActivity: Date.now(),
+      silent: false,
+    };
     pairs.add(pair);
-    forward(pair, client, upstream);
-    forward(pair, upstream, client);
+    if (mode === 'hold') held.add(pair);
+    else upstreamOf(pair);
+    forward(pair, client, null, 'toUpstream');
   };
 
   const server = net.createServer(onConnection);
@@ -167,7 +227,9 @@ export async function createFaultProxy(opts: FaultProxyOptions): Promise<FaultPr
       return url.toString();
     },
     setMode(next) {
+      const wasHolding = mode === 'hold';
       mode = next;
+      if (wasHolding && next !== 'hold') release();
     },
     setIdleCut(ms, how = 'fin') {
       stopIdleSweep();
@@ -196,6 +258,7 @@ export async function createFaultProxy(opts: FaultProxyOptions): Promise<FaultPr
       closing ??= new Promise<void>((resolve) => {
         stopIdleSweep();
         pairs.clear();
+        held.clear();
         for (const socket of sockets) socket.destroy();
         server.close(() => resolve());
       });

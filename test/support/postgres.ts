@@ -40,6 +40,8 @@ export interface TestPostgres {
   readonly host: string;
   /** Current port (stable across stop/start for the local kind). */
   readonly port: number;
+  /** The server's log file (local kind only). */
+  readonly logFile?: string;
   /** Superuser URL for a database name (default `postgres`). */
   url(database?: string): string;
   /** Creates a fresh empty database and returns its URL. */
@@ -214,6 +216,7 @@ async function startLocal(options: StartOptions): Promise<TestPostgres> {
     kind: 'local',
     host: '127.0.0.1',
     port,
+    logFile,
     url: (db = 'postgres') => `postgres://${SUPERUSER}:${SUPERPASS}@127.0.0.1:${port}/${db}`,
     createDatabase: (name) => createDatabase(handle, name),
     async stop(mode = 'fast') {

@@ -9,8 +9,9 @@ describe('computeBudget', () => {
       ['reload', 10],
       ['deploy', 0],
       ['migrations', 2],
+      ['probes', 2],
     ]);
-    expect(b.peak).toBe(32);
+    expect(b.peak).toBe(34);
   });
 
   test('above two instances PM2 reloads two at a time', () => {
@@ -21,13 +22,13 @@ describe('computeBudget', () => {
 
   test('a deploy overlap doubles the pools and replaces the reload overlap (they never coincide)', () => {
     const b = computeBudget({ replicas: 2, instances: 2, poolMax: 10, deployOverlap: true });
-    expect(b.peak).toBe(40 + 40 + 4);
+    expect(b.peak).toBe(40 + 40 + 4 + 4);
   });
 });
 
 describe('checkBudget', () => {
   const budget = computeBudget({ replicas: 2, instances: 2, poolMax: 10, deployOverlap: false });
-  // peak = 40 + 20 + 4 = 64
+  // peak = 40 + 20 + 4 + 4 = 68
 
   test('reserved slots count only for a non-superuser, with connections held by others', () => {
     expect(
@@ -43,7 +44,7 @@ describe('checkBudget', () => {
     expect(v.status).toBe('fail');
     expect(v.allowed).toBe(55);
     expect(v.line).toBe(
-      '2 replicas x 2 workers x 10 = 40, + 20 reload overlap + 4 migrations = 64 at peak > 55 allowed (max_connections 60 - 3 reserved - 2 held by others)',
+      '2 replicas x 2 workers x 10 = 40, + 20 reload overlap + 4 migrations + 4 probes = 68 at peak > 55 allowed (max_connections 60 - 3 reserved - 2 held by others)',
     );
   });
 

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { createPathWatch } from '../../../src/db/path-watch';
+import type { Probe, ProbeOutcome } from '../../../src/db/ssl-probe';
 import { createLogger } from '../../../src/logger';
 
 const quiet = createLogger({
@@ -8,95 +9,189 @@ const quiet = createLogger({
   stream: new Writable({ write: (_c, _e, cb) => cb() }),
 });
 
-/** A probe whose answer the test decides: each call waits for `settle`. */
-function manualProbe() {
-  const pending: Array<(ok: boolean) => void> = [];
-  return {
-    probe: () => new Promise<boolean>((resolve) => pending.push(resolve)),
-    settle: async (ok: boolean) => {
-      pending.shift()!(ok);
-      await new Promise((r) => setImmediate(r));
-    },
-    settleNewest: async (ok: boolean) => {
-      pending.pop()!(ok);
-      await new Promise((r) => setImmediate(r));
-    },
-    count: () => pending.length,
+interface ManualProbe {
+  connected: boolean;
+  resends: number;
+  abandoned: boolean;
+  settle(outcome: ProbeOutcome): Promise<void>;
+}
+
+/** Probes whose answers the test decides; `open` lists every one the watch opened. */
+function manualProbes() {
+  const open: ManualProbe[] = [];
+  let refuseSlot = false;
+  const factory = (): Probe | null => {
+    if (refuseSlot) return null;
+    let resolve!: (o: ProbeOutcome) => void;
+    const answered = new Promise<ProbeOutcome>((r) => (resolve = r));
+    const rec: ManualProbe = {
+      connected: true,
+      resends: 0,
+      abandoned: false,
+      async settle(outcome) {
+        resolve(outcome);
+        await flush();
+      },
+    };
+    open.push(rec);
+    return {
+      answered,
+      connected: () => rec.connected,
+      resend: () => {
+        rec.resends += 1;
+      },
+      abandon: () => {
+        rec.abandoned = true;
+        resolve('abandoned');
+      },
+    };
   };
+  return { factory, open, refuseSlots: (on: boolean) => (refuseSlot = on) };
+}
+
+async function flush(): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+}
+
+/** Moves the fake clock and runs the timers and immediates due, with promise turns between. */
+async function advance(ms: number): Promise<void> {
+  await jest.advanceTimersByTimeAsync(ms);
+  await flush();
 }
 
 function setup() {
-  let t = 1_000_000;
+  const p = manualProbes();
+  const stalls: number[] = [];
   const heals: number[] = [];
-  const p = manualProbe();
   const watch = createPathWatch({
-    probe: p.probe,
+    probe: p.factory,
+    onStall: () => stalls.push(Date.now()),
     onHeal: (since) => heals.push(since),
     logger: quiet,
-    suspectMs: 250,
-    probeEveryMs: 1000000, // the loop's own timer never fires in these tests
-    probeTimeoutMs: 500,
-    now: () => t,
+    suspectMs: 500,
+    probeTimeoutMs: 1000,
   });
-  return { watch, p, heals, advance: (ms: number) => (t += ms), now: () => t };
+  return { watch, p, stalls, heals };
 }
 
+beforeEach(() => {
+  jest.useFakeTimers({ now: 1_000_000 });
+});
+
+afterEach(() => {
+  jest.useRealTimers();
+});
+
 test('short silences are not probed; a probe that is answered leaves a slow query alone', async () => {
-  const { watch, p, heals } = setup();
+  const { watch, p, stalls, heals } = setup();
   watch.tick(100);
-  expect(p.count()).toBe(0);
-  watch.tick(300);
-  expect(p.count()).toBe(1);
-  await p.settle(true);
+  expect(p.open).toHaveLength(0);
+  watch.tick(600);
+  expect(p.open).toHaveLength(1);
+  // One probe at a time: more silence opens no second one while it waits.
+  watch.tick(700);
+  expect(p.open).toHaveLength(1);
+  await p.open[0]!.settle('answered');
+  await advance(2000);
   expect(watch.stalledSince()).toBeNull();
+  expect(stalls).toEqual([]);
   expect(heals).toEqual([]);
   watch.stop();
 });
 
-test('an unanswered probe marks the path stalled; the first answer after that heals it', async () => {
-  const { watch, p, heals, advance, now } = setup();
-  watch.tick(300);
-  const sent = now();
-  advance(500);
-  await p.settle(false);
-  expect(watch.stalledSince()).toBe(sent);
-  expect(watch.reconnectNow()).toBe(true);
-  // While stalled every tick keeps probing (here the loop's first probe).
-  watch.tick(0);
-  expect(p.count()).toBe(1);
-  advance(10);
-  await p.settle(true);
+test('a stall costs one probe connection however long it lasts, and its answer heals the path', async () => {
+  const { watch, p, stalls, heals } = setup();
+  watch.tick(600);
+  const opened = Date.now();
+  await advance(1010);
+  expect(watch.stalledSince()).toBe(opened);
+  expect(stalls).toHaveLength(1);
+  // 20 s of stall: the same probe waits in it, resending its request; no new connection.
+  for (let i = 0; i < 80; i++) {
+    watch.tick(Date.now() - opened);
+    await advance(250);
+  }
+  expect(p.open).toHaveLength(1);
+  expect(p.open[0]!.resends).toBeGreaterThan(10);
+  await p.open[0]!.settle('answered');
   expect(watch.stalledSince()).toBeNull();
-  expect(heals).toEqual([sent]);
-  // Just healed: reconnect without backoff for a moment, then back to normal.
-  expect(watch.reconnectNow()).toBe(true);
-  advance(2000);
-  expect(watch.reconnectNow()).toBe(false);
+  expect(heals).toEqual([opened]);
+  expect(watch.healedAt()).toBe(Date.now());
+  expect(watch.answeredSince(opened)).toBe(true);
   watch.stop();
 });
 
-test('probes sent before an answered one cannot mark a healed path stalled again', async () => {
-  const p = manualProbe();
-  const heals: number[] = [];
-  const watch = createPathWatch({
-    probe: p.probe,
-    onHeal: (since) => heals.push(since),
-    logger: quiet,
-    suspectMs: 0,
-    probeEveryMs: 5,
-    probeTimeoutMs: 500,
-  });
-  watch.tick(1);
-  await new Promise((r) => setTimeout(r, 2));
-  await p.settle(false);
-  // Stalled: a probe every 5 ms; let several pile up, unanswered.
-  watch.tick(0);
-  await new Promise((r) => setTimeout(r, 40));
-  expect(p.count()).toBeGreaterThan(2);
-  await p.settleNewest(true);
-  expect(heals).toHaveLength(1);
-  // The older ones time out now: the path answered after they were sent.
-  while (p.count() > 0) await p.settle(false);
+test('a probe that never connects is replaced, one at a time, at growing intervals', async () => {
+  const { watch, p } = setup();
+  watch.tick(600);
+  p.open[0]!.connected = false;
+  await advance(1010);
+  expect(watch.stalledSince()).not.toBeNull();
+  const openedAt: number[] = [];
+  let seen = 1;
+  for (let i = 0; i < 200; i++) {
+    await advance(250);
+    if (p.open.length > seen) {
+      seen = p.open.length;
+      openedAt.push(Date.now());
+      p.open[seen - 1]!.connected = false;
+    }
+    // Never two at once: every probe but the newest was abandoned.
+    expect(p.open.slice(0, -1).every((x) => x.abandoned)).toBe(true);
+  }
+  // 50 s of stall: 2 s, then 4, 8, 16, 16 s between fresh connections.
+  expect(p.open.length).toBeLessThanOrEqual(6);
+  const gaps = openedAt.slice(1).map((t, i) => t - openedAt[i]!);
+  for (let i = 1; i < gaps.length; i++) expect(gaps[i]!).toBeGreaterThanOrEqual(gaps[i - 1]!);
+  watch.stop();
+});
+
+test('a timer that fired late because the loop was busy does not declare a stall', async () => {
+  const { watch, p, stalls } = setup();
+  watch.tick(600);
+  // The event loop was blocked for 3 s: the clock jumps before the timer gets to run.
+  jest.setSystemTime(Date.now() + 3000);
+  await advance(1000);
+  // The verdict waits out the lag; the answer that arrived meanwhile is read first.
+  await p.open[0]!.settle('answered');
+  await advance(5000);
+  expect(stalls).toEqual([]);
   expect(watch.stalledSince()).toBeNull();
+  watch.stop();
+});
+
+test("a pool connection's bytes heal the path and end the waiting probe", async () => {
+  const { watch, p, heals } = setup();
+  watch.tick(600);
+  await advance(1010);
+  const since = watch.stalledSince();
+  expect(since).not.toBeNull();
+  watch.heard();
+  expect(watch.stalledSince()).toBeNull();
+  expect(heals).toEqual([since]);
+  expect(p.open[0]!.abandoned).toBe(true);
+  // Probing starts afresh on the next suspicion.
+  watch.tick(600);
+  expect(p.open).toHaveLength(2);
+  watch.stop();
+});
+
+test('a refused probe means the path answers (the breaker handles that outage)', async () => {
+  const { watch, p, stalls } = setup();
+  watch.tick(600);
+  await p.open[0]!.settle('refused');
+  await advance(2000);
+  expect(stalls).toEqual([]);
+  watch.stop();
+});
+
+test('no free connection slot: no probe now, one on a later tick', async () => {
+  const { watch, p } = setup();
+  p.refuseSlots(true);
+  watch.tick(600);
+  expect(p.open).toHaveLength(0);
+  p.refuseSlots(false);
+  watch.tick(700);
+  expect(p.open).toHaveLength(1);
   watch.stop();
 });

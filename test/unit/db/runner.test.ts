@@ -33,6 +33,7 @@ function setup({ budgetMs = 3000, random = (): number => 1 } = {}): Setup {
       },
     }),
     pathStalled: () => false,
+    asCancel: (send) => send(),
     onPathHealed: () => undefined,
     perTransactionTimeout: false,
     end: async () => undefined,

@@ -22,7 +22,7 @@ const server = (maxConnections: number, others = 0, superuser = false): FleetLim
   kind: 'server',
   limit: { maxConnections, reserved: 3, superuser, others },
 });
-// 2 replicas x 2 workers x 10 = 40, + 20 reload overlap + 4 migrations = 64.
+// 2 replicas x 2 workers x 10 = 40, + 20 reload overlap + 4 migrations + 4 probes = 68.
 const input = { replicas: 2, instances: 2, poolMax: 10, deployOverlap: false };
 
 async function run(limit: FleetLimit, mode: 'refuse' | 'warn' | 'off' = 'refuse') {
@@ -46,7 +46,7 @@ test('a configuration over max_connections - reserved refuses with the whole lin
   expect(result).toBeInstanceOf(BudgetRefusal);
   expect((result as BudgetRefusal).exitCode).toBe(78);
   expect((result as BudgetRefusal).line).toBe(
-    '2 replicas x 2 workers x 10 = 40, + 20 reload overlap + 4 migrations = 64 at peak > 55 allowed (max_connections 60 - 3 reserved - 2 held by others)',
+    '2 replicas x 2 workers x 10 = 40, + 20 reload overlap + 4 migrations + 4 probes = 68 at peak > 55 allowed (max_connections 60 - 3 reserved - 2 held by others)',
   );
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatchObject({ level: 'error' });
@@ -54,9 +54,9 @@ test('a configuration over max_connections - reserved refuses with the whole lin
 });
 
 test('over only because of others: refuse warns and boots; warn never refuses; off never reads', async () => {
-  // 70 - 3 = 67 >= 64 alone; 67 - 10 others = 57 < 64.
-  const withOthers = await run(server(70, 10));
-  expect(withOthers.result).toMatchObject({ status: 'fail', allowed: 57 });
+  // 75 - 3 = 72 >= 68 alone; 72 - 10 others = 62 < 68.
+  const withOthers = await run(server(75, 10));
+  expect(withOthers.result).toMatchObject({ status: 'fail', allowed: 62 });
   expect(withOthers.lines[0]).toMatchObject({ level: 'warn' });
   expect(withOthers.lines[0]?.msg).toMatch(/\(over the limit only with the connections others/);
 
@@ -69,12 +69,12 @@ test('over only because of others: refuse warns and boots; warn never refuses; o
 });
 
 test('a superuser may use the reserved slots; near the limit is a warning, well inside is info', async () => {
-  expect((await run(server(64, 0, true))).result).toMatchObject({ status: 'warn', allowed: 64 });
+  expect((await run(server(68, 0, true))).result).toMatchObject({ status: 'warn', allowed: 68 });
   const ok = await run(server(100));
   expect(ok.result).toMatchObject({ status: 'ok', allowed: 97 });
   expect(ok.lines[0]).toMatchObject({ level: 'info' });
   expect(ok.lines[0]?.msg).toBe(
-    'connection budget: 2 replicas x 2 workers x 10 = 40, + 20 reload overlap + 4 migrations = 64 at peak <= 97 allowed (max_connections 100 - 3 reserved - 0 held by others)',
+    'connection budget: 2 replicas x 2 workers x 10 = 40, + 20 reload overlap + 4 migrations + 4 probes = 68 at peak <= 97 allowed (max_connections 100 - 3 reserved - 0 held by others)',
   );
 });
 
@@ -82,7 +82,7 @@ test('behind PgBouncer: max_client_conn without the direct migrations, or not ch
   const pooled = await run({ kind: 'pgbouncer', maxClientConn: 50, migrationsDirect: true });
   expect(pooled.result).toBeInstanceOf(BudgetRefusal);
   expect((pooled.result as BudgetRefusal).line).toBe(
-    '60 client connections at peak > PgBouncer max_client_conn 50',
+    '64 client connections at peak > PgBouncer max_client_conn 50',
   );
   const blind = await run({ kind: 'pgbouncer', maxClientConn: null, migrationsDirect: true });
   expect(blind.result).toBeNull();

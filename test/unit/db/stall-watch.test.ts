@@ -1,0 +1,71 @@
+import {
+  HEAL_GRACE_MS,
+  shouldDestroy,
+  STARTUP_STALL_MS,
+  type PathView,
+} from '../../../src/db/stall-watch';
+
+const T = 1_000_000;
+const STALL_MS = 3000;
+
+function path(
+  over: Partial<{ stalledSince: number | null; healedAt: number; answeredAfter: number }> = {},
+): PathView {
+  const answeredAfter = over.answeredAfter ?? -Infinity;
+  return {
+    stalledSince: () => over.stalledSince ?? null,
+    healedAt: () => over.healedAt ?? -Infinity,
+    answeredSince: (t) => answeredAfter >= t,
+  };
+}
+
+const silentFor = (ms: number, answered = true) => ({
+  answered,
+  awaitingSince: T - ms,
+  lastRead: T - ms - 10,
+});
+
+test('nothing awaited, or silent within its limit: kept', () => {
+  expect(
+    shouldDestroy(
+      { answered: true, awaitingSince: null, lastRead: 0 },
+      path({ answeredAfter: T }),
+      T,
+      STALL_MS,
+    ),
+  ).toBe(false);
+  expect(shouldDestroy(silentFor(STALL_MS - 1), path({ answeredAfter: T }), T, STALL_MS)).toBe(
+    false,
+  );
+  expect(
+    shouldDestroy(silentFor(STARTUP_STALL_MS - 1, false), path({ answeredAfter: T }), T, STALL_MS),
+  ).toBe(false);
+});
+
+test('silent past its limit: destroyed only once a probe opened after the silence was answered', () => {
+  const c = silentFor(STALL_MS + 1);
+  expect(shouldDestroy(c, path(), T, STALL_MS)).toBe(false);
+  expect(shouldDestroy(c, path({ answeredAfter: T - STALL_MS - 2 }), T, STALL_MS)).toBe(false);
+  expect(shouldDestroy(c, path({ answeredAfter: T - 5 }), T, STALL_MS)).toBe(true);
+  // A startup that got no answer for a second, on a path that answers probes.
+  expect(
+    shouldDestroy(silentFor(STARTUP_STALL_MS + 1, false), path({ answeredAfter: T }), T, STALL_MS),
+  ).toBe(true);
+});
+
+test('while the path is known stalled nothing is destroyed, however long the silence', () => {
+  const c = silentFor(60000, false);
+  expect(
+    shouldDestroy(c, path({ stalledSince: T - 59000, answeredAfter: T - 59500 }), T, STALL_MS),
+  ).toBe(false);
+});
+
+test('silent since before the heal: a short grace to deliver held bytes, then destroyed', () => {
+  const c = silentFor(10000);
+  expect(
+    shouldDestroy(c, path({ healedAt: T - HEAL_GRACE_MS + 1, answeredAfter: T }), T, STALL_MS),
+  ).toBe(false);
+  expect(
+    shouldDestroy(c, path({ healedAt: T - HEAL_GRACE_MS, answeredAfter: T }), T, STALL_MS),
+  ).toBe(true);
+});
