@@ -16,6 +16,14 @@ export function scrub(text: string, secrets: readonly string[] = []): string {
   return out;
 }
 
+/**
+ * Every form a secret may be printed in: as is, and percent-encoded (as it stands in a URL).
+ * Expanded once, not per line.
+ */
+export function secretForms(secrets: readonly string[]): string[] {
+  return [...new Set(secrets.flatMap((s) => [s, encodeURIComponent(s)]))];
+}
+
 export interface LoggerOptions {
   level: LogLevel;
   /** Fields on every line (worker, pid). */
@@ -26,7 +34,7 @@ export interface LoggerOptions {
 }
 
 export function createLogger(options: LoggerOptions): Logger {
-  const secrets = options.secrets ?? [];
+  const secrets = secretForms(options.secrets ?? []);
   const redact = winston.format((info) => {
     for (const key of Object.keys(info)) {
       const v = info[key];

@@ -6,7 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { readFleetLimit } from './cli/diagnose/fleet-limit';
+import { readFleetLimit } from './db/fleet-limit';
 import { budgetInput } from './config/budget';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config/config';
 import { unpatchedDriverFiles } from './db/driver-patch';

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import type { Config } from './config/config';
 import { dbUrlParts } from './config/db-url';
+import { LOG_FLUSH_MS, STDOUT_DRAIN_MS } from './config/shutdown-budget';
 import { createDb, type Db } from './db/runner';
 import { createSql, type SqlHandle } from './db/sql';
 import { createApp, type ExtraRoutes } from './http/app';
@@ -166,10 +167,10 @@ export async function buildWorker(
     },
     flushLogs: async () => {
       if (options.logger) return;
-      await flushLogger(logger);
+      await flushLogger(logger, LOG_FLUSH_MS);
       stdout.flush();
       // Under PM2, stdout is an async file stream: wait for it, or exit drops the last lines.
-      await streamDrained(process.stdout, 1000);
+      await streamDrained(process.stdout, STDOUT_DRAIN_MS);
     },
     log: (msg, meta) => log.info(msg, meta),
     exit: options.exit ?? ((code) => process.exit(code)),

@@ -8,10 +8,12 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig, redactUrl, type Config } from '../config/config';
+import { dbUrlParts } from '../config/db-url';
 import { pm2Apps } from '../config/pm2-apps';
+import { createClients } from '../db/probe-clients';
+import { scrub, secretForms } from '../logger';
 import { parseDiagnoseArgs, USAGE, UsageError } from './diagnose/args';
-import { createClients } from './diagnose/connections';
-import { buildReport, renderHuman, scrub } from './diagnose/report';
+import { buildReport, renderHuman } from './diagnose/report';
 import { runDiagnose } from './diagnose/run';
 import { reportSchema } from './diagnose/schema';
 
@@ -27,10 +29,11 @@ export interface DiagnoseIo {
 const ROOT = path.resolve(__dirname, '..', '..');
 export const INTERRUPTED = 130;
 
+/** The passwords that must never be printed, in every form (URLs parsed as the workers parse them). */
 function secretsOf(config: Config, env: NodeJS.ProcessEnv): string[] {
   const urls = [config.db.url, config.db.migrationUrl, config.db.poolerAdminUrl];
-  const fromUrls = urls.flatMap((u) => (u ? [decodeURIComponent(new URL(u).password)] : []));
-  return [...fromUrls, env.KEEL_DB_PASSWORD ?? ''].filter((p) => p.length > 0);
+  const fromUrls = urls.flatMap((u) => (u ? [dbUrlParts(u).password] : []));
+  return secretForms([...fromUrls, env.KEEL_DB_PASSWORD ?? ''].filter((p) => p.length > 0));
 }
 
 /** PM2's kill_timeout for `web`, as the ecosystem file computes it (null: its variables are bad). */

@@ -46,6 +46,8 @@ export interface BudgetVerdict {
   budget: Budget;
   /** The whole arithmetic in one line. */
   line: string;
+  /** What to change when it does not fit (null when it does): diagnose and the boot check say the same. */
+  fix: string | null;
 }
 
 // PM2 reload replaces one worker at a time, two at a time above two instances.
@@ -105,7 +107,11 @@ export function checkBudget(budget: Budget, limit: ServerLimit): BudgetVerdict {
     ` + ${migrations?.count} migrations + ${probes?.count ?? 0} probes = ${budget.peak} at peak` +
     ` ${status === 'fail' ? '>' : '<='} ${allowed} allowed` +
     ` (max_connections ${limit.maxConnections}${reserved} - ${limit.others} held by others)`;
-  return { status, allowed, budget, line };
+  const fix =
+    status === 'ok'
+      ? null
+      : 'lower DB_POOL_MAX (or set DB_MAX_CONNECTIONS), WEB_CONCURRENCY or KEEL_REPLICAS, raise max_connections, or put PgBouncer in front';
+  return { status, allowed, budget, line, fix };
 }
 
 /**
@@ -121,5 +127,9 @@ export function checkPooledBudget(
   const budget = { ...full, peak: full.peak - (migrationsDirect ? migrations : 0) };
   const status = budget.peak > maxClientConn ? 'fail' : 'ok';
   const line = `${budget.peak} client connections at peak ${status === 'fail' ? '>' : '<='} PgBouncer max_client_conn ${maxClientConn}`;
-  return { status, allowed: maxClientConn, budget, line };
+  const fix =
+    status === 'ok'
+      ? null
+      : 'raise max_client_conn or lower DB_POOL_MAX / WEB_CONCURRENCY / KEEL_REPLICAS';
+  return { status, allowed: maxClientConn, budget, line, fix };
 }

@@ -104,6 +104,15 @@ function round(v: number): number {
   return Math.round(v * 1000) / 1000;
 }
 
+/**
+ * KEEL_BUDGET_CHECK when unset: `refuse`, but `warn` with the embedded database, which is a
+ * laptop's, not a fleet's: one worker per CPU may overrun its 100 slots under load, which is
+ * worth a warning, not a refusal (unless asked for).
+ */
+export function budgetCheckDefault(embedded: boolean): PlatformConfig['budgetCheck'] {
+  return embedded ? 'warn' : 'refuse';
+}
+
 /** PM2 workers per machine: WEB_CONCURRENCY, or one per core. */
 export function webConcurrency(given: number | undefined): number {
   return given ?? Math.max(1, os.availableParallelism());
@@ -230,9 +239,7 @@ export function loadConfig(env: RawEnv): Config {
       drainingS: raw.RAILWAY_DEPLOYMENT_DRAINING_SECONDS ?? null,
       overlapS: raw.RAILWAY_DEPLOYMENT_OVERLAP_SECONDS ?? null,
       killTimeoutMs: raw.PM2_KILL_TIMEOUT_MS ?? null,
-      // The embedded database is a laptop's, not a fleet's: one worker per CPU may overrun its
-      // 100 slots under load, which is worth a warning, not a refusal (unless asked for).
-      budgetCheck: env.KEEL_BUDGET_CHECK || !embedded ? raw.KEEL_BUDGET_CHECK : 'warn',
+      budgetCheck: raw.KEEL_BUDGET_CHECK ?? budgetCheckDefault(embedded),
     },
   };
   return deepFreeze(config);

@@ -135,7 +135,8 @@ const specs = {
   // The fleet: replicas of this service, and Railway's deploy windows (old and new side by side).
   KEEL_REPLICAS: [int(1, 1000), '1'],
   // At boot, once the database answers: refuse (78) a fleet that can never fit, warn, or skip.
-  KEEL_BUDGET_CHECK: [oneOf(['refuse', 'warn', 'off']), 'refuse'],
+  // Its default depends on the database (config.ts, budgetCheckDefault).
+  KEEL_BUDGET_CHECK: [oneOf(['refuse', 'warn', 'off']), undefined],
   RAILWAY_ENVIRONMENT: [text(255), undefined],
   RAILWAY_DEPLOYMENT_DRAINING_SECONDS: [int(0, 86400), undefined],
   RAILWAY_DEPLOYMENT_OVERLAP_SECONDS: [int(0, 86400), undefined],
@@ -164,6 +165,14 @@ type Parsed = {
 
 type Env = Omit<Parsed, 'DB_SSL'> & { DB_SSL: DbSsl | undefined };
 type Name = keyof Specs;
+
+/**
+ * Every variable and its default (undefined: none, or one config.ts derives): the README's
+ * configuration table is checked against this (test/unit/config/readme.test.ts).
+ */
+export function variableDefaults(): ReadonlyMap<string, string | undefined> {
+  return new Map(Object.entries(specs).map(([name, [, fallback]]) => [name, fallback]));
+}
 
 /** Every variable, validated; the first bad one throws a ConfigError naming it. */
 export function parseEnv(env: RawEnv): Env {

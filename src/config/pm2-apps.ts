@@ -7,9 +7,19 @@
 import path from 'node:path';
 import { parseVars, type RawEnv } from './parse';
 import { webConcurrency } from './config';
+import { killTimeoutMs } from './shutdown-budget';
 
-/** PM2's SIGKILL comes kill_timeout after its SIGINT: 5 s beyond the drain deadline. */
-const KILL_TIMEOUT_MARGIN_MS = 5000;
+/** The embedded database's runner SIGKILLs Postgres after KEEL_DB_STOP_TIMEOUT_MS; PM2 waits 5 s more. */
+const DB_KILL_MARGIN_MS = 5000;
+
+/**
+ * Peak RSS per worker under the benchmark's load (VmHWM, 2 workers, 32 clients): 231-249 MB in
+ * bench/LATEST.md, 282-292 MB in the README's earlier run. test/unit/config/pm2-apps.test.ts
+ * fails when a newer bench/LATEST.md measures more.
+ */
+export const BENCH_PEAK_RSS_MB = 292;
+/** Past 1.5x the highest peak under load a worker is leaking, not busy: PM2 reloads it (a drain). */
+const MAX_MEMORY_MB = Math.ceil((BENCH_PEAK_RSS_MB * 1.5) / 50) * 50;
 
 /** The subset of PM2's app options Keel sets. */
 export interface Pm2App {
@@ -45,9 +55,9 @@ export function pm2Apps(env: RawEnv, root: string): { apps: Pm2App[] } {
     'RAILWAY_ENVIRONMENT_ID',
   ]);
   const instances = webConcurrency(v.WEB_CONCURRENCY);
-  // PM2's 1.6 s default would cut every drain short. A worker's worst case is the drain, then up
-  // to 1 s to close the pool and 2 s to flush logs: 3 s past the deadline.
-  const killTimeoutMs = v.SHUTDOWN_TIMEOUT_MS + KILL_TIMEOUT_MARGIN_MS;
+  // PM2's 1.6 s default would cut every drain short: the worst shutdown, plus a margin
+  // (./shutdown-budget: deadline + 2 s pool + 2 s logs + 1 s = SHUTDOWN_TIMEOUT_MS + 5 s).
+  const killTimeout = killTimeoutMs(v.SHUTDOWN_TIMEOUT_MS);
   const dbPort = String(v.KEEL_DB_PORT);
   const web: Pm2App = {
     name: 'web',
@@ -62,7 +72,7 @@ export function pm2Apps(env: RawEnv, root: string): { apps: Pm2App[] } {
     listen_timeout: v.READY_WAIT_MS + 10_000,
     // Stopped with SIGINT. No shutdown_with_message: it is for Windows, and PM2 skips it for a
     // reload's outgoing worker anyway; the worker still honours the message if PM2 sends it.
-    kill_timeout: killTimeoutMs,
+    kill_timeout: killTimeout,
     // Exit code 78 is a configuration error: restarting cannot fix it.
     stop_exit_codes: [78],
     // A crash loop backs off (100 ms, x1.5 per restart, capped by PM2 at 15 s, reset after 30 s
@@ -70,15 +80,14 @@ export function pm2Apps(env: RawEnv, root: string): { apps: Pm2App[] } {
     exp_backoff_restart_delay: 100,
     max_restarts: 15,
     min_uptime: 10_000,
-    // A worker idles at ~85 MB and peaks at ~180 MB under the benchmark's load; 400 MB is a leak.
-    max_memory_restart: '400M',
+    max_memory_restart: `${MAX_MEMORY_MB}M`,
     merge_logs: true,
     // Every line is JSON with its own `time` (ms, UTC); PM2's date prefix would break the JSON.
     time: false,
     env: {
       NODE_ENV: v.NODE_ENV,
       WEB_CONCURRENCY: String(instances),
-      PM2_KILL_TIMEOUT_MS: String(killTimeoutMs),
+      PM2_KILL_TIMEOUT_MS: String(killTimeout),
       KEEL_DB_PORT: dbPort,
     },
   };
@@ -92,7 +101,7 @@ export function pm2Apps(env: RawEnv, root: string): { apps: Pm2App[] } {
     // First start runs initdb: allow a minute.
     listen_timeout: 60_000,
     // Postgres's fast shutdown gets KEEL_DB_STOP_TIMEOUT_MS before the runner's SIGKILL.
-    kill_timeout: v.KEEL_DB_STOP_TIMEOUT_MS + KILL_TIMEOUT_MARGIN_MS,
+    kill_timeout: v.KEEL_DB_STOP_TIMEOUT_MS + DB_KILL_MARGIN_MS,
     exp_backoff_restart_delay: 500,
     max_restarts: 15,
     min_uptime: 10_000,

@@ -7,7 +7,26 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-const DRIVER_PATCH = path.resolve(__dirname, '..', '..', 'patches', 'postgres+3.4.9.patch');
+/** The postgres.js version the patch is for (package.json pins it exactly). */
+export const DRIVER_VERSION = '3.4.9';
+export const DRIVER_PATCH_NAME = `postgres+${DRIVER_VERSION}.patch`;
+const DRIVER_PATCH = path.resolve(__dirname, '..', '..', 'patches', DRIVER_PATCH_NAME);
+
+/** The non-blank lines a patch adds, per file (relative to node_modules/postgres). */
+export function patchAdditions(patch: string): Map<string, string[]> {
+  const added = new Map<string, string[]>();
+  let file: string | null = null;
+  for (const line of patch.split('\n')) {
+    const target = /^\+\+\+ b\/node_modules\/postgres\/(.+)$/.exec(line);
+    if (target) {
+      file = target[1]!;
+      added.set(file, []);
+    } else if (file && line.startsWith('+') && line.slice(1).trim() !== '') {
+      added.get(file)!.push(line.slice(1).trim());
+    }
+  }
+  return added;
+}
 
 /** The files the patch changes that lack one of its added lines (empty: applied). */
 export function unpatchedDriverFiles(
@@ -22,19 +41,8 @@ export function unpatchedDriverFiles(
   } catch {
     return [patchFile];
   }
-  const added = new Map<string, string[]>();
-  let file: string | null = null;
-  for (const line of patch.split('\n')) {
-    const target = /^\+\+\+ b\/node_modules\/postgres\/(.+)$/.exec(line);
-    if (target) {
-      file = target[1]!;
-      added.set(file, []);
-    } else if (file && line.startsWith('+') && line.slice(1).trim() !== '') {
-      added.get(file)!.push(line.slice(1).trim());
-    }
-  }
   const missing: string[] = [];
-  for (const [rel, lines] of added) {
+  for (const [rel, lines] of patchAdditions(patch)) {
     let text = '';
     try {
       text = fs.readFileSync(path.join(root, rel), 'utf8');

@@ -69,7 +69,7 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
   const perTransactionTimeout = !config.prepare;
   const options: DriverOptions = {
     max: config.poolMax,
-    // Idle connections close at 60-80 % of the proxy's idle cutoff, rolled per connection.
+    // Idle connections close at 50-70 % of the proxy's idle cutoff, rolled per connection.
     idle_timeout: config.idleTimeoutS ? roll(config.idleTimeoutS, random) : 0,
     // Every connection is replaced before the cutoff too, at a per-connection jittered age.
     max_lifetime: roll(config.maxLifetimeS, random),

@@ -4,6 +4,7 @@
  * so a path that lost the first request is heard as soon as it carries one again.
  */
 import type net from 'node:net';
+import { SSL_REQUEST } from './ssl-request';
 
 export const PROBE_OUTCOMES = ['answered', 'refused', 'abandoned'] as const;
 export type ProbeOutcome = (typeof PROBE_OUTCOMES)[number];
@@ -17,14 +18,6 @@ export interface Probe {
   resend(): void;
   /** Gives up: closes the socket; `answered` settles as `abandoned` if it has not settled. */
   abandon(): void;
-}
-
-/** Length 8, code 80877103: "may we speak TLS?" The answer is 'S' or 'N'. */
-function sslRequest(): Buffer {
-  const msg = Buffer.alloc(8);
-  msg.writeInt32BE(8, 0);
-  msg.writeInt32BE(80877103, 4);
-  return msg;
 }
 
 export function startSslProbe(socket: net.Socket): Probe {
@@ -41,7 +34,7 @@ export function startSslProbe(socket: net.Socket): Probe {
   });
   socket.once('connect', () => {
     isConnected = true;
-    socket.write(sslRequest());
+    socket.write(SSL_REQUEST);
   });
   socket.once('data', () => settle('answered'));
   socket.on('error', () => settle('refused'));
@@ -50,7 +43,7 @@ export function startSslProbe(socket: net.Socket): Probe {
     answered,
     connected: () => isConnected,
     resend() {
-      if (isConnected && !socket.destroyed) socket.write(sslRequest());
+      if (isConnected && !socket.destroyed) socket.write(SSL_REQUEST);
     },
     abandon: () => settle('abandoned'),
   };

@@ -1,8 +1,10 @@
 /**
- * Transfers: one transaction whose one statement (keel_transfer_v2, migrations/0004) records the
- * idempotency key, locks both accounts in id order (no deadlock between opposite transfers),
+ * Transfers: one transaction whose one statement (keel_transfer_v2, migrations/0004-0005) records
+ * the idempotency key, locks both accounts in id order (no deadlock between opposite transfers),
  * checks the balance and moves the money. Refusals (404, 409, 400) are stored under the key too,
- * as the error catalogue writes them, so a replay answers the same bytes.
+ * as the error catalogue writes them, so a replay answers the same bytes. A transfer's JSON is
+ * written by one serializer, keel_transfer_json (migrations/0005): the stored 201 and the reads
+ * here both come from it.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { errorBody, refusalError, type Refusal } from '../errors';
@@ -16,14 +18,6 @@ export interface Transfer {
   to: number;
   amount: number;
   created_at: string;
-}
-
-interface TransferRow {
-  id: string;
-  from_id: string;
-  to_id: string;
-  amount: string;
-  created_at: Date;
 }
 
 /** An answer stored under an idempotency key, as first sent (a transfer, or an error body). */
@@ -48,15 +42,8 @@ export interface Transfers {
   ): Promise<{ items: Transfer[]; next: number | null }>;
 }
 
-function toTransfer(r: TransferRow): Transfer {
-  return {
-    id: Number(r.id),
-    from: Number(r.from_id),
-    to: Number(r.to_id),
-    amount: Number(r.amount),
-    created_at: r.created_at.toISOString(),
-  };
-}
+/** A transfer as keel_transfer_json wrote it: the same JSON a 201 stored under a key. */
+const parsed = (r: { body: string }): Transfer => JSON.parse(r.body) as Transfer;
 
 function requestHash(input: NewTransfer): string {
   return createHash('sha256')
@@ -131,24 +118,24 @@ export function createTransfers({ db }: { db: Db }): Transfers {
       const rows = await db.read(
         (sql) =>
           sql<
-            TransferRow[]
-          >`select id, from_id, to_id, amount, created_at from transfers where id = ${id}`,
+            { body: string }[]
+          >`select keel_transfer_json(t) as body from transfers t where id = ${id}`,
         ctx,
       );
       if (!rows[0]) throw refusalError({ kind: 'transfer_not_found', transfer: id });
-      return toTransfer(rows[0]);
+      return parsed(rows[0]);
     },
     async listForAccount(accountId, { limit, after }, ctx) {
       const rows = await db.read(async (sql) => {
         const acct = await sql`select 1 from accounts where id = ${accountId}`;
         if (acct.length === 0) return null;
-        return sql<TransferRow[]>`
-          select id, from_id, to_id, amount, created_at from transfers
+        return sql<{ body: string }[]>`
+          select keel_transfer_json(t) as body from transfers t
           where id > ${after} and (from_id = ${accountId} or to_id = ${accountId})
           order by id limit ${limit + 1}`;
       }, ctx);
       if (rows === null) throw refusalError({ kind: 'account_not_found', account: accountId });
-      const items = rows.slice(0, limit).map(toTransfer);
+      const items = rows.slice(0, limit).map(parsed);
       const next = rows.length > limit ? (items[items.length - 1]?.id ?? null) : null;
       return { items, next };
     },

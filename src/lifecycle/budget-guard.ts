@@ -74,7 +74,7 @@ export async function guardBudget(deps: BudgetGuardDeps): Promise<BudgetVerdict 
   if (deps.mode === 'refuse' && alone.status === 'fail') {
     const refusal = new BudgetRefusal(verdict.line);
     deps.log.error(
-      `${refusal.message} -> lower DB_POOL_MAX, WEB_CONCURRENCY or KEEL_REPLICAS, raise max_connections, or put PgBouncer in front (KEEL_BUDGET_CHECK=warn boots anyway)`,
+      `${refusal.message} -> ${verdict.fix ?? alone.fix} (KEEL_BUDGET_CHECK=warn boots anyway)`,
       meta,
     );
     throw refusal;

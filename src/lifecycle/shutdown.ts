@@ -10,6 +10,7 @@
  */
 import net from 'node:net';
 import type http from 'node:http';
+import { DB_CLOSE_MAX_MS, DB_CLOSE_MIN_MS } from '../config/shutdown-budget';
 import type { Readiness } from './readiness';
 import type { ConnectionTracker } from './connections';
 
@@ -93,8 +94,9 @@ export function createShutdown(deps: ShutdownDeps): Shutdown {
     });
     for (const s of deps.steps ?? []) await step(done, s.name, s.run);
     // Requests are done; queries still running belong to abandoned requests: they get what is
-    // left of the budget, at least one second and at most two (kill_timeout arithmetic).
-    const leftS = Math.min(2, Math.max(1, (deps.timeoutMs - (Date.now() - started)) / 1000));
+    // left of the budget, within the bounds kill_timeout is computed from.
+    const leftMs = deps.timeoutMs - (Date.now() - started);
+    const leftS = Math.min(DB_CLOSE_MAX_MS, Math.max(DB_CLOSE_MIN_MS, leftMs)) / 1000;
     await step(done, 'close database', () => deps.closeDb(leftS));
     const code = requestedCode !== 0 ? requestedCode : forced ? 1 : 0;
     deps.log('shutdown complete', { reason, code, ms: Date.now() - started, steps: [...done] });

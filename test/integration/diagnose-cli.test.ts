@@ -3,7 +3,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { holds, sleep } from '../support/wait';
 import { ensureBuilt, ROOT } from '../support/pm2';
-import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
+import type { Report } from '../../src/cli/diagnose/report';
+import { freePort, psql, startTestPostgres, type TestPostgres } from '../support/postgres';
 
 const BIN = path.join(ROOT, 'dist', 'cli', 'diagnose.js');
 const run = (args: string[], env: Record<string, string>) => {
@@ -54,6 +55,35 @@ test('the exit code is the worst status: 2 for a wrong password, whose text neve
   expect(r.stdout).toMatch(/^fail +path\.auth +wrong_password: /m);
   expect(r.stdout).toMatch(/exit 2\n$/);
   expect(r.stdout + r.stderr).not.toContain('Not-Th3-Password');
+});
+
+test('a multi-host DATABASE_URL: every host checked, the pool reached through the one that answers', async () => {
+  // h1:port1,h2:port2 is a documented form; the first host here refuses, the second is the server.
+  const dead = await freePort();
+  const live = new URL(pg.url());
+  const password = 'p@ss:w/rd-multi';
+  await psql(pg.url(), `create role multi login password '${password}'`);
+  try {
+    const url = `postgres://multi:${encodeURIComponent(password)}@127.0.0.1:${dead},${live.host}${live.pathname}`;
+    const r = run(['diagnose', '--json'], { DATABASE_URL: url, WEB_CONCURRENCY: '1' });
+    expect(r.stderr).not.toMatch(/Invalid URL|ERR_INVALID_URL/);
+    const report = JSON.parse(r.stdout) as Report;
+    const tcp = report.checks.filter((c) => c.id === 'path.tcp');
+    expect(tcp.map((c) => c.status)).toEqual(['warn', 'ok']);
+    expect(tcp[0]!.value).toBe('refused');
+    expect(tcp[0]!.summary).toMatch(
+      new RegExp(`^127\\.0\\.0\\.1:${dead}: nothing accepts connections`),
+    );
+    expect(report.checks.find((c) => c.id === 'path.auth')).toMatchObject({ status: 'ok' });
+    expect(report.checks.find((c) => c.id === 'server.version')).toMatchObject({ status: 'ok' });
+    expect(report.target.url).toBe(
+      `postgres://multi:***@127.0.0.1:${dead},${live.host}${live.pathname}?target_session_attrs=read-write`,
+    );
+    expect(r.stdout + r.stderr).not.toContain(password);
+    expect(r.stdout + r.stderr).not.toContain(encodeURIComponent(password));
+  } finally {
+    await psql(pg.url(), 'drop role multi');
+  }
 });
 
 test('Ctrl-C during an idle probe closes every connection it opened and exits 130', async () => {

@@ -1,8 +1,10 @@
 /**
  * Ledger behaviour under concurrency: no deadlocks reach clients, keys apply exactly once. A
  * refused transfer's answer, fresh and replayed, byte for byte: the body the error catalogue
- * writes is the one keel_transfer_v2 stores, and a key answered by the previous release's
- * keel_transfer (0003, which wrote its bodies in SQL) still replays exactly what it answered.
+ * writes is the one keel_transfer_v2 stores, and a key answered by an older release's
+ * keel_transfer (0003, which wrote its bodies in SQL; dropped in 0005) still replays exactly what
+ * it answered. A transfer's JSON has one serializer (keel_transfer_json, 0005): the 201, its
+ * replay and the reads answer the same bytes.
  */
 import { psql } from '../support/postgres';
 import { checkInvariants, runLoad, seedAccounts } from '../support/ledger';
@@ -150,7 +152,7 @@ test('every refusal answers the contract body, and its replay the same bytes', a
   expect((await call(ctx.w.base, 'GET', `/api/accounts/${poor}`)).body.balance).toBe(5);
 });
 
-test("a key answered by the previous release's keel_transfer replays what it answered", async () => {
+test("a key answered by an older release's keel_transfer replays what it answered", async () => {
   const poor = await openAccount(5);
   const to = await openAccount(0);
   const key = `legacy-${poor}`;
@@ -158,10 +160,14 @@ test("a key answered by the previous release's keel_transfer replays what it ans
     ctx.url,
     `select encode(sha256(convert_to('${JSON.stringify([poor, to, 6])}', 'UTF8')), 'hex') as h`,
   );
+  // The row keel_transfer (0003) stored for this refusal, its body built as 0003 built it.
   await psql(
     ctx.url,
-    `select * from keel_transfer('client:${key}', '${hash[0]!.h}',
-       '00000000-0000-4000-8000-000000000001', ${poor}, ${to}, 6, 9007199254740991)`,
+    `insert into idempotency_keys (key, request_hash, status, body, owner)
+     values ('client:${key}', '${hash[0]!.h}', 409,
+       json_build_object('error', json_build_object('code', 'insufficient_funds',
+         'message', format('account %s has insufficient funds', ${poor})))::text,
+       '00000000-0000-4000-8000-000000000001')`,
   );
   const r = await transfer({ from: poor, to, amount: 6 }, key);
   expect(r).toEqual({
@@ -170,4 +176,35 @@ test("a key answered by the previous release's keel_transfer replays what it ans
     replayed: 'true',
     type: 'application/json; charset=utf-8',
   });
+  // Nothing calls keel_transfer any more: 0005 dropped it.
+  const [fn] = await psql<{ f: string | null }>(
+    ctx.url,
+    `select to_regprocedure('keel_transfer(text,text,uuid,bigint,bigint,bigint,bigint)')::text as f`,
+  );
+  expect(fn).toEqual({ f: null });
+});
+
+test("a transfer's JSON is one serializer's: the 201, its replay, the read and the list agree", async () => {
+  const from = await openAccount(100);
+  const to = await openAccount(0);
+  const key = `json-${from}`;
+  const first = await transfer({ from, to, amount: 7 }, key);
+  expect(first.status).toBe(201);
+  const again = await transfer({ from, to, amount: 7 }, key);
+  expect(again).toEqual({ ...first, replayed: 'true' });
+  const created = JSON.parse(first.text) as { id: number; created_at: string };
+  expect(Object.keys(created)).toEqual(['id', 'from', 'to', 'amount', 'created_at']);
+  expect(created.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  const read = await fetch(`${ctx.w.base}/api/transfers/${created.id}`);
+  expect(await read.text()).toBe(first.text);
+  const list = await call(ctx.w.base, 'GET', `/api/accounts/${from}/transfers`);
+  expect(list.status).toBe(200);
+  expect(JSON.stringify(list.body.items[0])).toBe(first.text);
+  // The stored answer is keel_transfer_json's text for that row.
+  const [row] = await psql<{ same: boolean }>(
+    ctx.url,
+    `select k.body = keel_transfer_json(t) as same from idempotency_keys k, transfers t
+     where k.key = 'client:${key}' and t.id = ${created.id}`,
+  );
+  expect(row).toEqual({ same: true });
 });

@@ -26,17 +26,13 @@ export function checkConnectionBudget(
     superuser: server.superuser,
     others: server.others,
   });
-  const fix =
-    verdict.status === 'ok'
-      ? null
-      : `lower DB_POOL_MAX (or set DB_MAX_CONNECTIONS), WEB_CONCURRENCY or KEEL_REPLICAS, raise max_connections, or put PgBouncer in front`;
   return check(
     'budget.connections',
     verdict.status,
     budget.peak,
     'connections',
     verdict.line,
-    fix,
+    verdict.fix,
     { ...budget, allowed: verdict.allowed },
   );
 }
@@ -62,9 +58,7 @@ function pooledBudget(config: Config, full: Budget, maxClient: number): Check {
     peak,
     'connections',
     verdict.line,
-    verdict.status === 'fail'
-      ? 'raise max_client_conn or lower DB_POOL_MAX / WEB_CONCURRENCY / KEEL_REPLICAS'
-      : null,
+    verdict.fix,
     { ...verdict.budget, maxClientConn: maxClient },
   );
 }

@@ -1,57 +1,5 @@
-/**
- * Every database client diagnose opens goes through one registry, so Ctrl-C (or the end of the
- * run) closes all of them. Also: what a failed connect means, in words a user can act on.
- */
-import postgres from 'postgres';
-import type { DbConfig } from '../../config/config';
-
-export type Sql = postgres.Sql;
-export type ClientOptions = postgres.Options<Record<string, never>>;
-
-export const APPLICATION_NAME = 'keel-diagnose';
-
-export interface Clients {
-  /** A client the registry will close; options override the diagnose defaults. */
-  open(url: string, options?: ClientOptions): Sql;
-  /** Closes every client opened so far (and any opened later, at once). */
-  closeAll(): Promise<void>;
-  readonly opened: number;
-}
-
-export function createClients(db: Pick<DbConfig, 'ssl' | 'connectTimeoutS'>): Clients {
-  const live = new Set<Sql>();
-  let closed = false;
-  let opened = 0;
-  const end = (sql: Sql) => sql.end({ timeout: 1 }).catch(() => undefined);
-  return {
-    open(url, options = {}) {
-      const sql = postgres(url, {
-        max: 1,
-        ssl: db.ssl,
-        connect_timeout: db.connectTimeoutS,
-        // Diagnose holds its connections on purpose: no idle or lifetime timer may close them.
-        idle_timeout: 0,
-        max_lifetime: 0,
-        fetch_types: false,
-        onnotice: () => undefined,
-        ...options,
-        connection: { application_name: APPLICATION_NAME, ...options.connection },
-      } as ClientOptions);
-      opened += 1;
-      live.add(sql);
-      if (closed) void end(sql);
-      return sql;
-    },
-    async closeAll() {
-      closed = true;
-      await Promise.all([...live].map(end));
-      live.clear();
-    },
-    get opened() {
-      return opened;
-    },
-  };
-}
+/** What a failed connect means, in words a user can act on; a URL's parts for messages. */
+import { dbUrlParts } from '../../config/db-url';
 
 export interface ConnectFailure {
   /** A stable name for the failure, for `--json`. */
@@ -145,24 +93,26 @@ export function explainConnectError(
   };
 }
 
-/** user, database and host:port of a URL, for messages. */
+/** user, database and host:port list of a URL, for messages (parsed as the workers parse it). */
 export function describeUrl(url: string): {
   user: string;
   db: string;
+  /** Every host of the URL, `h1:5432,h2:5433`. */
   hostPort: string;
-  host: string;
-  port: number;
+  hosts: ReadonlyArray<{ host: string; port: number }>;
 } {
-  const u = new URL(url);
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  const port = Number(u.port || 5432);
+  const p = dbUrlParts(url);
+  const user = p.username || 'postgres';
   return {
-    user: decodeURIComponent(u.username) || 'postgres',
-    db: decodeURIComponent(u.pathname.slice(1)) || decodeURIComponent(u.username) || 'postgres',
-    hostPort: `${u.hostname}:${port}`,
-    host,
-    port,
+    user,
+    db: p.database || user,
+    hostPort: p.hosts.map(hostPort).join(','),
+    hosts: p.hosts,
   };
 }
+
+/** host:port, an IPv6 address in brackets. */
+export const hostPort = (h: { host: string; port: number }): string =>
+  `${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`;
 
 export const since = (t0: number): number => Math.round((performance.now() - t0) * 10) / 10;

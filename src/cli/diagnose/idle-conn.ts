@@ -6,7 +6,8 @@
 import net from 'node:net';
 import type { Config } from '../../config/config';
 import { createMessageReader } from '../../db/wire';
-import { describeUrl, type Clients, type Sql } from './connections';
+import type { Clients, Sql } from '../../db/probe-clients';
+import { describeUrl } from './connections';
 import type { DeathKind } from './idle-types';
 
 export interface IdleConn {
@@ -32,7 +33,8 @@ export async function openIdleConn(
   clients: Clients,
   keepAliveS: number | null,
 ): Promise<IdleConn> {
-  const { host, port } = describeUrl(config.db.url);
+  // With several hosts the probe measures the path to the first, where the workers go first.
+  const { host, port } = describeUrl(config.db.url).hosts[0]!;
   let raw: net.Socket | null = null;
   let death: { kind: DeathKind; at: number } | null = null;
   let fatal: string | null = null;

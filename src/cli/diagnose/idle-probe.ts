@@ -5,7 +5,7 @@
  * Beside the last rounds, connections with keepalive at DB_KEEPALIVE_S idle past the cutoff.
  */
 import type { Config } from '../../config/config';
-import type { Clients } from './connections';
+import type { Clients } from '../../db/probe-clients';
 import { openIdleConn, type IdleConn } from './idle-conn';
 import { bisect, bracket, ladder, tolerance } from './idle-plan';
 import type { DeathKind, IdleProbeResult, IdleSample, KeepaliveResult } from './idle-types';

@@ -1,6 +1,6 @@
 /** Round-trip latency of `select 1`: on one connection, and through a pool of DB_POOL_MAX. */
 import type { Config } from '../../config/config';
-import type { Clients, Sql } from './connections';
+import type { Clients, Sql } from '../../db/probe-clients';
 import { check, type Check } from './report';
 
 export interface Spread {

@@ -5,7 +5,9 @@
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import type { Config } from '../../config/config';
-import { describeUrl, explainConnectError, since, type Clients, type Sql } from './connections';
+import { sendSslRequest } from '../../db/ssl-request';
+import type { Clients, Sql } from '../../db/probe-clients';
+import { describeUrl, explainConnectError, hostPort, since } from './connections';
 import { check, type Check } from './report';
 
 export interface PathResult {
@@ -16,57 +18,49 @@ export interface PathResult {
   tlsOffered: boolean | null;
 }
 
-const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
-
 function isLocal(address: string): boolean {
   return /^(127\.|::1$|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|fd|fc|fe80)/i.test(address);
 }
 
-/** Connects, optionally sends an SSLRequest and reads the one-byte answer. */
-function tcpProbe(
+/** TCP connect time and whether TLS is offered, from the worker's own SSLRequest. */
+async function tcpProbe(
   address: string,
   port: number,
   timeoutMs: number,
-  sslRequest: boolean,
-): Promise<{ connectMs: number; tls: boolean | null }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    let connectMs = 0;
-    const socket = net.connect({ host: address, port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(Object.assign(new Error('connect timed out'), { code: 'CONNECT_TIMEOUT' }));
-    }, timeoutMs);
-    const done = (fn: () => void) => {
-      clearTimeout(timer);
-      socket.destroy();
-      fn();
-    };
-    socket.once('error', (err) => done(() => reject(err)));
-    socket.once('connect', () => {
-      connectMs = since(t0);
-      if (!sslRequest) return done(() => resolve({ connectMs, tls: null }));
-      socket.write(SSL_REQUEST);
-      socket.once('data', (d: Buffer) => done(() => resolve({ connectMs, tls: d[0] === 0x53 })));
-      socket.once('end', () => done(() => resolve({ connectMs, tls: false })));
-    });
-  });
+): Promise<{ connectMs: number; tls: boolean }> {
+  const r = await sendSslRequest({ host: address, port }, timeoutMs);
+  if (r.kind === 'answered') return { connectMs: r.connectMs, tls: r.tls };
+  if (r.kind === 'closed') return { connectMs: r.connectMs, tls: false };
+  if (r.kind === 'error') throw r.error;
+  throw Object.assign(new Error('connect timed out'), { code: 'CONNECT_TIMEOUT' });
 }
 
-export async function checkPath(config: Config, clients: Clients): Promise<PathResult> {
+interface HostPath {
+  checks: Check[];
+  /** DNS, TCP and TLS all passed. */
+  ok: boolean;
+  tls: boolean | null;
+}
+
+/** DNS, TCP connect and TLS offer for one host of the URL. */
+async function checkHost(
+  config: Config,
+  target: { host: string; port: number },
+  where: { user: string; db: string },
+  label: string,
+): Promise<HostPath> {
   const checks: Check[] = [];
-  const where = describeUrl(config.db.url);
-  const fail = (id: `path.${string}`, err: unknown): PathResult => {
-    const f = explainConnectError(err, where);
-    checks.push(check(id, 'fail', f.kind, null, f.summary, f.fix, { kind: f.kind }));
-    return { checks, sql: null, tlsOffered: null };
+  const fail = (id: `path.${string}`, err: unknown): HostPath => {
+    const f = explainConnectError(err, { ...where, hostPort: hostPort(target) });
+    checks.push(check(id, 'fail', f.kind, null, `${label}${f.summary}`, f.fix, { kind: f.kind }));
+    return { checks, ok: false, tls: null };
   };
 
   // 1. DNS, both families: the driver connects to the first answer.
   let addresses: { address: string; family: number }[];
   const t0 = performance.now();
   try {
-    addresses = await dns.lookup(where.host, { all: true });
+    addresses = await dns.lookup(target.host, { all: true });
   } catch (err) {
     return fail('path.dns', err);
   }
@@ -80,9 +74,9 @@ export async function checkPath(config: Config, clients: Clients): Promise<PathR
       'ok',
       dnsMs,
       'ms',
-      `${where.host} -> A [${v4.join(', ')}] AAAA [${v6.join(', ')}]${v6only ? ' (IPv6 only)' : ''}`,
+      `${target.host} -> A [${v4.join(', ')}] AAAA [${v6.join(', ')}]${v6only ? ' (IPv6 only)' : ''}`,
       null,
-      { a: v4, aaaa: v6, ipv6Only: v6only },
+      { host: target.host, a: v4, aaaa: v6, ipv6Only: v6only },
     ),
   );
   // An IPv6-only database name means an IPv6 private network (Railway's *.railway.internal):
@@ -102,18 +96,20 @@ export async function checkPath(config: Config, clients: Clients): Promise<PathR
 
   // 2. TCP connect, and 3. whether the server offers TLS (an SSLRequest answered 'S' or 'N').
   const first = addresses[0]!.address;
-  let probe: { connectMs: number; tls: boolean | null };
+  let probe: { connectMs: number; tls: boolean };
   try {
-    probe = await tcpProbe(first, where.port, config.db.connectTimeoutS * 1000, true);
+    probe = await tcpProbe(first, target.port, config.db.connectTimeoutS * 1000);
   } catch (err) {
     return fail('path.tcp', err);
   }
   checks.push(
-    check('path.tcp', 'ok', probe.connectMs, 'ms', `TCP connect to ${first}:${where.port}`),
+    check('path.tcp', 'ok', probe.connectMs, 'ms', `TCP connect to ${first}:${target.port}`, null, {
+      host: target.host,
+    }),
   );
-  const tls = probe.tls === true;
+  const tls = probe.tls;
   const wanted = config.db.ssl;
-  const tlsData = { offered: tls, configured: wanted };
+  const tlsData = { host: target.host, offered: tls, configured: wanted };
   if (!tls && (wanted === 'require' || wanted === 'verify-full')) {
     return fail('path.tls', new Error('the server does not support SSL'));
   }
@@ -124,7 +120,7 @@ export async function checkPath(config: Config, clients: Clients): Promise<PathR
         'warn',
         'plain',
         null,
-        'sslmode=prefer, and the server offers no TLS: the connection is not encrypted',
+        `${label}sslmode=prefer, and the server offers no TLS: the connection is not encrypted`,
         'use a TLS endpoint, or say DB_SSL=false if this is a private network',
         tlsData,
       ),
@@ -136,7 +132,7 @@ export async function checkPath(config: Config, clients: Clients): Promise<PathR
         'warn',
         'plain',
         null,
-        `the server offers TLS but Keel connects without it (DB_SSL/sslmode unset) over ${first}`,
+        `${label}the server offers TLS but Keel connects without it (DB_SSL/sslmode unset) over ${first}`,
         'add ?sslmode=require to the URL (or DB_SSL=require)',
         tlsData,
       ),
@@ -149,12 +145,32 @@ export async function checkPath(config: Config, clients: Clients): Promise<PathR
         'ok',
         wanted ? 'tls' : 'plain',
         null,
-        `${how}; the server ${tls ? 'offers' : 'does not offer'} TLS`,
+        `${label}${how}; the server ${tls ? 'offers' : 'does not offer'} TLS`,
         null,
         tlsData,
       ),
     );
   }
+  return { checks, ok: true, tls };
+}
+
+export async function checkPath(config: Config, clients: Clients): Promise<PathResult> {
+  const where = describeUrl(config.db.url);
+  const several = where.hosts.length > 1;
+  // A host list (h1:5432,h2:5432, a documented feature): the driver tries each in turn, so
+  // each host's path is checked; one that fails while another works costs only the failover.
+  const hosts: HostPath[] = [];
+  for (const h of where.hosts)
+    hosts.push(await checkHost(config, h, where, several ? `${hostPort(h)}: ` : ''));
+  const reachable = hosts.find((h) => h.ok);
+  const checks = hosts.flatMap((h) =>
+    reachable && !h.ok
+      ? h.checks.map((c) => (c.status === 'fail' ? unreachableHost(c) : c))
+      : h.checks,
+  );
+  if (!reachable) return { checks, sql: null, tlsOffered: null };
+  const tls = reachable.tls === true;
+  const wanted = config.db.ssl;
 
   // 4. Authentication and 5. the first query, timed from nothing to the first row.
   const sql = clients.open(config.db.url);
@@ -162,7 +178,9 @@ export async function checkPath(config: Config, clients: Clients): Promise<PathR
   try {
     await sql`select 1`;
   } catch (err) {
-    return fail('path.auth', err);
+    const f = explainConnectError(err, where);
+    checks.push(check('path.auth', 'fail', f.kind, null, f.summary, f.fix, { kind: f.kind }));
+    return { checks, sql: null, tlsOffered: null };
   }
   const firstMs = since(t1);
   checks.push(
@@ -171,10 +189,19 @@ export async function checkPath(config: Config, clients: Clients): Promise<PathR
       'ok',
       firstMs,
       'ms',
-      `user "${where.user}" logged in to "${where.db}"; first query answered (connect${tls && wanted ? ' + TLS' : ''} + auth + query)`,
+      `user "${where.user}" logged in to "${where.db}"${several ? ` on one of ${where.hostPort}` : ''}; first query answered (connect${tls && wanted ? ' + TLS' : ''} + auth + query)`,
     ),
   );
   return { checks, sql, tlsOffered: tls };
+}
+
+/** A host of a list that fails while another answers: the pool works, a failover to it would not. */
+function unreachableHost(c: Check): Check {
+  return {
+    ...c,
+    status: 'warn',
+    summary: `${c.summary} (another host of DATABASE_URL answers: only a failover to this one would fail)`,
+  };
 }
 
 /** pg_stat_ssl for our own session: what was really negotiated (skipped behind a pooler). */

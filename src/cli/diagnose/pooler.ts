@@ -3,29 +3,15 @@
  * DB_PREPARE is right), and with admin credentials what SHOW POOLS / SHOW CONFIG say.
  */
 import type { Config } from '../../config/config';
-import { describeUrl, type Clients, type Sql } from './connections';
+import { pgbouncerShow, refusesStartupTimeout, showConfig } from '../../db/fleet-limit';
+import type { Clients } from '../../db/probe-clients';
+import { describeUrl } from './connections';
 import { check, type Check } from './report';
 
 export interface PoolerFacts {
   pgbouncer: boolean;
   /** PgBouncer's SHOW CONFIG, when the admin console answered. */
   config: Record<string, string> | null;
-}
-
-const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
-/** PgBouncer refuses statement_timeout as a startup parameter; PostgreSQL accepts it. */
-export async function refusesStartupTimeout(url: string, clients: Clients): Promise<boolean> {
-  const sql = clients.open(url, { connection: { statement_timeout: 1000 } });
-  try {
-    await sql`select 1`;
-    return false;
-  } catch (err) {
-    if (/unsupported startup parameter/i.test(errText(err))) return true;
-    throw err;
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
 }
 
 /**
@@ -55,23 +41,6 @@ async function losesPreparedStatements(url: string, clients: Clients): Promise<b
   return sends > queries;
 }
 
-async function adminShow(sql: Sql, what: 'POOLS' | 'CONFIG'): Promise<Record<string, unknown>[]> {
-  return (await sql.unsafe(`SHOW ${what}`).simple()) as unknown as Record<string, unknown>[];
-}
-
-async function showConfig(sql: Sql): Promise<Record<string, string>> {
-  const rows = await adminShow(sql, 'CONFIG');
-  return Object.fromEntries(rows.map((r) => [String(r.key), String(r.value)]));
-}
-
-/** PgBouncer's SHOW CONFIG through its admin console (database `pgbouncer`). */
-export async function readPoolerConfig(
-  adminUrl: string,
-  clients: Clients,
-): Promise<Record<string, string>> {
-  return showConfig(clients.open(adminUrl, { prepare: false }));
-}
-
 async function checkAdmin(
   config: Config,
   clients: Clients,
@@ -80,7 +49,7 @@ async function checkAdmin(
   if (!url) return { checks: [], cfg: null };
   const sql = clients.open(url, { prepare: false });
   try {
-    const pools = await adminShow(sql, 'POOLS');
+    const pools = await pgbouncerShow(sql, 'POOLS');
     const cfg = await showConfig(sql);
     const db = describeUrl(config.db.url).db;
     const mine = pools.filter((p) => p.database === db);
@@ -132,7 +101,7 @@ async function checkAdmin(
           'warn',
           null,
           null,
-          `the PgBouncer admin console did not answer: ${errText(err).slice(0, 160)}`,
+          `the PgBouncer admin console did not answer: ${(err instanceof Error ? err.message : String(err)).slice(0, 160)}`,
           'check DB_POOLER_ADMIN_URL (database "pgbouncer", a user listed in admin_users or stats_users)',
         ),
       ],

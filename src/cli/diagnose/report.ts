@@ -98,13 +98,3 @@ export function renderHuman(report: Report): string {
   );
   return lines.join('\n') + '\n';
 }
-
-/** Replaces every secret with `***`; the last line of defence before anything is printed. */
-export function scrub(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) {
-    if (!s) continue;
-    for (const form of new Set([s, encodeURIComponent(s)])) out = out.split(form).join('***');
-  }
-  return out;
-}

@@ -2,7 +2,8 @@
 import type { Config } from '../../config/config';
 import type { DiagnoseArgs } from './args';
 import { checkConnectionBudget } from './budget-check';
-import { describeUrl, explainConnectError, type Clients } from './connections';
+import type { Clients } from '../../db/probe-clients';
+import { describeUrl, explainConnectError } from './connections';
 import { runIdleProbe } from './idle-probe';
 import { idleChecks } from './idle-report';
 import type { IdleProbeResult } from './idle-types';

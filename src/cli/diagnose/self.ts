@@ -1,6 +1,12 @@
 /** Keel itself: the driver patch applied, timeouts that fit together, Node, CPUs vs workers. */
 import path from 'node:path';
 import type { Config } from '../../config/config';
+import {
+  DRIVER_PATCH_NAME,
+  DRIVER_VERSION,
+  patchAdditions,
+  unpatchedDriverFiles,
+} from '../../db/driver-patch';
 import { check, worst, type Check, type Status } from './report';
 
 export interface SelfDeps {
@@ -14,54 +20,37 @@ export interface SelfDeps {
   killTimeoutMs: number | null;
 }
 
-/** Lines a patch adds, per target file (paths relative to the project root). */
-export function addedLines(patch: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  let file: string | null = null;
-  for (const line of patch.split('\n')) {
-    const target = /^\+\+\+ b\/(.+)$/.exec(line);
-    if (target) {
-      file = target[1]!;
-      out.set(file, []);
-    } else if (file && line.startsWith('+') && line.slice(1).trim())
-      out.get(file)!.push(line.slice(1));
-  }
-  return out;
-}
-
+/** The worker's own start-up check (src/db/driver-patch.ts), run against this checkout. */
 async function driverPatch(deps: SelfDeps): Promise<Check> {
-  const name = 'postgres+3.4.9.patch';
-  const patch = await deps.readFile(path.join(deps.root, 'patches', name));
-  const installed = JSON.parse(
-    await deps.readFile(path.join(deps.root, 'node_modules', 'postgres', 'package.json')),
-  ) as { version: string };
-  if (installed.version !== '3.4.9')
+  const name = DRIVER_PATCH_NAME;
+  const patchFile = path.join(deps.root, 'patches', name);
+  const driver = path.join(deps.root, 'node_modules', 'postgres');
+  const installed = JSON.parse(await deps.readFile(path.join(driver, 'package.json'))) as {
+    version: string;
+  };
+  const wanted = DRIVER_VERSION;
+  if (installed.version !== wanted)
     return check(
       'keel.driver_patch',
       'fail',
       installed.version,
       null,
-      `postgres.js ${installed.version} is installed; the patch is for 3.4.9`,
+      `postgres.js ${installed.version} is installed; the patch is for ${wanted}`,
       'npm ci',
     );
-  const missing: string[] = [];
-  let lines = 0;
-  for (const [file, added] of addedLines(patch)) {
-    const text = await deps.readFile(path.join(deps.root, file)).catch(() => '');
-    for (const l of added) {
-      lines += 1;
-      if (!text.includes(l)) missing.push(file);
-    }
-  }
+  const lines = [...patchAdditions(await deps.readFile(patchFile)).values()].flat().length;
+  const missing = unpatchedDriverFiles(patchFile, path.join(driver, 'cjs', 'src', 'index.js')).map(
+    (f) => `node_modules/postgres/${f}`,
+  );
   if (missing.length)
     return check(
       'keel.driver_patch',
       'fail',
-      `${missing.length}/${lines} lines missing`,
+      `${missing.length} files unpatched`,
       null,
-      `patches/${name} is not applied to ${[...new Set(missing)].join(', ')}`,
+      `patches/${name} is not applied to ${missing.join(', ')}`,
       'npm ci (its postinstall runs patch-package); do not install with --ignore-scripts',
-      { missing: [...new Set(missing)] },
+      { missing },
     );
   return check(
     'keel.driver_patch',

@@ -1,9 +1,9 @@
 /** What the server itself says: version, connection limits, who holds connections, timeouts. */
 import fs from 'node:fs/promises';
-import type { ServerLimit } from '../../config/budget';
 import type { Config } from '../../config/config';
 import { MIGRATIONS_DIR } from '../../db/migrate';
-import { APPLICATION_NAME, type Sql } from './connections';
+import { readServerLimit } from '../../db/fleet-limit';
+import type { Sql } from '../../db/probe-clients';
 import { check, type Check } from './report';
 
 export interface ServerFacts {
@@ -36,28 +36,6 @@ async function settings(sql: Sql): Promise<Record<string, string>> {
 /** keel:<instance>:<pid> collapses to keel:* so a fleet reads as one line. */
 const appGroup = (name: string): string =>
   /^keel:\d+:\d+$/.test(name) ? 'keel:*' : name || '(none)';
-
-/**
- * What the server allows a deployment: max_connections, the reserved slots, whether this role
- * may use them, and the client connections held now by anything that is not Keel (its workers
- * are keel:<instance>:<pid>[:...], diagnose is keel-diagnose). Diagnose's
- * budget line and a booting worker's budget check both read it here.
- */
-export async function readServerLimit(sql: Sql): Promise<ServerLimit> {
-  const [row] = await sql<{ max: number; reserved: number; superuser: boolean; others: number }[]>`
-    select current_setting('max_connections')::int as max,
-      current_setting('superuser_reserved_connections')::int
-        + coalesce(current_setting('reserved_connections', true)::int, 0) as reserved,
-      (select rolsuper from pg_roles where rolname = current_user) as superuser,
-      (select count(*)::int from pg_stat_activity where backend_type = 'client backend'
-        and not (application_name like 'keel:%' or application_name = ${APPLICATION_NAME})) as others`;
-  return {
-    maxConnections: row?.max ?? 0,
-    reserved: row?.reserved ?? 0,
-    superuser: row?.superuser === true,
-    others: row?.others ?? 0,
-  };
-}
 
 export async function checkServer(
   sql: Sql,

@@ -1,6 +1,8 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../../../src/config/config';
-import { pm2Apps } from '../../../src/config/pm2-apps';
+import { BENCH_PEAK_RSS_MB, pm2Apps } from '../../../src/config/pm2-apps';
+import { killTimeoutMs, worstShutdownMs } from '../../../src/config/shutdown-budget';
 import { loadConfig as loadDbAppConfig } from '../../../src/cli/embedded-db';
 
 const URL_ = 'postgres://keel:pw@db.internal:5432/keel';
@@ -71,4 +73,31 @@ test('a deployment never starts the embedded database, even without DATABASE_URL
   for (const env of [{ KEEL_REQUIRE_DATABASE_URL: '1' }, { RAILWAY_ENVIRONMENT_ID: 'env-1' }]) {
     expect(pm2Apps(env, ROOT).apps.map((a) => a.name)).toEqual(['web']);
   }
+});
+
+test('kill_timeout is the computed worst shutdown plus a margin, for any drain deadline', () => {
+  for (const drain of [100, 10000, 30000]) {
+    const web = pm2Apps({ DATABASE_URL: URL_, SHUTDOWN_TIMEOUT_MS: String(drain) }, ROOT).apps[0]!;
+    expect(web.kill_timeout).toBe(killTimeoutMs(drain));
+    expect(web.kill_timeout).toBeGreaterThan(worstShutdownMs(drain));
+    // Pool close and log flush come on top of the deadline: at least 2 s more.
+    expect(worstShutdownMs(drain)).toBeGreaterThanOrEqual(drain + 2000);
+  }
+});
+
+test('max_memory_restart is 1.5x the peak RSS the benchmark measured, and that peak is current', () => {
+  const latest = fs.readFileSync(path.join(__dirname, '../../../bench/LATEST.md'), 'utf8');
+  // The pair rows: | pair | ops/s keel/base | p99 keel/base | keel peak RSS MB | targets |
+  const header = latest.split('\n').find((l) => l.includes('| keel peak RSS MB |'))!;
+  const column = header.split('|').findIndex((c) => c.trim() === 'keel peak RSS MB');
+  const peaks = latest
+    .split('\n')
+    .filter((l) => /^\| \d+ \| [\d.]+x \|/.test(l))
+    .map((l) => Number(l.split('|')[column]));
+  expect(peaks.length).toBeGreaterThan(0);
+  expect(BENCH_PEAK_RSS_MB).toBeGreaterThanOrEqual(Math.max(...peaks));
+  const web = pm2Apps({ DATABASE_URL: URL_ }, ROOT).apps[0]!;
+  const mb = Number(/^(\d+)M$/.exec(web.max_memory_restart!)![1]);
+  expect(mb).toBeGreaterThanOrEqual(BENCH_PEAK_RSS_MB * 1.5);
+  expect(mb).toBeLessThan(BENCH_PEAK_RSS_MB * 1.5 + 50);
 });
