@@ -7,6 +7,7 @@ import getRawBody from 'raw-body';
 import { AppError, ClientGoneError, ValidationError } from '../errors';
 import type { KeelContext } from './context';
 import { findUnstorableText } from './json-text';
+import { timedOutByServer } from './server-limits';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
@@ -40,7 +41,11 @@ export async function readJson(ctx: KeelContext, limitBytes: number): Promise<un
         `the request body is larger than ${limitBytes} bytes`,
       );
     }
-    if (e.type === 'request.aborted') throw new ClientGoneError();
+    if (e.type === 'request.aborted') {
+      // Cut off by the receive timeout, which answered 408 on the socket: logged as such.
+      if (timedOutByServer(ctx.req.socket)) throw new AppError('request_timeout');
+      throw new ClientGoneError();
+    }
     throw new ValidationError('the request body could not be read');
   }
   let text: string;

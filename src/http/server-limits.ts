@@ -16,6 +16,17 @@ export interface ServerLimits {
   maxConnections: number;
 }
 
+// Marks a socket whose request the server answered 408 itself (see `timedOutByServer`).
+const TIMED_OUT = Symbol('keel.requestTimedOut');
+
+/**
+ * Whether this socket's request was cut off by the receive timeout and answered 408 here: the
+ * route reading its body then records a 408, not a client that went away (499).
+ */
+export function timedOutByServer(socket: net.Socket | null): boolean {
+  return (socket as { [TIMED_OUT]?: boolean } | null)?.[TIMED_OUT] === true;
+}
+
 // After the 408 is written, the socket is destroyed at the latest this much later (a client
 // that stops reading must not keep it open).
 const CLOSE_GRACE_MS = 1000;
@@ -72,6 +83,9 @@ export function applyServerLimits(server: http.Server, limits: ServerLimits): vo
     if (reply === null) {
       socket.destroy();
       return;
+    }
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      (socket as net.Socket & { [TIMED_OUT]?: boolean })[TIMED_OUT] = true;
     }
     const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
     timer.unref();

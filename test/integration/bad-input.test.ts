@@ -196,6 +196,10 @@ describe('requests that do not arrive in time', () => {
       expect(JSON.parse(r!.body).error.code).toBe('request_timeout');
       expect(r!.headers.connection).toBe('close');
       expect(await c.closed).not.toBe('reset');
+      // The access log and the metrics say what the client read: 408, not a 499 or a 503.
+      const line = () => w.logs.find((l) => l.msg === 'request' && l.route === '/api/transfers');
+      await waitFor(() => line() !== undefined);
+      expect(line()).toMatchObject({ status: 408 });
     } finally {
       c.destroy();
       await w.stop();
