@@ -45,29 +45,54 @@ beforeAll(async () => {
 });
 afterAll(() => sql?.end({ timeout: 5 }));
 
-async function counts(): Promise<string> {
+/**
+ * What a request may not change unless answered 2xx. A transfer the ledger refuses (404, 409,
+ * 422) keeps its key's answer so that a retry reads the same; anything refused before the ledger
+ * leaves no key either.
+ */
+async function counts(): Promise<{ data: string; keys: string }> {
   const [row] = await sql`
     select (select count(*) from accounts) as accounts,
            (select coalesce(sum(balance), 0) from accounts) as total,
            (select count(*) from transfers) as transfers,
            (select count(*) from idempotency_keys) as keys`;
-  return JSON.stringify(row);
+  const { keys, ...data } = row!;
+  return { data: JSON.stringify(data), keys: String(keys) };
 }
 
-type Outcome = { kind: 'answer'; r: RawResponse } | { kind: 'closed' } | { kind: 'hung' };
+const REMEMBERED = [404, 409, 422];
 
-/** Writes the pieces (each its own write), then waits for one answer, a close, or HANG_MS. */
+type Outcome =
+  | { kind: 'answer'; r: RawResponse; next: RawResponse | null | 'hung' }
+  | { kind: 'closed' }
+  | { kind: 'hung' };
+
+function within<T>(p: Promise<T>): Promise<T | 'hung'> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), HANG_MS)));
+  return Promise.race([p, hung]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Writes the pieces (each its own write, `gapMs` apart), then waits for one answer (past any
+ * `100 Continue`), a close, or HANG_MS. A socket the answer kept open must then serve a
+ * `GET /healthz`: it was not left half-read.
+ */
 async function exchange(req: GenRequest): Promise<Outcome> {
   const c = await rawConnect(ctx.w.worker.port);
-  let timer: NodeJS.Timeout | undefined;
   try {
-    for (const p of req.pieces) c.write(p);
-    const hung = new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), HANG_MS)));
-    const r = await Promise.race([c.next(), hung]);
+    for (const p of req.pieces) {
+      c.write(p);
+      if (req.gapMs) await new Promise((r) => setTimeout(r, req.gapMs));
+    }
+    let r = await within(c.next());
+    while (r && r !== 'hung' && r.status >= 100 && r.status < 200) r = await within(c.next());
     if (r === 'hung') return { kind: 'hung' };
-    return r ? { kind: 'answer', r } : { kind: 'closed' };
+    if (!r) return { kind: 'closed' };
+    if (r.headers.connection === 'close') return { kind: 'answer', r, next: null };
+    c.write('GET /healthz HTTP/1.1\r\nHost: keel\r\n\r\n');
+    return { kind: 'answer', r, next: await within(c.next()) };
   } finally {
-    clearTimeout(timer);
     c.destroy();
   }
 }
@@ -108,9 +133,21 @@ async function check(req: GenRequest): Promise<void> {
       if (/\bat .+:\d+:\d+|select |insert |postgres:\/\//i.test(body)) fail('a leak in the body');
     }
     if (req.short && headers.connection !== 'close') fail('a short body answered keep-alive');
-    if (status >= 400 && (await counts()) !== before) fail('rows changed on a 4xx');
-  } else if ((await counts()) !== before) {
-    fail('rows changed with no answer');
+    const next = out.next;
+    if (
+      headers.connection !== 'close' &&
+      (next === null || next === 'hung' || next.status !== 200)
+    ) {
+      fail('the socket was kept open but did not serve the next request');
+    }
+    if (status >= 400) {
+      const after = await counts();
+      if (after.data !== before.data) fail('rows changed on a 4xx');
+      if (after.keys !== before.keys && !REMEMBERED.includes(status)) fail('a key kept on a 4xx');
+    }
+  } else {
+    const after = await counts();
+    if (after.data !== before.data || after.keys !== before.keys) fail('rows changed, no answer');
   }
 }
 

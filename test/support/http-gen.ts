@@ -11,6 +11,8 @@ export interface GenRequest {
   pieces: Buffer[];
   /** The body stops before its declared length: the answer must close the connection. */
   short: boolean;
+  /** A pause between the pieces (a slow client). */
+  gapMs?: number;
   /** What the generator meant, for a failure's message. */
   label: string;
 }
@@ -87,17 +89,22 @@ export function bodyText(limitBytes: number): fc.Arbitrary<Buffer> {
   return fc.oneof({ weight: 6, arbitrary: text }, { weight: 1, arbitrary: bytes });
 }
 
-const contentType = fc.constantFrom(
-  'application/json',
-  'application/json; charset=utf-8',
-  'application/json; charset=UTF8',
-  'application/merge-patch+json',
-  'application/json; charset=latin1',
-  'text/plain',
-  'application/x-www-form-urlencoded',
-  'multipart/form-data; boundary=x',
-  '',
-  null,
+const contentType = fc.oneof(
+  { weight: 6, arbitrary: fc.constant('application/json') },
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom(
+      'application/json; charset=utf-8',
+      'application/json; charset=UTF8',
+      'application/merge-patch+json',
+      'application/json; charset=latin1',
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      '',
+      null,
+    ),
+  },
 );
 
 const printable = fc.string({
@@ -116,6 +123,7 @@ const extraHeaders = fc.array(
       'Accept: */*',
       'Content-Encoding: gzip',
       'Accept-Encoding: gzip',
+      'Expect: 100-continue',
     ),
     fc
       .tuple(fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,15}$/), printable)
@@ -168,6 +176,7 @@ export function postRequest(limitBytes: number): fc.Arbitrary<GenRequest> {
       cuts: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 3 }),
       sizes: fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 5 }),
       missing: fc.integer({ min: 1, max: 50 }),
+      gapMs: fc.constantFrom(0, 0, 50, 200),
     })
     .map((g) => {
       const head = [
@@ -188,6 +197,7 @@ export function postRequest(limitBytes: number): fc.Arbitrary<GenRequest> {
       const bytes = Buffer.concat([Buffer.from(head.join(CRLF) + CRLF + CRLF, 'latin1'), payload]);
       return {
         pieces: g.framing === 'split' ? split(bytes, g.cuts) : [bytes],
+        gapMs: g.framing === 'split' ? g.gapMs : 0,
         short: g.framing === 'short',
         label: `${g.framing} ${g.path} ${g.type} ${JSON.stringify(g.headers)} body=${JSON.stringify(g.body.subarray(0, 120).toString('latin1'))} (${g.body.length} bytes)`,
       };
@@ -299,28 +309,24 @@ export function damagedRequest(): fc.Arbitrary<GenRequest> {
         'Content-Length: 18, 18',
       )
       .map((cl) => ({ head: [...good, cl], body, short: false })),
-    fc
-      .constantFrom('HTTP/1.0', 'HTTP/2.0', 'HTTP/1.2', 'HTTP/0.9', 'http/1.1', '')
-      .map((v) => ({
-        head: [
-          `POST /api/accounts ${v}`.trimEnd(),
-          ...good.slice(1),
-          `Content-Length: ${body.length}`,
-        ],
-        body,
-        short: false,
-      })),
-    fc
-      .uint8Array({ minLength: 1, maxLength: 60 })
-      .map((b) => ({
-        head: [
-          ...good,
-          `X-Bytes: ${Buffer.from(b).toString('latin1')}`,
-          `Content-Length: ${body.length}`,
-        ],
-        body,
-        short: false,
-      })),
+    fc.constantFrom('HTTP/1.0', 'HTTP/2.0', 'HTTP/1.2', 'HTTP/0.9', 'http/1.1', '').map((v) => ({
+      head: [
+        `POST /api/accounts ${v}`.trimEnd(),
+        ...good.slice(1),
+        `Content-Length: ${body.length}`,
+      ],
+      body,
+      short: false,
+    })),
+    fc.uint8Array({ minLength: 1, maxLength: 60 }).map((b) => ({
+      head: [
+        ...good,
+        `X-Bytes: ${Buffer.from(b).toString('latin1')}`,
+        `Content-Length: ${body.length}`,
+      ],
+      body,
+      short: false,
+    })),
     fc
       .uint8Array({ minLength: 1, maxLength: 80 })
       .map((b) => ({ head: [Buffer.from(b).toString('latin1')], body: '', short: false })),
