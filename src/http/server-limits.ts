@@ -60,11 +60,18 @@ function replyFor(code: string | undefined): string | null {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     return answer(new AppError('request_timeout'));
   }
-  // Node's own words for oversized headers (431) are kept; other parse errors get the JSON 400.
+  // Headers over Node's limit are malformed input to the contract, which has no 431: a JSON 400
+  // with X-Request-Id like every answer (nginx answers 400 here too), not Node's bare 431.
   if (code === 'HPE_HEADER_OVERFLOW') {
-    return 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n';
+    return answer(
+      new AppError(
+        'invalid_request',
+        `the request's headers are larger than ${http.maxHeaderSize} bytes`,
+      ),
+    );
   }
   if (code?.startsWith('HPE_')) {
+    // Other parse errors: the JSON 400.
     return answer(new AppError('invalid_request', 'the request is not valid HTTP'));
   }
   return null; // a reset or timed-out peer: nobody to answer

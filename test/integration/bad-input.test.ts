@@ -159,6 +159,16 @@ test('Idempotency-Key sent twice: 400 and no transfer', async () => {
   expectInvalid(r, 'Idempotency-Key');
 });
 
+test('headers over the size limit: a JSON 400 with X-Request-Id and Connection: close', async () => {
+  const r = await once(
+    Buffer.from(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`),
+  );
+  expectInvalid(r);
+  expect(JSON.parse(r.body).error.message).toMatch(/headers are larger than \d+ bytes/);
+  expect(r.headers.connection).toBe('close');
+  expect(r.headers['x-request-id']).toMatch(/^[\x20-\x7e]{1,128}$/);
+});
+
 describe('requests that do not arrive in time', () => {
   test('a body shorter than its Content-Length: 408 request_timeout and the socket closed', async () => {
     const c = await rawConnect(ctx.w.worker.port);

@@ -281,6 +281,11 @@ export function damagedRequest(): fc.Arbitrary<GenRequest> {
   const good = ['POST /api/accounts HTTP/1.1', 'Host: keel', 'Content-Type: application/json'];
   const body = '{"name":"damaged"}';
   const damage = fc.oneof(
+    fc.integer({ min: 1, max: 40_000 }).map((n) => ({
+      head: [...good, `X-Big: ${'b'.repeat(n)}`, `Content-Length: ${body.length}`],
+      body,
+      short: false,
+    })),
     fc.constant({
       head: [...good, `Content-Length: ${body.length}`, 'Content-Length: 3'],
       body,
