@@ -45,7 +45,8 @@ export const ERRORS = {
   },
   not_found: { status: 404, message: 'not found', expose: true },
   method_not_allowed: { status: 405, message: 'method not allowed', expose: true },
-  // Written on the socket by ./http/server-limits, before Koa sees the request.
+  // Written on the socket by ./http/server-limits (the headers or body did not arrive in time);
+  // a route that was reading that body then records the same code (./http/body).
   request_timeout: {
     status: 408,
     message: 'the request did not arrive in time',

@@ -16,6 +16,17 @@ export interface ServerLimits {
   maxConnections: number;
 }
 
+// Marks a socket whose request the server answered 408 itself (see `timedOutByServer`).
+const TIMED_OUT = Symbol('keel.requestTimedOut');
+
+/**
+ * Whether this socket's request was cut off by the receive timeout and answered 408 here: the
+ * route reading its body then records a 408, not a client that went away (499).
+ */
+export function timedOutByServer(socket: net.Socket | null): boolean {
+  return (socket as { [TIMED_OUT]?: boolean } | null)?.[TIMED_OUT] === true;
+}
+
 // After the 408 is written, the socket is destroyed at the latest this much later (a client
 // that stops reading must not keep it open).
 const CLOSE_GRACE_MS = 1000;
@@ -49,11 +60,18 @@ function replyFor(code: string | undefined): string | null {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     return answer(new AppError('request_timeout'));
   }
-  // Node's own words for oversized headers (431) are kept; other parse errors get the JSON 400.
+  // Headers over Node's limit are malformed input to the contract, which has no 431: a JSON 400
+  // with X-Request-Id like every answer (nginx answers 400 here too), not Node's bare 431.
   if (code === 'HPE_HEADER_OVERFLOW') {
-    return 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n';
+    return answer(
+      new AppError(
+        'invalid_request',
+        `the request's headers are larger than ${http.maxHeaderSize} bytes`,
+      ),
+    );
   }
   if (code?.startsWith('HPE_')) {
+    // Other parse errors: the JSON 400.
     return answer(new AppError('invalid_request', 'the request is not valid HTTP'));
   }
   return null; // a reset or timed-out peer: nobody to answer
@@ -72,6 +90,9 @@ export function applyServerLimits(server: http.Server, limits: ServerLimits): vo
     if (reply === null) {
       socket.destroy();
       return;
+    }
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      (socket as net.Socket & { [TIMED_OUT]?: boolean })[TIMED_OUT] = true;
     }
     const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
     timer.unref();

@@ -5,7 +5,7 @@
 import { psql } from '../support/postgres';
 import { rawConnect, type RawResponse } from '../support/raw-http';
 import { waitFor } from '../support/wait';
-import { call, startTestWorker, useWorker } from '../support/worker';
+import { call, startTestWorker, useWorker, type TestWorker } from '../support/worker';
 
 // Scaled down: 1 kB bodies, headers within 500 ms, whole requests within 1 s.
 const ctx = useWorker({
@@ -108,6 +108,33 @@ test('a body that is not valid UTF-8: 400, never stored with replacement charact
   expect(JSON.parse(r.body).error.message).toMatch(/UTF-8/);
 });
 
+describe('deeply nested JSON (valid for JSON.parse), under the default 100 kB limit', () => {
+  let w: TestWorker;
+  beforeAll(async () => {
+    w = await startTestWorker(ctx.url);
+  });
+  afterAll(() => w.stop());
+
+  const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+  test.each([
+    ['20,000 nested arrays as the body', '/api/accounts', deep(20_000)],
+    ['as an extra field of an account', '/api/accounts', `{"name":"n","pad":${deep(20_000)}}`],
+    ['as a field of a transfer', '/api/transfers', `{"from":1,"to":2,"amount":${deep(20_000)}}`],
+  ])('%s: 400 invalid_request naming what is wrong, nothing stored', async (_what, path, body) => {
+    const r = await unchanged(async () => {
+      const c = await rawConnect(w.worker.port);
+      try {
+        c.write(post(path, body));
+        return await c.next();
+      } finally {
+        c.destroy();
+      }
+    });
+    expectInvalid(r!);
+    expect(JSON.parse(r!.body).error.details[0].message).toMatch(/nested deeper than \d+ levels/);
+  });
+});
+
 describe('POST with no body', () => {
   test.each([
     ['no Content-Type, no length', 'POST /api/accounts HTTP/1.1\r\nHost: x\r\n\r\n'],
@@ -132,12 +159,23 @@ test('Idempotency-Key sent twice: 400 and no transfer', async () => {
   expectInvalid(r, 'Idempotency-Key');
 });
 
-describe('requests that do not arrive in time', () => {
-  test('a body shorter than its Content-Length: 408 request_timeout and the socket closed', async () => {
-    const c = await rawConnect(ctx.w.worker.port);
+test('headers over the size limit: a JSON 400 with X-Request-Id and Connection: close', async () => {
+  const r = await once(
+    Buffer.from(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`),
+  );
+  expectInvalid(r);
+  expect(JSON.parse(r.body).error.message).toMatch(/headers are larger than \d+ bytes/);
+  expect(r.headers.connection).toBe('close');
+  expect(r.headers['x-request-id']).toMatch(/^[\x20-\x7e]{1,128}$/);
+});
+
+/** A request whose body stops short of its Content-Length: 408, Connection: close, a clean close. */
+async function expectStalled408(port: number, path: string, partial: string) {
+  const c = await rawConnect(port);
+  try {
     const r = await unchanged(async () => {
       c.write(
-        'POST /api/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name":"short"',
+        `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n${partial}`,
       );
       return c.next();
     });
@@ -146,7 +184,33 @@ describe('requests that do not arrive in time', () => {
     expect(r!.headers.connection).toBe('close');
     expect(r!.headers['x-request-id']).toMatch(/^[\x20-\x7e]{1,128}$/);
     expect(await c.closed).not.toBe('reset');
+  } finally {
     c.destroy();
+  }
+}
+
+describe('requests that do not arrive in time', () => {
+  test('a body shorter than its Content-Length: 408 request_timeout and the socket closed', async () => {
+    await expectStalled408(ctx.w.worker.port, '/api/accounts', '{"name":"short"');
+  });
+
+  test('with the request deadline shorter than the receive timeout (as by default): still 408, never a 503', async () => {
+    // The defaults scaled down: REQUEST_TIMEOUT_MS 10 s < REQUEST_RECEIVE_TIMEOUT_MS 30 s
+    // (the deadline and its 1 s settle time end well before the receive timeout).
+    const w = await startTestWorker(ctx.url, {
+      REQUEST_TIMEOUT_MS: '300',
+      HEADERS_TIMEOUT_MS: '500',
+      REQUEST_RECEIVE_TIMEOUT_MS: '2500',
+    });
+    try {
+      await expectStalled408(w.worker.port, '/api/transfers', '{"from":');
+      // The access log and the metrics say what the client read: 408, not a 499 or a 503.
+      const line = () => w.logs.find((l) => l.msg === 'request' && l.route === '/api/transfers');
+      await waitFor(() => line() !== undefined);
+      expect(line()).toMatchObject({ status: 408 });
+    } finally {
+      await w.stop();
+    }
   });
 
   test('headers that trickle in: 408 and the socket closed', async () => {
@@ -180,6 +244,26 @@ describe('413 leaves the connection usable or closes it cleanly', () => {
       c.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
       const next = await c.next();
       expect(next?.status).toBe(200);
+    } finally {
+      c.destroy();
+    }
+  });
+
+  test('a declared length over the limit and a client that stops sending: 413 at once, Connection: close', async () => {
+    const c = await rawConnect(ctx.w.worker.port);
+    try {
+      // 4 kB declared against a 1 kB limit; 10 bytes sent, then nothing: the answer must not
+      // wait for the rest (before, it waited until the receive timeout cut the socket: 408).
+      const r = await unchanged(async () => {
+        c.write(
+          'POST /api/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{"name":"x',
+        );
+        return c.next();
+      });
+      expect(r?.status).toBe(413);
+      expect(JSON.parse(r!.body).error.code).toBe('payload_too_large');
+      expect(r!.headers.connection).toBe('close');
+      expect(await c.closed).not.toBe('reset');
     } finally {
       c.destroy();
     }

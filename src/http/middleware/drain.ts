@@ -9,7 +9,10 @@ export interface DrainDeps {
 }
 
 /**
- * While draining, every answer tells the client to close its keep-alive socket. Before that,
+ * While draining, every answer tells the client to close its keep-alive socket; so does an
+ * answer given before the request's body has all arrived (a 413 on its declared length, a 400 or
+ * 415 that never reads it): the socket cannot carry another request until the rest has come, and
+ * a client that stopped mid-body would wait on it forever. Otherwise,
  * every keep-alive answer advertises an idle time no longer than the drain deadline (Node would
  * advertise the server's 65 s idle timer), so no client still counts on a socket the drain's
  * deadline ends.
@@ -20,7 +23,9 @@ export function drain({ readiness, keepAliveHintS }: DrainDeps) {
     try {
       await next();
     } finally {
-      if (readiness.draining()) ctx.set('Connection', 'close');
+      // Bytes that came with the headers are parsed after this turn: look once more then.
+      if (!ctx.req.complete) await new Promise((resolve) => setImmediate(resolve));
+      if (readiness.draining() || !ctx.req.complete) ctx.set('Connection', 'close');
       // Setting Keep-Alive ourselves makes Node leave out its own (timeout=65).
       // Node decided from the request (HTTP version, `Connection`) whether the socket stays.
       else if (ctx.res.shouldKeepAlive) ctx.set('Keep-Alive', hint);

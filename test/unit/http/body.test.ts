@@ -112,14 +112,14 @@ function raw(length: number, sent: number) {
   ).finally(() => agent.destroy());
 }
 
-test('over the limit: 413 naming it; a modest overage is read so the connection stays', async () => {
+test('over the limit: 413 naming it; a body that came whole is discarded so the connection stays', async () => {
   const modest = await raw(4096, 4096);
   expect(modest).toEqual({
     status: 413,
     message: 'the request body is larger than 1024 bytes',
     connection: 'keep-alive',
   });
-  // Declared over 1 MiB: refused before any of it is read, and the connection is closed.
+  // Declared over the limit and not sent: answered at once, and the connection is closed.
   const huge = await raw(2 * 1024 * 1024, 0);
   expect(huge).toMatchObject({ status: 413, connection: 'close' });
 });

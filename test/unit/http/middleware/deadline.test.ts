@@ -85,3 +85,31 @@ test('a client that leaves aborts the signal with a reason that is not the deadl
   expect(why).not.toBe(DEADLINE);
   expect(why).toMatchObject({ name: 'AbortError' });
 });
+
+test('the clock stops while the body is received and starts afresh once it has arrived', async () => {
+  let clock = 1_000;
+  const base = await app({ timeoutMs: 40, settleMs: 20, now: () => clock }, async (ctx) => {
+    // The upload takes three deadlines' worth: no abort, no 503.
+    const body = await ctx.state.receive(async () => {
+      await new Promise((r) => setTimeout(r, 120));
+      clock = 5_000;
+      return 'read';
+    });
+    ctx.body = {
+      body,
+      aborted: ctx.state.work.signal!.aborted,
+      deadline: ctx.state.work.deadline,
+    };
+  });
+  const res = await fetch(`${base}/`);
+  expect(res.status).toBe(200);
+  expect(await res.json()).toEqual({ body: 'read', aborted: false, deadline: 5_040 });
+});
+
+test('after the body has arrived, work that ignores the deadline is still answered 503', async () => {
+  const base = await app({ timeoutMs: 30, settleMs: 30 }, async (ctx) => {
+    await ctx.state.receive(async () => 'read');
+    return new Promise(() => undefined);
+  });
+  expect((await fetch(`${base}/`)).status).toBe(503);
+});
