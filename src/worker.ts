@@ -8,6 +8,7 @@ import { dbUrlParts } from './config/db-url';
 import { createDb, type Db } from './db/runner';
 import { createSql, type SqlHandle } from './db/sql';
 import { createApp, type ExtraRoutes } from './http/app';
+import { readOpenApi } from './http/routes/ops';
 import { applyServerLimits, serverOptions } from './http/server-limits';
 import { createAccounts } from './ledger/accounts';
 import { createKeyJanitor, type KeyJanitor } from './ledger/idempotency';
@@ -126,6 +127,7 @@ export async function buildWorker(
     routes: options.routes,
     accounts: createAccounts({ db }),
     transfers: createTransfers({ db }),
+    openapi: readOpenApi(),
     metrics: createMetricsEndpoint({
       ...(siblings
         ? { render: siblings.render, contentType: siblings.contentType }
