@@ -199,3 +199,20 @@ export function expectContract(res: SeenResponse): void {
     throw new Error(`response breaks docs/openapi.json:\n  ${found.join('\n  ')}`);
   }
 }
+
+/** fetch() whose answer is checked by `expectContract`; the body is read as text. */
+export async function fetchChecked(
+  url: string,
+  init: RequestInit = {},
+): Promise<SeenResponse & { headers: Headers }> {
+  const res = await fetch(url, init);
+  const seen = {
+    method: init.method ?? 'GET',
+    path: new URL(url).pathname,
+    status: res.status,
+    headers: res.headers,
+    text: await res.text(),
+  };
+  expectContract(seen);
+  return seen;
+}

@@ -41,7 +41,7 @@ test('the router serves exactly the documented operations', () => {
   const served = dispatch.router.stack.flatMap((layer) =>
     layer.methods
       .filter((m) => m !== 'HEAD')
-      .map((m) => `${m} ${layer.path.replace(/:(\w+)/g, '{$1}')}`),
+      .map((m) => `${m} ${String(layer.path).replace(/:(\w+)/g, '{$1}')}`),
   );
   const documented = Object.entries(doc.paths as Record<string, object>).flatMap(([path, ops]) =>
     Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
