@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config/config';
 import { dbUrlParts } from '../../src/config/db-url';
 import { createLogger } from '../../src/logger';
 import { startWorker, type Worker } from '../../src/main';
-import { expectContract } from './openapi';
+import { contract, expectContract } from './openapi';
 import { testOnlyRoutes } from './test-routes.js';
 import { startTestPostgres, type TestPostgres } from './postgres';
 
@@ -91,6 +91,7 @@ export interface WorkerFixture {
 export function useWorker(env: Record<string, string> = {}): WorkerFixture {
   const fixture = {} as WorkerFixture;
   beforeAll(async () => {
+    contract(); // compiled now, not under a test's load (./openapi)
     fixture.pg = await startTestPostgres();
     fixture.url = await fixture.pg.createDatabase();
     fixture.w = await startTestWorker(fixture.url, env);
