@@ -37,6 +37,16 @@ describe('operations endpoints', () => {
     });
   });
 
+  test('openapi.json is the OpenAPI 3.1 document of this API', async () => {
+    const r = await call(ctx.base, 'GET', '/openapi.json');
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({
+      openapi: expect.stringMatching(/^3\.1\./),
+      info: { version: '1.2' },
+    });
+    expect(Object.keys(r.body.paths)).toContain('/api/transfers');
+  });
+
   test('metrics is a Prometheus exposition', async () => {
     const res = await fetchChecked(`${ctx.base}/metrics`);
     expect(res.status).toBe(200);
