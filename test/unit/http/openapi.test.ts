@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type Router from '@koa/router';
 import type { Accounts } from '../../../src/ledger/accounts';
-import { OPENAPI_FILE } from '../../../src/http/routes/ops';
+import { OPENAPI_FILE, readOpenApi } from '../../../src/http/routes/ops';
 import { contract, createContractChecker, type SeenResponse } from '../../support/openapi';
 import { appWith, type AppUnderTest } from './serve';
 
@@ -54,6 +54,14 @@ test('GET /openapi.json answers the document, as the document says', async () =>
   expect(res.status).toBe(200);
   expect(res.text).toBe(readFileSync(OPENAPI_FILE, 'utf8'));
   expect(contract().violations(res)).toEqual([]);
+});
+
+test('a missing or foreign document fails the start, not a request', () => {
+  expect(() => readOpenApi(`${OPENAPI_FILE}.missing`)).toThrow(/ENOENT/);
+  expect(() => readOpenApi(require.resolve('../../../package.json'))).toThrow(
+    /is not an OpenAPI document/,
+  );
+  expect(readOpenApi().equals(readFileSync(OPENAPI_FILE))).toBe(true);
 });
 
 test('answers that keep the document pass', async () => {
