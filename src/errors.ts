@@ -1,5 +1,5 @@
 /**
- * The error catalogue: every code a client can read (the contract's table, shared/api-contract.md)
+ * The error catalogue: every code a client can read (the contract's table, docs/api.md)
  * with its status, default message, exposure and headers, and the one serializer of error bodies.
  * A code without an entry, or a refusal without its answer, does not compile.
  */

@@ -9,6 +9,7 @@ import { LOG_FLUSH_MS, STDOUT_DRAIN_MS } from './config/shutdown-budget';
 import { createDb, type Db } from './db/runner';
 import { createSql, type SqlHandle } from './db/sql';
 import { createApp, type ExtraRoutes } from './http/app';
+import { readOpenApi } from './http/routes/ops';
 import { applyServerLimits, serverOptions } from './http/server-limits';
 import { createAccounts } from './ledger/accounts';
 import { createKeyJanitor, type KeyJanitor } from './ledger/idempotency';
@@ -127,6 +128,7 @@ export async function buildWorker(
     routes: options.routes,
     accounts: createAccounts({ db }),
     transfers: createTransfers({ db }),
+    openapi: readOpenApi(),
     metrics: createMetricsEndpoint({
       ...(siblings
         ? { render: siblings.render, contentType: siblings.contentType }

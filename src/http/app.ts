@@ -26,6 +26,8 @@ export interface AppDeps {
   transfers: Transfers;
   readiness: Readiness;
   metrics: OpsDeps['metrics'];
+  /** The OpenAPI document served at GET /openapi.json (`readOpenApi`, read once at start). */
+  openapi: OpsDeps['openapi'];
   /** Mounted after the API's routes (the tests mount their test-only routes here). */
   routes?: readonly ExtraRoutes[];
   /** Called once per finished request (metrics). */
@@ -42,7 +44,12 @@ export function createApp(deps: AppDeps): Koa<KeelState> {
   app.on('error', () => undefined);
 
   const router = new Router<KeelState>();
-  opsRoutes(router, { db: deps.db, readiness: deps.readiness, metrics: deps.metrics });
+  opsRoutes(router, {
+    db: deps.db,
+    readiness: deps.readiness,
+    metrics: deps.metrics,
+    openapi: deps.openapi,
+  });
   accountRoutes(router, {
     accounts: deps.accounts,
     transfers: deps.transfers,

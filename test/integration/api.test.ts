@@ -1,4 +1,8 @@
-/** The HTTP contract (shared/api-contract.md), rule by rule, through real HTTP and Postgres. */
+/**
+ * The HTTP contract (docs/api.md), rule by rule, through real HTTP and Postgres. Every answer is
+ * also checked against docs/openapi.json (`call` and `fetchChecked` do it).
+ */
+import { fetchChecked } from '../support/openapi';
 import { psql } from '../support/postgres';
 import { call, useWorker } from '../support/worker';
 
@@ -33,11 +37,21 @@ describe('operations endpoints', () => {
     });
   });
 
+  test('openapi.json is the OpenAPI 3.1 document of this API', async () => {
+    const r = await call(ctx.base, 'GET', '/openapi.json');
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({
+      openapi: expect.stringMatching(/^3\.1\./),
+      info: { version: '1.2' },
+    });
+    expect(Object.keys(r.body.paths)).toContain('/api/transfers');
+  });
+
   test('metrics is a Prometheus exposition', async () => {
-    const res = await fetch(`${ctx.base}/metrics`);
+    const res = await fetchChecked(`${ctx.base}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0.0.4/);
-    const text = await res.text();
+    const text = res.text;
     expect(text).toMatch(/^# HELP /m);
     expect(text).toContain('keel_db_connections_open');
     expect(text).toContain('http_requests_total');
@@ -109,13 +123,13 @@ describe('accounts', () => {
 
   test('malformed JSON, media type and size', async () => {
     expectError(await call(ctx.base, 'POST', '/api/accounts', '{"name":'), 400, 'invalid_request');
-    const text = await fetch(`${ctx.base}/api/accounts`, {
+    const text = await fetchChecked(`${ctx.base}/api/accounts`, {
       method: 'POST',
       headers: { 'content-type': 'text/plain' },
       body: 'hi',
     });
     expect(text.status).toBe(415);
-    expect(((await text.json()) as { error: { code: string } }).error.code).toBe(
+    expect((JSON.parse(text.text) as { error: { code: string } }).error.code).toBe(
       'unsupported_media_type',
     );
     const big = await call(ctx.base, 'POST', '/api/accounts', { name: 'a', pad: 'x'.repeat(2000) });
@@ -347,7 +361,7 @@ describe('routing', () => {
       ['GET', '/nope'],
       ['PATCH', '/api/accounts/1'],
     ]) {
-      const r = await fetch(ctx.base + path!, { method });
+      const r = await fetchChecked(ctx.base + path!, { method });
       expect(r.headers.get('x-request-id')).toBeTruthy();
       expect(r.headers.get('content-type')).toMatch(/application\/json/);
     }

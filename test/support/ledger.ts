@@ -1,6 +1,7 @@
 /** Ledger invariants checked in the database, and a bounded mixed load of reads and transfers. */
 import { randomUUID } from 'node:crypto';
 import { idempotencyKey } from '../../src/ledger/idempotency-key';
+import { contract, type SeenResponse } from './openapi';
 import { psql } from './postgres';
 
 export interface LoadResult {
@@ -13,6 +14,7 @@ export interface LoadResult {
   /** Keys (from the answer's Idempotency-Key) of transfers answered `503 database_unavailable`. */
   unavailableKeys: string[];
   longestMs: number;
+  /** Transport errors, missing headers, and every way an answer breaks docs/openapi.json. */
   errors: string[];
   timeline: Array<{ at: number; status: number | string; ms: number }>;
   /** Answers outside 200/201/409/503, for diagnosis. */
@@ -85,6 +87,9 @@ export async function runLoad(opts: {
   const max = opts.maxRequests ?? 100000;
   const pick = () => opts.accounts[Math.floor(Math.random() * opts.accounts.length)]!;
   const baseOf = typeof opts.base === 'string' ? () => opts.base as string : opts.base;
+  // Checked against docs/openapi.json once the load is over: no work of the check's own (ajv
+  // compiling, validating) on this process, which may be the worker's, while the load runs.
+  const answers: SeenResponse[] = [];
 
   async function one(i: number): Promise<void> {
     const t0 = Date.now();
@@ -115,7 +120,10 @@ export async function runLoad(opts: {
         });
       }
       status = res.status;
-      const body = (await res.json()) as { id?: number; error?: { code?: string } };
+      const text = await res.text();
+      const [method, path] = read ? ['GET', request.slice(4)] : ['POST', '/api/transfers'];
+      answers.push({ method, path, status, headers: res.headers, text });
+      const body = JSON.parse(text) as { id?: number; error?: { code?: string } };
       if (!read) {
         const answered = res.headers.get('idempotency-key');
         if (answered === null) result.errors.push('transfer answer without Idempotency-Key');
@@ -151,6 +159,7 @@ export async function runLoad(opts: {
       }
     }),
   );
+  for (const answer of answers) result.errors.push(...contract().violations(answer));
   return result;
 }
 

@@ -1,9 +1,12 @@
 /**
  * A raw TCP client for HTTP/1.1: writes exactly the bytes a test gives (repeated headers,
  * bodies shorter than their Content-Length, headers in pieces) and reads responses off the same
- * socket, so keep-alive behaviour after an error can be observed.
+ * socket, so keep-alive behaviour after an error can be observed. A write that starts with a
+ * request line names the request the next unpaired response answers; that response is checked
+ * against docs/openapi.json (./openapi).
  */
 import net from 'node:net';
+import { expectContract } from './openapi';
 
 export interface RawResponse {
   status: number;
@@ -42,6 +45,8 @@ export interface RawConnection {
   destroy(): void;
 }
 
+const REQUEST_LINE = /^([A-Z]+) (\S+) HTTP\/1\.[01]\r\n/;
+
 export function rawConnect(port: number): Promise<RawConnection> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -78,11 +83,21 @@ export function rawConnect(port: number): Promise<RawConnection> {
       const taken = takeResponse(buf);
       if (!taken) return null;
       buf = taken.rest;
+      const request = requests.shift();
+      if (request) {
+        const { status, headers, body: text } = taken.response;
+        expectContract({ ...request, status, headers, text });
+      }
       return taken.response;
     };
+    const requests: Array<{ method: string; path: string }> = [];
     socket.once('connect', () =>
       resolve({
-        write: (d) => void socket.write(d),
+        write: (d) => {
+          const line = REQUEST_LINE.exec(Buffer.from(d).subarray(0, 2100).toString('latin1'));
+          if (line) requests.push({ method: line[1]!, path: line[2]! });
+          socket.write(d);
+        },
         async next() {
           for (;;) {
             const r = parse();

@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/config/config';
 import { dbUrlParts } from '../../src/config/db-url';
 import { createLogger } from '../../src/logger';
 import { startWorker, type Worker } from '../../src/main';
+import { contract, expectContract } from './openapi';
 import { testOnlyRoutes } from './test-routes.js';
 import { startTestPostgres, type TestPostgres } from './postgres';
 
@@ -90,6 +91,7 @@ export interface WorkerFixture {
 export function useWorker(env: Record<string, string> = {}): WorkerFixture {
   const fixture = {} as WorkerFixture;
   beforeAll(async () => {
+    contract(); // compiled now, not under a test's load (./openapi)
     fixture.pg = await startTestPostgres();
     fixture.url = await fixture.pg.createDatabase();
     fixture.w = await startTestWorker(fixture.url, env);
@@ -102,7 +104,10 @@ export function useWorker(env: Record<string, string> = {}): WorkerFixture {
   return fixture;
 }
 
-/** fetch() with a JSON body; returns status, headers and parsed body. */
+/**
+ * fetch() with a JSON body; returns status, headers and parsed body. Every answer is checked
+ * against docs/openapi.json first (./openapi): one that breaks it fails the test.
+ */
 export async function call(
   base: string,
   method: string,
@@ -116,6 +121,7 @@ export async function call(
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
+  expectContract({ method, path, status: res.status, headers: res.headers, text });
   let parsed: unknown = text;
   try {
     parsed = text ? JSON.parse(text) : undefined;

@@ -1,4 +1,4 @@
-/** The error catalogue against the contract's table (shared/api-contract.md, "Errors"). */
+/** The error catalogue against the contract's table (docs/api.md, "Errors"). */
 import {
   AppError,
   ERRORS,

@@ -8,6 +8,7 @@ import type { Db } from '../../../src/db/runner';
 import type { Accounts } from '../../../src/ledger/accounts';
 import type { Transfers } from '../../../src/ledger/transfers';
 import { createReadiness, type Readiness } from '../../../src/lifecycle/readiness';
+import { fetchChecked } from '../../support/openapi';
 import { appWith, type AppUnderTest } from './serve';
 
 /** Any call on it is a defect: the request should have been answered before the database. */
@@ -41,10 +42,10 @@ afterEach(() => {
   expect(reached).toEqual([]);
 });
 
+/** Every answer is checked against docs/openapi.json too (test/support/openapi). */
 async function send(method: string, path: string, body?: string | Buffer, headers = {}) {
-  const res = await fetch(`${base}${path}`, { method, body, headers });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : null };
+  const res = await fetchChecked(`${base}${path}`, { method, body, headers });
+  return { status: res.status, headers: res.headers, json: res.text ? JSON.parse(res.text) : null };
 }
 
 const json = { 'content-type': 'application/json' };

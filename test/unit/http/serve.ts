@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import type { Db } from '../../../src/db/runner';
 import { createApp } from '../../../src/http/app';
+import { readOpenApi } from '../../../src/http/routes/ops';
 import type { Accounts } from '../../../src/ledger/accounts';
 import type { Transfers } from '../../../src/ledger/transfers';
 import { createReadiness, type Readiness } from '../../../src/lifecycle/readiness';
@@ -36,6 +37,7 @@ export function capturedLogger(): { logger: Logger; logs: Array<Record<string, u
 }
 
 export interface AppUnderTest extends Served {
+  app: ReturnType<typeof createApp>;
   logs: Array<Record<string, unknown>>;
   /** Migrated from the start; a test may swap its methods. */
   readiness: Readiness;
@@ -65,6 +67,7 @@ export async function appWith(ledger: {
     transfers: ledger.transfers as Transfers,
     readiness,
     metrics: async () => ({ status: 200, type: 'text/plain', text: '' }),
+    openapi: readOpenApi(),
   });
-  return { ...(await serve(app.callback())), logs, readiness };
+  return { ...(await serve(app.callback())), app, logs, readiness };
 }
