@@ -4,6 +4,7 @@ import Koa from 'koa';
 import type { Config } from '../config/config';
 import { UnavailableError } from '../errors';
 import type { Db } from '../db/runner';
+import { idempotencyKey } from '../ledger/idempotency-key';
 import type { Accounts } from '../ledger/accounts';
 import type { Transfers } from '../ledger/transfers';
 import type { Readiness } from '../lifecycle/readiness';
@@ -66,6 +67,11 @@ export function createApp(deps: AppDeps): Koa<KeelState> {
   app.use(async (ctx, next) => {
     // Until the schema is in place (the database was not reachable at boot), the API is down.
     if (!deps.readiness.migrated() && ctx.path.startsWith('/api/')) {
+      // The contract: every answer to a transfer names the key to retry with (nothing applied).
+      if (ctx.method === 'POST' && ctx.path === '/api/transfers') {
+        const sent = ctx.get('Idempotency-Key');
+        ctx.set('Idempotency-Key', idempotencyKey(sent === '' ? undefined : sent).header);
+      }
       throw UnavailableError.of('dbNotMigrated');
     }
     await next();

@@ -157,6 +157,7 @@ test('Idempotency-Key sent twice: 400 and no transfer', async () => {
     once(post('/api/transfers', body, ['Idempotency-Key: one', 'Idempotency-Key: two'])),
   );
   expectInvalid(r, 'Idempotency-Key');
+  expect(r.headers['idempotency-key']).toMatch(/^keel-gen-/);
 });
 
 test('headers over the size limit: a JSON 400 with X-Request-Id and Connection: close', async () => {

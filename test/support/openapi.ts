@@ -76,7 +76,8 @@ export function createContractChecker(doc: Json): ContractChecker {
     tpl,
     // Literal paths first: /api/accounts/{id} must not swallow a literal sibling.
     literal: !tpl.includes('{'),
-    re: new RegExp('^' + tpl.replace(/\{[^}]+\}/g, '[^/]+') + '$'),
+    // The router matches paths case-insensitively, as the server does.
+    re: new RegExp('^' + tpl.replace(/\{[^}]+\}/g, '[^/]+') + '$', 'i'),
   }));
   templates.sort((a, b) => Number(b.literal) - Number(a.literal));
 
@@ -86,6 +87,14 @@ export function createContractChecker(doc: Json): ContractChecker {
     const op = match ? (doc.paths[match.tpl] as Json)[method] : undefined;
     if (!match || !op) {
       // The contract's answers for what the document has no operation for.
+      // A request the HTTP parser refuses (an unknown method, a broken request line) never
+      // reaches the router: the contract's 400 for a malformed request.
+      if (res.status === 400) return deref({ $ref: '#/components/responses/InvalidRequest' }, []);
+      // OPTIONS on a known path: the router lists the methods (200, Allow, no body), as HTTP does.
+      if (match && res.method.toUpperCase() === 'OPTIONS' && res.status === 200) {
+        if (headerOf(res.headers, 'Allow') === undefined) out.push('OPTIONS without Allow');
+        return null;
+      }
       const [name, status] = match ? ['MethodNotAllowed', 405] : ['NotFound', 404];
       if (res.status !== status) {
         out.push(
@@ -170,8 +179,11 @@ export function createContractChecker(doc: Json): ContractChecker {
       return all.length;
     },
     violations(res) {
-      const path = res.path.split('?')[0]!;
+      // The router matches a path with or without one trailing slash, as the server does.
+      const path = res.path.split('?')[0]!.replace(/(.)\/$/, '$1');
       if (TEST_ONLY.test(path)) return [];
+      // 100 Continue is an interim answer; the final one follows and is checked.
+      if (res.status >= 100 && res.status < 200) return [];
       const out: string[] = [];
       const found = responseFor(res, path, out);
       if (found) {

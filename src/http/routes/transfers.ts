@@ -20,6 +20,11 @@ export function transferRoutes(
     // Node joins a repeated unknown header with ", " in `headers`; `headersDistinct` keeps
     // each occurrence, so a key sent twice is refused instead of becoming a third key.
     const sent = ctx.req.headersDistinct['idempotency-key'] ?? [];
+    // Every answer names a key, a refused one's too: one the server made, since the client's is
+    // unusable (nothing was applied under it).
+    if (sent.length > 1 || (sent[0] !== undefined && !KEY.test(sent[0]))) {
+      ctx.set('Idempotency-Key', idempotencyKey(undefined).header);
+    }
     if (sent.length > 1) {
       throw new ValidationError('Idempotency-Key must be sent once', [
         { path: 'Idempotency-Key', message: `was sent ${sent.length} times` },
