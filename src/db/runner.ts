@@ -123,8 +123,9 @@ export function createDb(deps: DbDeps): Db {
   handle.onPathHealed(() => breaker.probeNow());
 
   async function run<T>(attemptOnce: (a: Attempt) => Promise<T>, ctx: WorkContext): Promise<T> {
-    // The database budget ends at the request deadline or budgetMs from now, whichever is first.
-    const deadline = Math.min(ctx.deadline, now() + deps.budgetMs);
+    // The database budget ends at the request deadline or budgetMs from now, whichever is first;
+    // a unit that waited for its first slot gets its budget from then (./admission: waiting).
+    let deadline = Math.min(ctx.deadline, now() + deps.budgetMs);
     const expired = () => now() >= deadline || ctx.signal?.aborted === true;
     // Set once a COMMIT was sent and its answer lost; cleared by nothing but a later success,
     // which learns the truth by reading the key row the transaction wrote.
@@ -144,7 +145,8 @@ export function createDb(deps: DbDeps): Db {
       }
       let release: Release;
       try {
-        release = await admission.acquire(deadline, ctx.signal);
+        release = await admission.acquire(attempt === 0 ? ctx.deadline : deadline, ctx.signal);
+        if (attempt === 0) deadline = Math.min(ctx.deadline, now() + deps.budgetMs);
       } catch (err) {
         if (!(err instanceof ShedError)) throw err;
         // The deadline fires the request's signal too: that is a deadline, not a client gone.
