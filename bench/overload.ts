@@ -117,7 +117,9 @@ async function runOverload({ opts, cleanup, log }: RunDeps) {
       await keel.start();
       let capacity: number | null = null;
       for (const step of steps) {
-        log(`[${name} round ${round} ${step.label}] ${step.clients} clients for ${opts.measureS} s`);
+        log(
+          `[${name} round ${round} ${step.label}] ${step.clients} clients for ${opts.measureS} s`,
+        );
         const r = await measureStep({
           port,
           dbUrl: db.url,

@@ -123,8 +123,9 @@ export function createDb(deps: DbDeps): Db {
   handle.onPathHealed(() => breaker.probeNow());
 
   async function run<T>(attemptOnce: (a: Attempt) => Promise<T>, ctx: WorkContext): Promise<T> {
-    // The database budget ends at the request deadline or budgetMs from now, whichever is first;
-    // a unit that waited for its first slot gets its budget from then (./admission: waiting).
+    // The database budget ends at the request deadline or budgetMs from now, whichever is first.
+    // The wait for a first slot is bounded by the request deadline alone, and the budget starts
+    // again once the unit has one (docs/design/database-path.md, waiting is not work).
     let deadline = Math.min(ctx.deadline, now() + deps.budgetMs);
     const expired = () => now() >= deadline || ctx.signal?.aborted === true;
     // Set once a COMMIT was sent and its answer lost; cleared by nothing but a later success,

@@ -27,7 +27,10 @@ async function until(sql: string, what: string): Promise<void> {
 }
 
 const keyRow = async (key: string) =>
-  psql(ctx.url, `select 1 from idempotency_keys where key = 'gen:${key.slice('keel-gen-'.length)}'`);
+  psql(
+    ctx.url,
+    `select 1 from idempotency_keys where key = 'gen:${key.slice('keel-gen-'.length)}'`,
+  );
 
 test('a transfer that waits for the connection longer than its budget is still served before its request deadline', async () => {
   const [a, b, c, d] = await seedAccounts(ctx.base, 4, 1_000_000);

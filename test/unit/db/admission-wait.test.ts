@@ -53,10 +53,13 @@ function setup() {
 function holder(db: ReturnType<typeof setup>['db'], deadline: number) {
   let done!: () => void;
   const held = new Promise<void>((resolve) => (done = resolve));
-  const answer = db.read(async () => {
-    await held;
-    return 'held';
-  }, { deadline });
+  const answer = db.read(
+    async () => {
+      await held;
+      return 'held';
+    },
+    { deadline },
+  );
   return { done, answer };
 }
 
