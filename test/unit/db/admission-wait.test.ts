@@ -4,53 +4,18 @@
  * budget for the database work starts when the unit gets one. A clock that moves only when the
  * test moves it; the work never touches `sql`.
  */
-import { Writable } from 'node:stream';
-import { createDb } from '../../../src/db/runner';
-import type { SqlHandle } from '../../../src/db/sql';
-import { createLogger } from '../../../src/logger';
-import { createDbStats } from '../../../src/metrics/db-stats';
-
-const quiet = createLogger({
-  level: 'error',
-  base: {},
-  stream: new Writable({ write: (_c, _e, cb) => cb() }),
-});
+import type { Db } from '../../../src/db/runner';
+import { createUnitDb } from '../../support/unit-db';
 
 const SLOTS = 2;
-const BUDGET_MS = 300;
+// Long in real time as well: the runner's and the gate's timers are real, set from the fake
+// clock; none may fire while the test runs, however loaded the machine.
+const BUDGET_MS = 60_000;
 
-function setup() {
-  const clock = { t: 1_000_000 };
-  const handle: SqlHandle = {
-    sql: new Proxy({} as SqlHandle['sql'], {
-      get: () => {
-        throw new Error('the unit of work under test never touches sql');
-      },
-    }),
-    pathStalled: () => false,
-    onPathHealed: () => undefined,
-    perTransactionTimeout: false,
-    end: async () => undefined,
-  };
-  const stats = createDbStats();
-  const db = createDb({
-    handle,
-    logger: quiet,
-    stats,
-    budgetMs: BUDGET_MS,
-    statementTimeoutMs: 0,
-    slots: SLOTS,
-    now: () => clock.t,
-    random: () => 1,
-    sleep: async (ms) => {
-      clock.t += ms;
-    },
-  });
-  return { db, stats, clock };
-}
+const setup = () => createUnitDb({ budgetMs: BUDGET_MS, slots: SLOTS });
 
 /** A read that holds its connection until `done()` is called. */
-function holder(db: ReturnType<typeof setup>['db'], deadline: number) {
+function holder(db: Db, deadline: number) {
   let done!: () => void;
   const held = new Promise<void>((resolve) => (done = resolve));
   const answer = db.read(
@@ -68,7 +33,7 @@ const settle = () => new Promise((r) => setImmediate(r));
 test('a unit that waits for a connection longer than its budget, within its request deadline, is served and gets its whole budget', async () => {
   const { db, stats, clock } = setup();
   const start = clock.t;
-  const holders = Array.from({ length: SLOTS }, () => holder(db, start + 10_000));
+  const holders = Array.from({ length: SLOTS }, () => holder(db, start + 1_000_000));
   await settle();
   expect(db.admission.active()).toBe(SLOTS);
 
@@ -80,7 +45,7 @@ test('a unit that waits for a connection longer than its budget, within its requ
       clock.t += BUDGET_MS - 50;
       return 'served';
     },
-    { deadline: start + 5000 },
+    { deadline: start + 10 * BUDGET_MS },
   );
   await settle();
   expect(db.admission.waiting()).toBe(1);
@@ -99,7 +64,7 @@ test('a unit that waits for a connection longer than its budget, within its requ
 test('the request deadline still ends the wait: the unit is refused without starting', async () => {
   const { db, stats, clock } = setup();
   const start = clock.t;
-  const holders = Array.from({ length: SLOTS }, () => holder(db, start + 10_000));
+  const holders = Array.from({ length: SLOTS }, () => holder(db, start + 1_000_000));
   await settle();
   let started = false;
   const waiting = db.read(
@@ -107,10 +72,10 @@ test('the request deadline still ends the wait: the unit is refused without star
       started = true;
       return 'served';
     },
-    { deadline: start + 1000 },
+    { deadline: start + 2 * BUDGET_MS },
   );
   await settle();
-  clock.t += 1000;
+  clock.t += 2 * BUDGET_MS;
   holders[0]!.done();
   await expect(waiting).rejects.toMatchObject({ status: 503, code: 'database_unavailable' });
   expect(started).toBe(false);
@@ -135,12 +100,12 @@ test('a retry waits for a connection within the budget only', async () => {
       }
       return 'retried';
     },
-    { deadline: start + 10_000 },
+    { deadline: start + 1_000_000 },
   );
-  const other = holder(db, start + 10_000);
+  const other = holder(db, start + 1_000_000);
   await settle();
   // A third unit waits; it gets the connection the failed attempt gives back.
-  const third = holder(db, start + 10_000);
+  const third = holder(db, start + 1_000_000);
   await settle();
   failNow();
   await settle();
