@@ -42,14 +42,21 @@ const DEFAULT_OVERLOAD: OverloadOpts = {
   against: null,
 };
 
-export function overloadOpts(values: Record<string, string | boolean | undefined | string[]>) {
-  const int = (name: string, lo: number, hi: number) => {
-    const v = Number(values[name]);
-    if (!Number.isInteger(v) || v < lo || v > hi) {
-      throw new Error(`--${name} must be an integer from ${lo} to ${hi}, not ${values[name]}`);
-    }
-    return v;
-  };
+type Flags = Record<string, string | boolean | undefined | string[]>;
+
+/** The integer flag `--name`, refused with its range when outside lo..hi. */
+export function intFlag(values: Flags, name: string, lo: number, hi: number): number {
+  const v = Number(values[name]);
+  if (!Number.isInteger(v) || v < lo || v > hi) {
+    throw new Error(
+      `--${name} must be an integer from ${lo} to ${hi}, not ${String(values[name])}`,
+    );
+  }
+  return v;
+}
+
+export function overloadOpts(values: Flags) {
+  const int = (name: string, lo: number, hi: number) => intFlag(values, name, lo, hi);
   const multiples = String(values.x)
     .split(',')
     .map((m) => Number(m));

@@ -31,7 +31,7 @@ import { createCleanup } from './cleanup';
 import { runCompare } from './compare';
 import { runFaults } from './faults';
 import { DEFAULTS } from './output';
-import { OVERLOAD_ARGS, overloadOpts, runOverload } from './overload';
+import { intFlag, OVERLOAD_ARGS, overloadOpts, runOverload } from './overload';
 import { runProfile } from './profile';
 import { runReloads } from './reloads';
 import type { Log, Opts, RunDeps } from './types';
@@ -73,13 +73,8 @@ function options(argv: string[]): Opts {
       ...OVERLOAD_ARGS,
     },
   });
-  const int = (name: 'reloads' | 'warmup-s' | 'measure-s' | 'pairs', lo: number, hi: number) => {
-    const v = Number(values[name]);
-    if (!Number.isInteger(v) || v < lo || v > hi) {
-      throw new Error(`--${name} must be an integer from ${lo} to ${hi}, not ${values[name]}`);
-    }
-    return v;
-  };
+  const int = (name: 'reloads' | 'warmup-s' | 'measure-s' | 'pairs', lo: number, hi: number) =>
+    intFlag(values, name, lo, hi);
   return {
     mode: values.faults
       ? 'faults'

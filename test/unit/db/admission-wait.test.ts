@@ -30,58 +30,54 @@ function holder(db: Db, deadline: number) {
 
 const settle = () => new Promise((r) => setImmediate(r));
 
-test('a unit that waits for a connection longer than its budget, within its request deadline, is served and gets its whole budget', async () => {
+/** Every slot held, and one more unit waiting for one with this request deadline. */
+async function oneWaiting(deadlineInBudgets: number, work: (clock: { t: number }) => string) {
   const { db, stats, clock } = setup();
   const start = clock.t;
   const holders = Array.from({ length: SLOTS }, () => holder(db, start + 1_000_000));
   await settle();
   expect(db.admission.active()).toBe(SLOTS);
-
-  let startedAt: number | null = null;
-  const waiting = db.read(
-    async () => {
-      startedAt = clock.t;
-      // Its query takes most of a budget: fine, the budget is counted from here.
-      clock.t += BUDGET_MS - 50;
-      return 'served';
-    },
-    { deadline: start + 10 * BUDGET_MS },
-  );
+  const waiting = db.read(async () => work(clock), {
+    deadline: start + deadlineInBudgets * BUDGET_MS,
+  });
   await settle();
   expect(db.admission.waiting()).toBe(1);
+  const finish = async () => {
+    holders[1]!.done();
+    await Promise.all(holders.map((h) => h.answer));
+  };
+  return { stats, clock, start, waiting, freeOne: () => holders[0]!.done(), finish };
+}
 
+test('a unit that waits for a connection longer than its budget, within its request deadline, is served and gets its whole budget', async () => {
+  let startedAt: number | null = null;
+  const gate = await oneWaiting(10, (clock) => {
+    startedAt = clock.t;
+    // Its query takes most of a budget: fine, the budget is counted from here.
+    clock.t += BUDGET_MS - 50;
+    return 'served';
+  });
   // Three budgets later a connection frees up, long before the request deadline.
-  clock.t += 3 * BUDGET_MS;
-  holders[0]!.done();
-  await expect(waiting).resolves.toBe('served');
-  expect(startedAt).toBe(start + 3 * BUDGET_MS);
-  expect(stats.shed.deadline).toBe(0);
-
-  holders[1]!.done();
-  await Promise.all(holders.map((h) => h.answer));
+  gate.clock.t += 3 * BUDGET_MS;
+  gate.freeOne();
+  await expect(gate.waiting).resolves.toBe('served');
+  expect(startedAt).toBe(gate.start + 3 * BUDGET_MS);
+  expect(gate.stats.shed.deadline).toBe(0);
+  await gate.finish();
 });
 
 test('the request deadline still ends the wait: the unit is refused without starting', async () => {
-  const { db, stats, clock } = setup();
-  const start = clock.t;
-  const holders = Array.from({ length: SLOTS }, () => holder(db, start + 1_000_000));
-  await settle();
   let started = false;
-  const waiting = db.read(
-    async () => {
-      started = true;
-      return 'served';
-    },
-    { deadline: start + 2 * BUDGET_MS },
-  );
-  await settle();
-  clock.t += 2 * BUDGET_MS;
-  holders[0]!.done();
-  await expect(waiting).rejects.toMatchObject({ status: 503, code: 'database_unavailable' });
+  const gate = await oneWaiting(2, () => {
+    started = true;
+    return 'served';
+  });
+  gate.clock.t += 2 * BUDGET_MS;
+  gate.freeOne();
+  await expect(gate.waiting).rejects.toMatchObject({ status: 503, code: 'database_unavailable' });
   expect(started).toBe(false);
-  expect(stats.shed.deadline).toBe(1);
-  holders[1]!.done();
-  await Promise.all(holders.map((h) => h.answer));
+  expect(gate.stats.shed.deadline).toBe(1);
+  await gate.finish();
 });
 
 test('a retry waits for a connection within the budget only', async () => {
