@@ -7,6 +7,10 @@
  *               bench/results/faults-<ts>.html (and bench/faults-report.png when chromium exists).
  *   --overload  keyless transfers on two hot accounts, 2 connections a worker, 300 ms budget:
  *               capacity, then 10x and 50x the clients; goodput, p99, 503s found applied (0).
+ *               Its shape: --pool N (DB_POOL_MAX), --budget-ms N (DB_RETRY_BUDGET_MS),
+ *               --deadline-ms N (REQUEST_TIMEOUT_MS), --hot N (hot accounts), --x 20,50
+ *               (multiples of the saturating clients), --against DIR (another checkout's dist/,
+ *               A B alternated) and --rounds N.
  *   --reloads N Keel under the same load while `pm2 reload web` runs N times: failed requests per
  *               reload (the zero-drop soak), in bench/LATEST.md.
  *   --profile   One Keel worker run directly with --cpu-prof under the same load; prints where
@@ -27,7 +31,7 @@ import { createCleanup } from './cleanup';
 import { runCompare } from './compare';
 import { runFaults } from './faults';
 import { DEFAULTS } from './output';
-import { runOverload } from './overload';
+import { intFlag, OVERLOAD_ARGS, overloadOpts, runOverload } from './overload';
 import { runProfile } from './profile';
 import { runReloads } from './reloads';
 import type { Log, Opts, RunDeps } from './types';
@@ -66,15 +70,11 @@ function options(argv: string[]): Opts {
       'warmup-s': { type: 'string', default: String(DEFAULTS.warmupS) },
       'measure-s': { type: 'string', default: String(DEFAULTS.measureS) },
       pairs: { type: 'string', default: String(DEFAULTS.pairs) },
+      ...OVERLOAD_ARGS,
     },
   });
-  const int = (name: 'reloads' | 'warmup-s' | 'measure-s' | 'pairs', lo: number, hi: number) => {
-    const v = Number(values[name]);
-    if (!Number.isInteger(v) || v < lo || v > hi) {
-      throw new Error(`--${name} must be an integer from ${lo} to ${hi}, not ${values[name]}`);
-    }
-    return v;
-  };
+  const int = (name: 'reloads' | 'warmup-s' | 'measure-s' | 'pairs', lo: number, hi: number) =>
+    intFlag(values, name, lo, hi);
   return {
     mode: values.faults
       ? 'faults'
@@ -92,6 +92,7 @@ function options(argv: string[]): Opts {
     baseline: values.baseline,
     keelEnv: envPairs('keel-env', values['keel-env']),
     variantEnv: envPairs('variant', values.variant),
+    overload: overloadOpts(values),
   };
 }
 

@@ -29,11 +29,12 @@ export interface Snapshot {
   fingerprint: string;
 }
 
-function createSnapshot({ cleanup }: { cleanup: Cleanup }): Snapshot {
+/** `from`: the checkout to copy (another one's dist/ is measured against this one's, A/B). */
+function createSnapshot({ cleanup, from = ROOT }: { cleanup: Cleanup; from?: string }): Snapshot {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-bench-app-'));
   cleanup.add('remove keel snapshot', () => fs.rmSync(root, { recursive: true, force: true }));
   for (const name of COPIED) {
-    fs.cpSync(path.join(ROOT, name), path.join(root, name), { recursive: true });
+    fs.cpSync(path.join(from, name), path.join(root, name), { recursive: true });
   }
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'), 'dir');
   const hash = crypto.createHash('sha256');

@@ -13,6 +13,25 @@ export interface Opts {
   baseline: boolean;
   keelEnv: Record<string, string>;
   variantEnv: Record<string, string>;
+  overload: OverloadOpts;
+}
+
+/** The shape of the overload (`--overload`): see bench/overload.ts. */
+export interface OverloadOpts {
+  /** DB_POOL_MAX: connections a worker. */
+  pool: number;
+  /** DB_RETRY_BUDGET_MS. */
+  budgetMs: number;
+  /** REQUEST_TIMEOUT_MS. */
+  deadlineMs: number;
+  /** Transfers go between these many accounts. */
+  hot: number;
+  /** Overload steps, in multiples of the clients that saturate the pool. */
+  multiples: number[];
+  /** Rounds (A B, B A, ...). */
+  rounds: number;
+  /** Another checkout whose dist/ is measured in the same run (A/B), or null. */
+  against: string | null;
 }
 
 /** What run.ts hands each mode. */

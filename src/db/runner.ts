@@ -152,7 +152,9 @@ export function createDb(deps: DbDeps): Db {
 
   async function run<T>(attemptOnce: (a: Attempt) => Promise<T>, ctx: WorkContext): Promise<T> {
     // The database budget ends at the request deadline or budgetMs from now, whichever is first.
-    const deadline = Math.min(ctx.deadline, now() + deps.budgetMs);
+    // The wait for a first slot is bounded by the request deadline alone, and the budget starts
+    // again once the unit has one (docs/design/database-path.md, waiting is not work).
+    let deadline = Math.min(ctx.deadline, now() + deps.budgetMs);
     const expired = () => now() >= deadline || ctx.signal?.aborted === true;
     // Set once a COMMIT was sent and its answer lost; cleared by nothing but a later success,
     // which learns the truth by reading the key row the transaction wrote.
@@ -163,11 +165,14 @@ export function createDb(deps: DbDeps): Db {
         : err;
     for (let attempt = 0; ; attempt++) {
       if (ctx.signal?.aborted) throw fail(abortError(ctx.signal));
-      if (!(await pathClear(deadline, ctx.signal))) {
+      // Waiting for a stalled path is not work either: the first wait is bounded by the request
+      // deadline alone, and the budget starts again after it.
+      if (!(await pathClear(attempt === 0 ? ctx.deadline : deadline, ctx.signal))) {
         if (ctx.signal?.aborted) throw fail(abortError(ctx.signal));
         stats.shed.stalled += 1;
         throw fail(unavailable());
       }
+      if (attempt === 0) deadline = Math.min(ctx.deadline, now() + deps.budgetMs);
       try {
         await breaker.admit(deadline);
       } catch (err) {
@@ -177,7 +182,8 @@ export function createDb(deps: DbDeps): Db {
       }
       let release: Release;
       try {
-        release = await admission.acquire(deadline, ctx.signal);
+        release = await admission.acquire(attempt === 0 ? ctx.deadline : deadline, ctx.signal);
+        if (attempt === 0) deadline = Math.min(ctx.deadline, now() + deps.budgetMs);
       } catch (err) {
         if (!(err instanceof ShedError)) throw err;
         // The deadline fires the request's signal too: that is a deadline, not a client gone.

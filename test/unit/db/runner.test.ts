@@ -3,58 +3,10 @@
  * connection, a serialization failure), a clock that only moves when the loop waits, and a
  * fixed `random`. No database: the work never touches `sql`.
  */
-import { Writable } from 'node:stream';
-import { createDb, DEADLINE, type Db } from '../../../src/db/runner';
-import type { SqlHandle } from '../../../src/db/sql';
-import { createLogger } from '../../../src/logger';
-import { createDbStats, type DbStats } from '../../../src/metrics/db-stats';
+import { DEADLINE } from '../../../src/db/runner';
+import { createUnitDb } from '../../support/unit-db';
 
-const quiet = createLogger({
-  level: 'error',
-  base: {},
-  stream: new Writable({ write: (_c, _e, cb) => cb() }),
-});
-
-interface Setup {
-  db: Db;
-  stats: DbStats;
-  /** Every wait the loop asked for, in ms. */
-  waits: number[];
-  clock: { t: number };
-}
-
-function setup({ budgetMs = 3000, random = (): number => 1 } = {}): Setup {
-  const clock = { t: 1_000_000 };
-  const waits: number[] = [];
-  const handle: SqlHandle = {
-    sql: new Proxy({} as SqlHandle['sql'], {
-      get: () => {
-        throw new Error('the unit of work under test never touches sql');
-      },
-    }),
-    pathStalled: () => false,
-    asCancel: (send) => send(),
-    onPathHealed: () => undefined,
-    perTransactionTimeout: false,
-    end: async () => undefined,
-  };
-  const stats = createDbStats();
-  const db = createDb({
-    handle,
-    logger: quiet,
-    stats,
-    budgetMs,
-    statementTimeoutMs: 0,
-    slots: 4,
-    now: () => clock.t,
-    random,
-    sleep: async (ms) => {
-      waits.push(ms);
-      clock.t += ms;
-    },
-  });
-  return { db, stats, waits, clock };
-}
+const setup = createUnitDb;
 
 const failing = (code: string) => Object.assign(new Error(`driver says ${code}`), { code });
 
