@@ -21,6 +21,7 @@ import { createFaultProxy, freePort } from './fixtures';
 import { CONNECTIONS, startLoad, type View } from './load';
 import * as out from './output';
 import { watchLoad } from './progress';
+import { median } from './stats';
 import { childrenOf, startBoxSampler, type CpuPoint } from './sampler';
 import { createSnapshot, type Snapshot } from './snapshot';
 import { POOL_MAX, WORKERS, createBaseline, createKeel } from './targets';
@@ -315,23 +316,38 @@ async function stallTarget(
   const keelLog = target.logFile
     ? windows.map((w) => logCounts(target.logFile!(), w.startEpoch, w.endEpoch))
     : null;
+  const STALLED = 'warn database path stalled: a fresh connection got no answer';
   // Kept next to the JSON: PM2's home (and the log in it) goes with `pm2 kill`.
   const logCopy = target.logFile
     ? out.writeResult(`stalls-${stamp}-${name}.log`, fs.readFileSync(target.logFile(), 'utf8'))
     : null;
   await target.stop();
   await closeProxy();
-  const STALLED = 'warn database path stalled: a fresh connection got no answer';
+  // The path watch's verdicts: in a stall they are right, anywhere else they are false alarms.
+  const verdicts = (from: number, to: number) =>
+    target.logFile ? (logCounts(target.logFile(), from, to)[STALLED] ?? 0) : null;
   return {
     name,
     figures: figures.map((f, i) => ({
       ...f,
-      pathStalledVerdicts: keelLog ? (keelLog[i]?.[STALLED] ?? 0) : null,
+      verdicts: {
+        inStall: verdicts(windows[i]!.startEpoch, windows[i]!.healEpoch),
+        afterHeal: verdicts(windows[i]!.healEpoch, windows[i]!.endEpoch),
+      },
     })),
+    // Before the first stall: warm-up and steady load, no fault at all.
+    verdictsBeforeFirstStall: verdicts(load.startedAtEpoch, windows[0]?.startEpoch ?? Date.now()),
+    sampleEveryMs: medianGap(sampler.samples),
     keelLog,
     logCopy,
     proxy: proxy.stats(),
   };
+}
+
+/** The median time between two samples (the sampler sleeps 50 ms after each answer). */
+function medianGap(samples: Sample[]): number | null {
+  const gaps = samples.slice(1).map((s, i) => s.t - samples[i]!.t);
+  return gaps.length ? median(gaps) : null;
 }
 
 const ms = (v: number | null) => (v === null ? 'none' : v.toFixed(0));
@@ -339,7 +355,7 @@ const ms = (v: number | null) => (v === null ? 'none' : v.toFixed(0));
 function tableRows(
   results: Array<{
     name: string;
-    figures: Array<Figures & { pathStalledVerdicts: number | null }>;
+    figures: Array<Figures & { verdicts: { inStall: number | null; afterHeal: number | null } }>;
   }>,
 ): out.Rows {
   const header = [
@@ -354,7 +370,7 @@ function tableRows(
     'first 2xx sent after heal ms',
     'errors from heal + 1 s',
     'too many clients',
-    'keel "path stalled" verdicts',
+    'keel "path stalled" in stall / after heal',
     'others CPU',
   ];
   const rows = results.flatMap((r) =>
@@ -374,7 +390,7 @@ function tableRows(
             .map(([k, v]) => `${v}× ${k}`)
             .join(', ')})`,
       String(f.tooManyClients),
-      f.pathStalledVerdicts === null ? '-' : String(f.pathStalledVerdicts),
+      f.verdicts.inStall === null ? '-' : `${f.verdicts.inStall} / ${f.verdicts.afterHeal}`,
       f.othersCpu === null ? '-' : `${Math.round(f.othersCpu * 100)} %`,
     ]),
   );
@@ -488,13 +504,19 @@ async function runStalls(deps: RunDeps) {
     'earliest 2xx answer completed after the heal ("sent after": of a request sent after it); ' +
     'errors: non-2xx answers and socket errors from 1 s after the heal until the next stall; ' +
     '"too many clients": lines in the server log; "steady 2xx/s": the 3 s before the stall; ' +
-    '"path stalled" verdicts: Keel\'s path watch declaring the path stalled (log lines, both ' +
-    'workers) from the stall to the next one: one per worker is the real stall, more are false ' +
-    'alarms. "others CPU" is the share of the box used ' +
+    '"path stalled": Keel\'s path watch declaring the path stalled (log lines, both workers) ' +
+    'during the stall (one per worker is right) and from the heal to the next stall (false ' +
+    'alarms). "others CPU" is the share of the box used ' +
     'by processes outside the benchmark (the machine is shared with other agents: a slow ' +
     'moment there is theirs as much as ours).';
+  const gap = (v: number | null) => (v === null ? '-' : `${v.toFixed(0)} ms`);
+  const notes =
+    `The sampler took one sample every ${gap(keel.sampleEveryMs)} (keel run) and ` +
+    `${gap(baseline.sampleEveryMs)} (baseline run), median: a sample waits for its answer, ` +
+    "then 50 ms. Keel's path watch before the first stall (warm-up and steady load, no fault): " +
+    `${keel.verdictsBeforeFirstStall} "path stalled" verdicts (false alarms).`;
   process.stdout.write(
-    `\n${out.renderText(table, 1)}\n\n${out.ledgerCheck(counts)}\n` +
+    `\n${out.renderText(table, 1)}\n\n${notes}\n${out.ledgerCheck(counts)}\n` +
       `keel connect attempts per stall (metrics): ${JSON.stringify(
         keel.figures.map((f) => ({
           stallMs: f.stallMs,
@@ -515,6 +537,8 @@ async function runStalls(deps: RunDeps) {
       intro,
       '',
       out.renderMarkdown(table, 1),
+      '',
+      notes,
       '',
       `Keel's connect attempts per stall (keel_db_connect_attempts_total, from the stall to the ` +
         `next): ${keel.figures
