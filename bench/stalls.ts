@@ -325,7 +325,7 @@ async function stallTarget(
   await closeProxy();
   // The path watch's verdicts: in a stall they are right, anywhere else they are false alarms.
   const verdicts = (from: number, to: number) =>
-    target.logFile ? (logCounts(target.logFile(), from, to)[STALLED] ?? 0) : null;
+    logCopy ? (logCounts(logCopy, from, to)[STALLED] ?? 0) : null;
   return {
     name,
     figures: figures.map((f, i) => ({
