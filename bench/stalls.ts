@@ -22,7 +22,7 @@ import { CONNECTIONS, startLoad, type View } from './load';
 import * as out from './output';
 import { watchLoad } from './progress';
 import { median } from './stats';
-import { childrenOf, startBoxSampler, type CpuPoint } from './sampler';
+import { startTargetBoxSampler, type CpuPoint } from './sampler';
 import { createSnapshot, type Snapshot } from './snapshot';
 import { POOL_MAX, WORKERS, createBaseline, createKeel } from './targets';
 import type { RunDeps } from './types';
@@ -248,16 +248,7 @@ async function stallTarget(
   });
   const sampler = serverSampler(db.pg.url(), load.elapsed);
   const stopSampler = cleanup.add(`stop ${name} connection sampler`, () => sampler.stop());
-  const daemon = target.daemonPid();
-  const box = startBoxSampler(
-    () => ({
-      workers: daemon ? childrenOf(daemon) : target.pids(),
-      daemon: daemon ? [daemon] : [],
-      postgres: db.pids(),
-      tools: childrenOf(process.pid),
-    }),
-    load.elapsed,
-  );
+  const box = startTargetBoxSampler(target, db.pids, load.elapsed);
   let phase = 'warm-up';
   const stopLoad = watchLoad({
     cleanup,
