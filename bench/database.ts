@@ -24,13 +24,16 @@ async function createBenchDatabase({
   app,
   cleanup,
   log,
+  settings,
 }: {
   app: Snapshot;
   cleanup: Cleanup;
   log: Log;
+  /** Extra postgresql.conf settings (the stall run's max_connections). */
+  settings?: Record<string, string | number>;
 }) {
   const started = Date.now();
-  const pg = await startTestPostgres({ localOnly: true });
+  const pg = await startTestPostgres({ localOnly: true, ...(settings ? { settings } : {}) });
   cleanup.add('destroy postgres', () => pg.destroy());
   const url = await pg.createDatabase('keel_bench');
 

@@ -17,7 +17,7 @@ import * as out from './output';
 import { watchLoad } from './progress';
 import { startProbes, stallFigures } from './probes';
 import { renderFaultReport } from './report';
-import { childrenOf, startBoxSampler, startSampler } from './sampler';
+import { startSampler, startTargetBoxSampler } from './sampler';
 import { createKeel } from './targets';
 import { BENCH } from './fixtures';
 import type { Fault } from './fault-analysis';
@@ -98,17 +98,7 @@ async function runFaults({ opts, cleanup, log }: RunDeps) {
     accounts: db.accounts,
     keyPrefix: `faults-${Date.now()}`,
   });
-  const daemon = keel.daemonPid();
-  // Workers are the daemon's children (also the new ones mid-reload); tools are ours (pm2 CLI).
-  const box = startBoxSampler(
-    () => ({
-      workers: daemon ? childrenOf(daemon) : keel.pids(),
-      daemon: daemon ? [daemon] : [],
-      postgres: db.pids(),
-      tools: childrenOf(process.pid),
-    }),
-    load.elapsed,
-  );
+  const box = startTargetBoxSampler(keel, db.pids, load.elapsed);
   let phase = 'warm-up';
   const stopLoad = watchLoad({
     cleanup,

@@ -1,10 +1,14 @@
 /**
- * `npm run bench` [-- --faults | --profile [--baseline]] [--warmup-s N] [--measure-s N] [--pairs N]
+ * `npm run bench` [-- --faults | --stalls | --profile [--baseline]] [--warmup-s N] [--measure-s N] [--pairs N]
  *
  *   (default)   Keel vs the bare baseline, A B A B: table on stdout, JSON in bench/results/,
  *               summary in bench/LATEST.md.
  *   --faults    Keel alone under the same load while faults are injected; HTML timeline in
  *               bench/results/faults-<ts>.html (and bench/faults-report.png when chromium exists).
+ *   --stalls    Keel, then the bare baseline, each through its own holding fault proxy, stalled
+ *               2, 6.5 and 15 s under the same load, against a Postgres whose max_connections is
+ *               Keel's budget + 2: max server connections, connections opened during the stall,
+ *               first 2xx after the heal, errors, `too many clients` (bench/LATEST.md).
  *   --overload  keyless transfers on two hot accounts, 2 connections a worker, 300 ms budget:
  *               capacity, then 10x and 50x the clients; goodput, p99, 503s found applied (0).
  *               Its shape: --pool N (DB_POOL_MAX), --budget-ms N (DB_RETRY_BUDGET_MS),
@@ -34,10 +38,12 @@ import { DEFAULTS } from './output';
 import { intFlag, OVERLOAD_ARGS, overloadOpts, runOverload } from './overload';
 import { runProfile } from './profile';
 import { runReloads } from './reloads';
+import { runStalls } from './stalls';
 import type { Log, Opts, RunDeps } from './types';
 
 const MODES: Record<Opts['mode'], (deps: RunDeps) => Promise<unknown>> = {
   faults: runFaults,
+  stalls: runStalls,
   overload: runOverload,
   reloads: runReloads,
   profile: runProfile,
@@ -61,6 +67,7 @@ function options(argv: string[]): Opts {
     args: argv,
     options: {
       faults: { type: 'boolean', default: false },
+      stalls: { type: 'boolean', default: false },
       overload: { type: 'boolean', default: false },
       reloads: { type: 'string' },
       profile: { type: 'boolean', default: false },
@@ -78,13 +85,15 @@ function options(argv: string[]): Opts {
   return {
     mode: values.faults
       ? 'faults'
-      : values.overload
-        ? 'overload'
-        : values.reloads !== undefined
-          ? 'reloads'
-          : values.profile
-            ? 'profile'
-            : 'compare',
+      : values.stalls
+        ? 'stalls'
+        : values.overload
+          ? 'overload'
+          : values.reloads !== undefined
+            ? 'reloads'
+            : values.profile
+              ? 'profile'
+              : 'compare',
     reloads: values.reloads === undefined ? 0 : int('reloads', 1, 500),
     warmupS: int('warmup-s', 1, 60),
     measureS: int('measure-s', 1, 300),

@@ -165,4 +165,33 @@ function startBoxSampler(groups: () => PidGroups, clock: () => number) {
   };
 }
 
-export { startSampler, startBoxSampler, cpuWindow, readProc, childrenOf, SAMPLE_MS };
+/**
+ * The box sampler for a target under load: its workers are the PM2 daemon's children (also the
+ * new ones mid-reload) or, without a daemon, its own pids; tools are ours (pm2 CLI).
+ */
+function startTargetBoxSampler(
+  target: { daemonPid(): number | null; pids(): number[] },
+  postgres: () => number[],
+  clock: () => number,
+) {
+  const daemon = target.daemonPid();
+  return startBoxSampler(
+    () => ({
+      workers: daemon ? childrenOf(daemon) : target.pids(),
+      daemon: daemon ? [daemon] : [],
+      postgres: postgres(),
+      tools: childrenOf(process.pid),
+    }),
+    clock,
+  );
+}
+
+export {
+  startSampler,
+  startBoxSampler,
+  startTargetBoxSampler,
+  cpuWindow,
+  readProc,
+  childrenOf,
+  SAMPLE_MS,
+};
