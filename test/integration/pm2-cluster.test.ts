@@ -44,7 +44,7 @@ test('pm2 start ecosystem.config.js: two web workers answer and hold their own c
 
   const rows = await psql<{ application_name: string }>(
     url,
-    "select distinct application_name from pg_stat_activity where application_name like 'keel:%' and application_name not like '%migrate'",
+    "select distinct application_name from pg_stat_activity where datname = current_database() and application_name like 'keel:%' and application_name not like '%migrate'",
   );
   const names = rows.map((r) => r.application_name).sort();
   expect(names).toEqual(procs.map((p) => `keel:${p.pm_id}:${p.pid}`).sort());
