@@ -36,7 +36,9 @@ test('idle-cut: a proxy that cuts idle connections after 2 s never reaches a cli
   const loads: LoadResult[] = [];
   for (let burst = 0; burst < 3; burst++) {
     loads.push(await runLoad({ base: w.base, accounts: ids, durationMs: 700, concurrency: 8 }));
-    await sleep(3000);
+    // Idle until Keel has closed every connection itself (its idle timer: 50-70 % of the 2 s
+    // cutoff); should it not, the proxy's cut comes first and the assertions below fail.
+    await holds(() => w.worker.stats.open === 0, 3000);
   }
   const all = mergeLoads(loads);
   summary('idle-cut', all, {
@@ -61,7 +63,8 @@ test('idle-cut with the idle timer disabled: the retry layer absorbs what the ti
   const loads: LoadResult[] = [];
   for (let burst = 0; burst < 3; burst++) {
     loads.push(await runLoad({ base: w.base, accounts: ids, durationMs: 700, concurrency: 8 }));
-    await sleep(1600);
+    // Idle until the proxy has cut every connection (1 s of idleness each).
+    await holds(() => fx.proxy!.connections() === 0, 1600);
   }
   const all = mergeLoads(loads);
   summary('idle-cut-no-timer', all, {
