@@ -13,11 +13,11 @@
 /**
  * Integration files that share the run's server (or need none) and tolerate a neighbour. Not
  * here: files whose claims are timings under CPU contention (overload, ledger's budget,
- * fault-proxy's idle-cut clock); on two cores a neighbour makes those fail.
+ * fault-proxy's idle-cut clock, bad-input's body deadline); on two cores a neighbour makes those
+ * fail.
  */
 const PARALLEL = [
   'api',
-  'bad-input',
   'config-exit',
   'driver-patch-check',
   'fd-exhaustion',
