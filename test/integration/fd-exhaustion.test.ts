@@ -47,9 +47,9 @@ afterAll(async () => {
 /** Ends the worker's database sessions, so the next query must open a connection. */
 async function dropPool(): Promise<void> {
   await psql(
-    pg.url(),
+    url,
     `select pg_terminate_backend(pid) from pg_stat_activity
-     where application_name like 'keel:%' and pid <> pg_backend_pid()`,
+     where datname = current_database() and application_name like 'keel:%' and pid <> pg_backend_pid()`,
   );
   await waitFor(() => w.worker.stats.open === 0);
 }

@@ -54,7 +54,7 @@ async function busyBackends(): Promise<number> {
   const rows = await psql<{ n: string }>(
     ctx.url,
     `select count(*)::text as n from pg_stat_activity
-      where application_name like 'keel:%' and state <> 'idle'`,
+      where datname = current_database() and application_name like 'keel:%' and state <> 'idle'`,
   );
   return Number(rows[0]!.n);
 }

@@ -10,6 +10,11 @@ import {
   type Pm2,
 } from '../support/pm2';
 import { freePort, psql, type TestPostgres } from '../support/postgres';
+import { sleep } from '../support/wait';
+import { pm2Apps } from '../../src/config/pm2-apps';
+
+/** How many first back-offs a restart that PM2 scheduled may take to show in `pm2 jlist`. */
+const RESTART_MARGIN = 10;
 
 let pg: TestPostgres;
 let pm2: Pm2;
@@ -44,7 +49,7 @@ test('pm2 start ecosystem.config.js: two web workers answer and hold their own c
 
   const rows = await psql<{ application_name: string }>(
     url,
-    "select distinct application_name from pg_stat_activity where application_name like 'keel:%' and application_name not like '%migrate'",
+    "select distinct application_name from pg_stat_activity where datname = current_database() and application_name like 'keel:%' and application_name not like '%migrate'",
   );
   const names = rows.map((r) => r.application_name).sort();
   expect(names).toEqual(procs.map((p) => `keel:${p.pm_id}:${p.pid}`).sort());
@@ -62,7 +67,10 @@ test('a configuration error exits 78 and PM2 does not restart it', async () => {
     // PM2 labels it "waiting restart" (exp_backoff sets that label), but with pid 0 and no
     // restart scheduled: stop_exit_codes wins.
     const procs = await bad.waitFor((ps) => ps[0]?.exitCode === 78);
-    await new Promise((r) => setTimeout(r, 2000));
+    // Had PM2 scheduled a restart at that exit, it would fire after the app's first back-off
+    // (exp_backoff_restart_delay, from the config PM2 read): wait that out, with a margin.
+    const web = pm2Apps(bad.env, ROOT).apps.find((a) => a.name === 'web')!;
+    await sleep(web.exp_backoff_restart_delay * RESTART_MARGIN);
     const after = await bad.list();
     expect(after[0]!.restarts).toBe(0);
     expect(after[0]!.pid).toBe(0);

@@ -30,15 +30,27 @@ function summary(name: string, load: LoadResult, extra: Record<string, unknown> 
 const setup = (env: Record<string, string>, viaProxy: boolean) =>
   startFaultWorker(fx, env, viaProxy);
 
+/** Three 700 ms bursts of load, each followed by idleness until `idle()` holds (at most `idleMs`). */
+async function bursts(
+  base: string,
+  ids: number[],
+  idle: () => boolean,
+  idleMs: number,
+): Promise<LoadResult> {
+  const loads: LoadResult[] = [];
+  for (let burst = 0; burst < 3; burst++) {
+    loads.push(await runLoad({ base, accounts: ids, durationMs: 700, concurrency: 8 }));
+    await holds(idle, idleMs);
+  }
+  return mergeLoads(loads);
+}
+
 test('idle-cut: a proxy that cuts idle connections after 2 s never reaches a client', async () => {
   const { url, ids, w } = await setup({ DB_IDLE_CUTOFF_S: '2' }, true);
   fx.proxy!.setIdleCut(2000, 'fin');
-  const loads: LoadResult[] = [];
-  for (let burst = 0; burst < 3; burst++) {
-    loads.push(await runLoad({ base: w.base, accounts: ids, durationMs: 700, concurrency: 8 }));
-    await sleep(3000);
-  }
-  const all = mergeLoads(loads);
+  // Idle until Keel has closed every connection itself (its idle timer: 50-70 % of the 2 s
+  // cutoff); should it not, the proxy's cut comes first and the assertions below fail.
+  const all = await bursts(w.base, ids, () => w.worker.stats.open === 0, 3000);
   summary('idle-cut', all, {
     proxyCuts: fx.proxy!.stats().idleCuts,
     closed: w.worker.stats.closed,
@@ -58,12 +70,8 @@ test('idle-cut with the idle timer disabled: the retry layer absorbs what the ti
   // while the proxy really cuts after 1 s of idleness.
   const { url, ids, w } = await setup({ DB_IDLE_CUTOFF_S: '10', DB_IDLE_TIMEOUT_S: '0' }, true);
   fx.proxy!.setIdleCut(1000, 'rst');
-  const loads: LoadResult[] = [];
-  for (let burst = 0; burst < 3; burst++) {
-    loads.push(await runLoad({ base: w.base, accounts: ids, durationMs: 700, concurrency: 8 }));
-    await sleep(1600);
-  }
-  const all = mergeLoads(loads);
+  // Idle until the proxy has cut every connection (1 s of idleness each).
+  const all = await bursts(w.base, ids, () => fx.proxy!.connections() === 0, 1600);
   summary('idle-cut-no-timer', all, {
     proxyCuts: fx.proxy!.stats().idleCuts,
     closed: w.worker.stats.closed,

