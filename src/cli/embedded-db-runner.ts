@@ -298,5 +298,10 @@ export function createRunner(deps: RunnerDeps) {
     return !stopping;
   }
 
-  return { run, shutdown };
+  /** For the process's 'exit' (an uncaught error): a fast shutdown, so no orphan holds the data. */
+  function abandon(): void {
+    if (postmaster && !hasExited(postmaster)) postmaster.kill('SIGINT');
+  }
+
+  return { run, shutdown, abandon };
 }

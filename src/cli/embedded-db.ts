@@ -100,6 +100,7 @@ export async function main(): Promise<void> {
     runAs: placed.runAs,
     isLivePostgres,
   });
+  process.on('exit', () => runner.abandon());
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => void runner.shutdown(signal));
   }
