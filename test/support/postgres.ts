@@ -78,7 +78,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-function findBinDir(): string {
+export function findBinDir(): string {
   const fromEnv = process.env.KEEL_PG_BIN;
   if (fromEnv) return fromEnv;
   const debian = '/usr/lib/postgresql';
@@ -102,7 +102,7 @@ function findBinDir(): string {
 }
 
 /** When running as root, Postgres must run as an unprivileged user. */
-function runAs(): { uid: number; gid: number } | undefined {
+export function runAs(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const passwd = fs.readFileSync('/etc/passwd', 'utf8');
   const line = passwd.split('\n').find((l) => l.startsWith('postgres:'));
