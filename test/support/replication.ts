@@ -49,7 +49,7 @@ export interface ReplicationPair {
 }
 
 export interface ReplicationOptions {
-  /** `synchronous_standby_names = '*'` and `synchronous_commit = on` on the primary. */
+  /** `synchronous_standby_names = '*'` and `synchronous_commit = on` on the primary, once the standby streams. */
   synchronous?: boolean;
   /** A database created on the primary before the standby is cloned (so both have it). */
   database?: string;
@@ -62,9 +62,9 @@ export async function startReplicationPair(opts: ReplicationOptions = {}): Promi
       wal_level: 'replica',
       max_wal_senders: 10,
       hot_standby: 'on',
-      // Asynchronous by default, as Railway's HA template; `on` waits for the standby's flush.
-      synchronous_commit: opts.synchronous ? 'on' : 'off',
-      synchronous_standby_names: opts.synchronous ? "'*'" : "''",
+      // Asynchronous, as Railway's HA template; `synchronous` turns it on once the standby
+      // streams (before that, every commit would wait for a standby that does not exist).
+      synchronous_commit: 'off',
       // Report a dead standby (a cut link) within seconds, not the default minute.
       wal_sender_timeout: "'5s'",
     },
@@ -102,6 +102,12 @@ export async function startReplicationPair(opts: ReplicationOptions = {}): Promi
         await link?.close();
       },
     };
+    if (opts.synchronous) {
+      // `on`: a commit is acknowledged once the standby has flushed its WAL.
+      await psql(primary.url(), `alter system set synchronous_standby_names = '*'`);
+      await psql(primary.url(), `alter system set synchronous_commit = 'on'`);
+      await psql(primary.url(), 'select pg_reload_conf()');
+    }
     await pair.streaming();
     return pair;
   } catch (err) {
