@@ -25,9 +25,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await w?.stop();
-  await proxy?.close();
-  await pair?.destroy();
+  try {
+    await w?.stop();
+  } finally {
+    await proxy?.close();
+    await pair?.destroy();
+  }
 });
 
 const onStandby = async (id: number) =>

@@ -28,9 +28,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await w?.stop();
-  await proxy?.close();
-  await pair?.destroy();
+  try {
+    await w?.stop();
+  } finally {
+    await proxy?.close();
+    await pair?.destroy();
+  }
 });
 
 test('crash under load, synchronous standby: 0 failed operations, every 2xx transfer on the promoted standby', async () => {

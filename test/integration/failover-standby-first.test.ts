@@ -29,13 +29,16 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (child && child.exitCode === null) {
-    const exited = new Promise((r) => child!.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
+  try {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child!.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await w?.stop();
+  } finally {
+    await pair?.destroy();
   }
-  await w?.stop();
-  await pair?.destroy();
 });
 
 /** The standby first, then the primary: the order a failover leaves a static URL in. */

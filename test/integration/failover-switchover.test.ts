@@ -26,9 +26,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await w?.stop();
-  await proxy?.close();
-  await pair?.destroy();
+  try {
+    await w?.stop();
+  } finally {
+    await proxy?.close();
+    await pair?.destroy();
+  }
 });
 
 const readyz = async () => (await fetch(`${w.base}/readyz`)).status;

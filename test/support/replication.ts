@@ -97,9 +97,7 @@ export async function startReplicationPair(opts: ReplicationOptions = {}): Promi
         );
       },
       async destroy() {
-        await standby.pg.destroy();
-        await primaryPg.destroy();
-        await link?.close();
+        await Promise.allSettled([standby.pg.destroy(), primaryPg.destroy(), link?.close()]);
       },
     };
     if (opts.synchronous) {
