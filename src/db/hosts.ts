@@ -8,6 +8,7 @@
  */
 import postgres from 'postgres';
 import { dbUrlParts, withHost } from '../config/db-url';
+import type { DbRole, DbStats } from '../metrics/db-stats';
 
 export interface HostPicker {
   /** Index and address for the next connection. */
@@ -93,4 +94,25 @@ export async function probeHosts(url: string, opts: ProbeOptions): Promise<HostS
       }
     }),
   );
+}
+
+/**
+ * The role a unit of work's outcome says the server has: an answer (null) means the primary;
+ * 25006 a server that refuses writes (the old primary, demoted or read-only); the patched
+ * driver's TARGET_SESSION_ATTRS a pass that found only a standby. Other errors say nothing.
+ */
+function roleOf(outcome: unknown): DbRole | null {
+  if (outcome === null) return 'primary';
+  const e = outcome as { code?: unknown; role?: unknown } | undefined;
+  if (e?.code === '25006') return 'read_only';
+  if (e?.code === 'TARGET_SESSION_ATTRS') return e.role === 'standby' ? 'standby' : 'read_only';
+  return null;
+}
+
+/** Counts a change of role (not the first sighting of a primary) for the flapping alert. */
+export function noteRole(stats: Pick<DbStats, 'role' | 'roleChanges'>, outcome: unknown): void {
+  const role = roleOf(outcome);
+  if (role === null || role === stats.role) return;
+  if (!(stats.role === 'unknown' && role === 'primary')) stats.roleChanges[role] += 1;
+  stats.role = role;
 }

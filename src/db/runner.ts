@@ -12,6 +12,7 @@ import { createAdmission, ShedError, type Admission, type Release } from './admi
 import { cancelOnAbort } from './cancel';
 import { createBreaker, unavailable, type Breaker } from './breaker';
 import { classify, describe } from './errors';
+import { noteRole } from './hosts';
 import type { SqlHandle } from './sql';
 
 export type Tx = postgres.TransactionSql;
@@ -189,6 +190,7 @@ export function createDb(deps: DbDeps): Db {
           });
         });
         stats.queries.ok += 1;
+        noteRole(stats, null);
         breaker.success();
         if (attempt > 0) {
           stats.retryOutcomes.recovered += 1;
@@ -205,6 +207,7 @@ export function createDb(deps: DbDeps): Db {
         }
         if (err instanceof AppError) throw fail(err);
         const kind = classify(err);
+        noteRole(stats, err);
         // The connection died under the COMMIT: it may have committed. A retry reads the key row.
         if (sent && (kind === 'connection' || kind === 'shutdown')) unknown = true;
         stats.queries[kind === 'shutdown' ? 'connection' : kind] += 1;
