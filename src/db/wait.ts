@@ -17,7 +17,8 @@ export interface PrepareDeps {
 const HOST_LINES: Record<HostState['role'], string> = {
   primary: 'database host is the primary',
   standby: 'database host is a standby, waiting for a primary',
-  'read-only': 'database host is read-only (default_transaction_read_only), waiting for a writable primary',
+  'read-only':
+    'database host is read-only (default_transaction_read_only), waiting for a writable primary',
   unreachable: 'database host not reachable',
 };
 

@@ -41,7 +41,12 @@ test('async: a 201 answered while the standby lags is absent after a crash failo
   const before = await call(w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 1 });
   expect(before.status).toBe(201);
   // Streaming: the first transfer reaches the standby.
-  await untilValue(() => onStandby(before.body.id), (n) => n === 1, 10000, 'replicated');
+  await untilValue(
+    () => onStandby(before.body.id),
+    (n) => n === 1,
+    10000,
+    'replicated',
+  );
 
   // The standby stops receiving WAL (a lagging or partitioned standby).
   pair.link.setMode('partition');
@@ -52,9 +57,13 @@ test('async: a 201 answered while the standby lags is absent after a crash failo
   proxy.point(null);
   await pair.standby.promote();
   proxy.point(pair.standby.port);
-  await until('/readyz 200 on the promoted standby', async () => {
-    return (await fetch(`${w.base}/readyz`)).status === 200;
-  }, 30000);
+  await until(
+    '/readyz 200 on the promoted standby',
+    async () => {
+      return (await fetch(`${w.base}/readyz`)).status === 200;
+    },
+    30000,
+  );
 
   expect(await onStandby(before.body.id)).toBe(1);
   expect(await onStandby(lost.body.id)).toBe(0); // the acknowledged write is gone

@@ -44,9 +44,12 @@ test.each([
   ['standby', 'standby'],
   ['prefer-standby', 'standby'],
   ['read-only', 'standby'],
-])('standby listed first, target_session_attrs=%s: the session is on the %s', async (attrs, role) => {
-  expect(await landsOn(hostsUrl([pair.standby.port, pair.primary.port], attrs))).toBe(role);
-});
+])(
+  'standby listed first, target_session_attrs=%s: the session is on the %s',
+  async (attrs, role) => {
+    expect(await landsOn(hostsUrl([pair.standby.port, pair.primary.port], attrs))).toBe(role);
+  },
+);
 
 test.each([
   ['read-write', 'primary'],
@@ -54,9 +57,12 @@ test.each([
   ['standby', 'standby'],
   ['prefer-standby', 'standby'],
   ['read-only', 'standby'],
-])('primary listed first, target_session_attrs=%s: the session is on the %s', async (attrs, role) => {
-  expect(await landsOn(hostsUrl([pair.primary.port, pair.standby.port], attrs))).toBe(role);
-});
+])(
+  'primary listed first, target_session_attrs=%s: the session is on the %s',
+  async (attrs, role) => {
+    expect(await landsOn(hostsUrl([pair.primary.port, pair.standby.port], attrs))).toBe(role);
+  },
+);
 
 test('prefer-standby with no standby answering takes the primary on the last host', async () => {
   const down = await freePort();

@@ -125,7 +125,11 @@ test('the primary crashes: 503, a starting worker names the standby; after the p
 
     await pair.standby.promote();
     const promotedAt = Date.now();
-    await until('/readyz 200 on the new primary', async () => (await readyz(w.base)) === 200, 30000);
+    await until(
+      '/readyz 200 on the new primary',
+      async () => (await readyz(w.base)) === 200,
+      30000,
+    );
     await until('the started worker ready', async () => (await readyz(childBase)) === 200, 30000);
     await until(
       'a 2xx transfer after the promote',

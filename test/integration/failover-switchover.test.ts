@@ -43,7 +43,10 @@ test('switchover under load: 503 from /readyz in the gap, 0 failed operations, i
     // HAProxy's health check sees the primary go: no new connections, open ones dropped.
     proxy.point(null);
     await pair.primary.stop('fast');
-    await until('/readyz answering 503 while no primary answers', async () => (await readyz()) === 503);
+    await until(
+      '/readyz answering 503 while no primary answers',
+      async () => (await readyz()) === 503,
+    );
     await pair.standby.promote();
     const promotedAt = Date.now();
     proxy.point(pair.standby.port);

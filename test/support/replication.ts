@@ -55,7 +55,9 @@ export interface ReplicationOptions {
   database?: string;
 }
 
-export async function startReplicationPair(opts: ReplicationOptions = {}): Promise<ReplicationPair> {
+export async function startReplicationPair(
+  opts: ReplicationOptions = {},
+): Promise<ReplicationPair> {
   const primaryPg = await startTestPostgres({
     localOnly: true,
     settings: {
@@ -185,7 +187,12 @@ function node(name: 'a' | 'b', pg: TestPostgres, data: string | null): PgNode {
         ...(user ?? {}),
         timeout: 60000,
       });
-      await untilValue(() => n.inRecovery(), (r) => !r, 30000, `node ${name} promoted`);
+      await untilValue(
+        () => n.inRecovery(),
+        (r) => !r,
+        30000,
+        `node ${name} promoted`,
+      );
     },
     async inRecovery() {
       const [row] = await psql<{ r: boolean }>(pg.url(), 'select pg_is_in_recovery() as r');
