@@ -19,7 +19,7 @@ export interface DbUrlParts {
  * hot standby; `any`: the first host that answers (a write on a standby is then refused 25006
  * and retried on the next host).
  */
-export const SESSION_ATTRS = ['read-write', 'primary', 'any'] as const;
+const SESSION_ATTRS = ['read-write', 'primary', 'any'] as const;
 /** libpq's values that pick a standby: Keel writes on every request, so they are refused. */
 const READS_ONLY = ['standby', 'prefer-standby', 'read-only'] as const;
 

@@ -6,39 +6,21 @@
  * undo this; docs/failover.md says what to configure (synchronous_standby_names) to rule it out,
  * and failover-crash.test.ts shows no loss with it.
  */
+import { useMovingPair } from '../support/failover';
 import { checkInvariants, seedAccounts } from '../support/ledger';
-import { createMovingProxy, type MovingProxy } from '../support/moving-proxy';
 import { psql } from '../support/postgres';
-import { startReplicationPair, type ReplicationPair } from '../support/replication';
 import { until, untilValue } from '../support/wait';
-import { call, startTestWorker, type TestWorker } from '../support/worker';
+import { call } from '../support/worker';
 
 const DB = 'keel_ha';
-let pair: ReplicationPair;
-let proxy: MovingProxy;
-let w: TestWorker;
-
-beforeAll(async () => {
-  pair = await startReplicationPair({ database: DB });
-  proxy = await createMovingProxy(pair.primary.port);
-  w = await startTestWorker(proxy.url(pair.primary.url(DB)));
-});
-
-afterAll(async () => {
-  try {
-    await w?.stop();
-  } finally {
-    await proxy?.close();
-    await pair?.destroy();
-  }
-});
+const ha = useMovingPair(DB);
 
 const onStandby = async (id: number) =>
-  (await psql(pair.standby.url(DB), `select id from transfers where id = ${id}`)).length;
+  (await psql(ha.pair.standby.url(DB), `select id from transfers where id = ${id}`)).length;
 
 test('async: a 201 answered while the standby lags is absent after a crash failover', async () => {
-  const [a, b] = await seedAccounts(w.base, 2, 100);
-  const before = await call(w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 1 });
+  const [a, b] = await seedAccounts(ha.w.base, 2, 100);
+  const before = await call(ha.w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 1 });
   expect(before.status).toBe(201);
   // Streaming: the first transfer reaches the standby.
   await untilValue(
@@ -49,18 +31,18 @@ test('async: a 201 answered while the standby lags is absent after a crash failo
   );
 
   // The standby stops receiving WAL (a lagging or partitioned standby).
-  pair.link.setMode('partition');
-  const lost = await call(w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 2 });
+  ha.pair.link.setMode('partition');
+  const lost = await call(ha.w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 2 });
   expect(lost.status).toBe(201); // acknowledged: asynchronous commit does not wait for the standby
 
-  await pair.primary.stop('immediate');
-  proxy.point(null);
-  await pair.standby.promote();
-  proxy.point(pair.standby.port);
+  await ha.pair.primary.stop('immediate');
+  ha.proxy.point(null);
+  await ha.pair.standby.promote();
+  ha.proxy.point(ha.pair.standby.port);
   await until(
     '/readyz 200 on the promoted standby',
     async () => {
-      return (await fetch(`${w.base}/readyz`)).status === 200;
+      return (await fetch(`${ha.w.base}/readyz`)).status === 200;
     },
     30000,
   );
@@ -68,11 +50,11 @@ test('async: a 201 answered while the standby lags is absent after a crash failo
   expect(await onStandby(before.body.id)).toBe(1);
   expect(await onStandby(lost.body.id)).toBe(0); // the acknowledged write is gone
   // The ledger is consistent without it, and Keel writes on the new primary.
-  await checkInvariants(pair.standby.url(DB));
-  const after = await call(w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 3 });
+  await checkInvariants(ha.pair.standby.url(DB));
+  const after = await call(ha.w.base, 'POST', '/api/transfers', { from: a, to: b, amount: 3 });
   expect(after.status).toBe(201);
   const [row] = await psql<{ balance: string }>(
-    pair.standby.url(DB),
+    ha.pair.standby.url(DB),
     `select balance::text from accounts where id = ${b}`,
   );
   expect(row!.balance).toBe('104'); // 100 + 1 + 3: the lost 2 never happened here

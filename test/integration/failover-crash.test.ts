@@ -7,50 +7,33 @@
  * failover-async-loss.test.ts.)
  */
 import { checkInvariants, seedAccounts } from '../support/ledger';
-import { firstOkAfter, startFailoverLoad } from '../support/failover';
-import { createMovingProxy, type MovingProxy } from '../support/moving-proxy';
+import { firstOkAfter, startFailoverLoad, useMovingPair } from '../support/failover';
 import { psql } from '../support/postgres';
-import { startReplicationPair, type ReplicationPair } from '../support/replication';
 import { until } from '../support/wait';
-import { startTestWorker, type TestWorker } from '../support/worker';
 
 const DB = 'keel_ha';
-let pair: ReplicationPair;
-let proxy: MovingProxy;
-let w: TestWorker;
+const ha = useMovingPair(DB, { synchronous: true });
 let accounts: number[];
 
 beforeAll(async () => {
-  pair = await startReplicationPair({ database: DB, synchronous: true });
-  proxy = await createMovingProxy(pair.primary.port);
-  w = await startTestWorker(proxy.url(pair.primary.url(DB)));
-  accounts = await seedAccounts(w.base, 8, 1000);
-});
-
-afterAll(async () => {
-  try {
-    await w?.stop();
-  } finally {
-    await proxy?.close();
-    await pair?.destroy();
-  }
+  accounts = await seedAccounts(ha.w.base, 8, 1000);
 });
 
 test('crash under load, synchronous standby: 0 failed operations, every 2xx transfer on the promoted standby', async () => {
   const [sync] = await psql<{ s: string }>(
-    pair.primary.url(),
+    ha.pair.primary.url(),
     `select sync_state as s from pg_stat_replication`,
   );
   expect(sync!.s).toBe('sync');
-  const load = startFailoverLoad({ base: w.base, accounts, concurrency: 6 });
+  const load = startFailoverLoad({ base: ha.w.base, accounts, concurrency: 6 });
   try {
     await new Promise((r) => setTimeout(r, 1500));
     // The primary dies mid-load; HAProxy's check fails with it.
-    await pair.primary.stop('immediate');
-    proxy.point(null);
-    await pair.standby.promote();
+    await ha.pair.primary.stop('immediate');
+    ha.proxy.point(null);
+    await ha.pair.standby.promote();
     const promotedAt = Date.now();
-    proxy.point(pair.standby.port);
+    ha.proxy.point(ha.pair.standby.port);
     await until(
       'a 2xx transfer after the promote',
       () => load.live().okAt.some((t) => t >= promotedAt),
@@ -67,7 +50,7 @@ test('crash under load, synchronous standby: 0 failed operations, every 2xx tran
     });
     expect(result.failedOps).toBe(0);
     // Every acknowledged transfer (before, during and after the crash) is on the new primary.
-    await checkInvariants(pair.standby.url(DB), result);
+    await checkInvariants(ha.pair.standby.url(DB), result);
   } finally {
     await load.stop();
   }

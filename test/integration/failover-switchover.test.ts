@@ -6,50 +6,33 @@
  * fails, and the ledger invariants hold on the new primary with every 2xx transfer in it.
  */
 import { checkInvariants, seedAccounts } from '../support/ledger';
-import { firstOkAfter, startFailoverLoad } from '../support/failover';
-import { createMovingProxy, type MovingProxy } from '../support/moving-proxy';
-import { startReplicationPair, type ReplicationPair } from '../support/replication';
+import { firstOkAfter, startFailoverLoad, useMovingPair } from '../support/failover';
 import { until } from '../support/wait';
-import { startTestWorker, type TestWorker } from '../support/worker';
 
 const DB = 'keel_ha';
-let pair: ReplicationPair;
-let proxy: MovingProxy;
-let w: TestWorker;
+const ha = useMovingPair(DB);
 let accounts: number[];
 
 beforeAll(async () => {
-  pair = await startReplicationPair({ database: DB });
-  proxy = await createMovingProxy(pair.primary.port);
-  w = await startTestWorker(proxy.url(pair.primary.url(DB)));
-  accounts = await seedAccounts(w.base, 8, 1000);
+  accounts = await seedAccounts(ha.w.base, 8, 1000);
 });
 
-afterAll(async () => {
-  try {
-    await w?.stop();
-  } finally {
-    await proxy?.close();
-    await pair?.destroy();
-  }
-});
-
-const readyz = async () => (await fetch(`${w.base}/readyz`)).status;
+const readyz = async () => (await fetch(`${ha.w.base}/readyz`)).status;
 
 test('switchover under load: 503 from /readyz in the gap, 0 failed operations, invariants on the new primary', async () => {
-  const load = startFailoverLoad({ base: w.base, accounts, concurrency: 6 });
+  const load = startFailoverLoad({ base: ha.w.base, accounts, concurrency: 6 });
   try {
     await new Promise((r) => setTimeout(r, 1000));
     // HAProxy's health check sees the primary go: no new connections, open ones dropped.
-    proxy.point(null);
-    await pair.primary.stop('fast');
+    ha.proxy.point(null);
+    await ha.pair.primary.stop('fast');
     await until(
       '/readyz answering 503 while no primary answers',
       async () => (await readyz()) === 503,
     );
-    await pair.standby.promote();
+    await ha.pair.standby.promote();
     const promotedAt = Date.now();
-    proxy.point(pair.standby.port);
+    ha.proxy.point(ha.pair.standby.port);
     await until('/readyz answering 200 on the new primary', async () => (await readyz()) === 200);
     // Load on the new primary for a while before stopping.
     await new Promise((r) => setTimeout(r, 1500));
@@ -63,7 +46,7 @@ test('switchover under load: 503 from /readyz in the gap, 0 failed operations, i
     });
     expect(result.failedOps).toBe(0);
     expect(firstOkAfter(result, promotedAt)).not.toBeNull();
-    await checkInvariants(pair.standby.url(DB), result);
+    await checkInvariants(ha.pair.standby.url(DB), result);
   } finally {
     await load.stop();
   }

@@ -209,6 +209,20 @@ async function startLocal(options: StartOptions): Promise<TestPostgres> {
       '\n',
   );
 
+  const handle = localHandle({ run, dir, data, logFile, port });
+  await handle.start();
+  return handle;
+}
+
+/** The handle of a local cluster in `dir` (its data in `data`), run with `run` (pg_ctl, as its owner). */
+export function localHandle(c: {
+  run: (cmd: string, args: string[]) => Promise<unknown>;
+  dir: string;
+  data: string;
+  logFile: string;
+  port: number;
+}): TestPostgres {
+  const { run, dir, data, logFile, port } = c;
   let destroyed = false;
   const handle: TestPostgres = {
     kind: 'local',
@@ -232,7 +246,6 @@ async function startLocal(options: StartOptions): Promise<TestPostgres> {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
-  await handle.start();
   return handle;
 }
 

@@ -13,6 +13,7 @@ import { createFaultProxy, type FaultProxy } from './fault-proxy';
 import {
   findBinDir,
   freePort,
+  localHandle,
   psql,
   runAs,
   startTestPostgres,
@@ -147,28 +148,7 @@ async function cloneStandby(
       '',
     ].join('\n'),
   );
-  let destroyed = false;
-  const pg: TestPostgres = {
-    kind: 'local',
-    host: '127.0.0.1',
-    port,
-    url: (db = 'postgres') => `postgres://${SUPERUSER}:${SUPERPASS}@127.0.0.1:${port}/${db}`,
-    createDatabase: () => Promise.reject(new Error('a standby is read-only')),
-    async stop(mode = 'fast') {
-      await run('pg_ctl', ['-D', data, '-m', mode, '-w', '-t', '30', 'stop']).catch((e) => {
-        if (!/not running|No such process|does not exist/i.test(String(e.stderr ?? e))) throw e;
-      });
-    },
-    async start() {
-      await run('pg_ctl', ['-D', data, '-l', logFile, '-w', '-t', '60', 'start']);
-    },
-    async destroy() {
-      if (destroyed) return;
-      destroyed = true;
-      await pg.stop('immediate').catch(() => undefined);
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const pg = localHandle({ run, dir, data, logFile, port });
   await pg.start();
   return { pg, data };
 }
