@@ -69,6 +69,8 @@ export interface DbDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
+// After a stalled path heals, the dead connections it delivers for this long are its aftermath.
+const AFTER_HEAL_MS = 1000;
 // How often a waiting readiness probe looks whether the path has been found stalled.
 const STALL_POLL_MS = 50;
 
@@ -124,10 +126,22 @@ export function createDb(deps: DbDeps): Db {
   const lostMs = lostAfterMs(deps.statementTimeoutMs);
   // Units waiting for a stalled path to heal (see `pathClear`).
   const pathWaiters = new Set<() => void>();
+  let healedAt = -Infinity;
   handle.onPathHealed(() => {
+    healedAt = now();
     breaker.probeNow();
     for (const wake of [...pathWaiters]) wake();
   });
+  /**
+   * A dead connection counts toward the breaker's outage unless the path watch already knows
+   * better: while the path is stalled it is the stall's doing (the watch holds the work), and
+   * right after a heal it is the stall's aftermath (sessions the server ended meanwhile, their
+   * FATALs delivered now by a proxy that held them), while the server has just answered.
+   */
+  function connectionFailed(): void {
+    if (handle.pathStalled() || now() - healedAt < AFTER_HEAL_MS) return;
+    breaker.failure();
+  }
 
   /**
    * While the path is known stalled no work starts: a unit waits for the heal within its
@@ -251,7 +265,7 @@ export function createDb(deps: DbDeps): Db {
         // The connection died under the COMMIT: it may have committed. A retry reads the key row.
         if (sent && (kind === 'connection' || kind === 'shutdown')) unknown = true;
         stats.queries[kind === 'shutdown' ? 'connection' : kind] += 1;
-        if (kind === 'connection') breaker.failure();
+        if (kind === 'connection') connectionFailed();
         const decision = retryDecision(kind, attempt, deadline - now(), random);
         if (decision.retry) {
           stats.retries += 1;
