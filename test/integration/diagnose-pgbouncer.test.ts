@@ -1,7 +1,10 @@
 /** `keel diagnose` through a real PgBouncer in transaction mode: detected, DB_PREPARE judged, admin figures read. */
 import { byId, diagnoseJson } from '../support/diagnose';
+import { needs } from '../support/prereqs';
 import { startPgBouncer, type PgBouncer } from '../support/pgbouncer';
 import { startTestPostgres, SUPERPASS, type TestPostgres } from '../support/postgres';
+
+const test = needs('pgbouncer'); // skipped, with one line, where pgbouncer is missing
 
 let pg: TestPostgres;
 let bouncer: PgBouncer;

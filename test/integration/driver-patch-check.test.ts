@@ -8,6 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureBuilt, ROOT } from '../support/pm2';
+import { needs } from '../support/prereqs';
+
+const test = needs('patch'); // skipped, with one line, where patch is missing
 
 let tmp: string;
 

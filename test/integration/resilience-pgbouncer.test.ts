@@ -2,9 +2,12 @@
 import { FAULT_ENV, restartFor, terminateLoop } from '../support/faults';
 import { sleep } from '../support/wait';
 import { checkInvariants, runLoad, seedAccounts, type LoadResult } from '../support/ledger';
+import { needs } from '../support/prereqs';
 import { startPgBouncer, type PgBouncer } from '../support/pgbouncer';
 import { startTestPostgres, type TestPostgres } from '../support/postgres';
 import { startTestWorker, type TestWorker } from '../support/worker';
+
+const test = needs('pgbouncer'); // skipped, with one line, where pgbouncer is missing
 
 let pg: TestPostgres;
 let bouncer: PgBouncer;

@@ -20,6 +20,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
+import { ensurePostgresUser, reachableNativeDir } from '../../src/cli/embedded-db-place';
+import type { UserIds } from '../../src/cli/reachable';
+import { parseVars } from '../../src/config/config';
 import { ROOT } from './paths';
 import {
   containerMode,
@@ -104,14 +107,15 @@ function findBinDir(): string {
   throw new Error('no PostgreSQL binaries found (install postgresql or run npm ci)');
 }
 
-/** When running as root, Postgres must run as an unprivileged user. */
-function runAs(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const passwd = fs.readFileSync('/etc/passwd', 'utf8');
-  const line = passwd.split('\n').find((l) => l.startsWith('postgres:'));
-  if (!line) throw new Error('running as root needs a "postgres" system user');
-  const [, , uid, gid] = line.split(':');
-  return { uid: Number(uid), gid: Number(gid) };
+/**
+ * As root, Postgres runs as the `postgres` system user (created when missing), from binaries it
+ * can reach: a checkout in a 0700 home gets a copy in KEEL_STATE_DIR, as the `db` app does.
+ */
+function rootPlacement(bin: string): { bin: string; user?: UserIds } {
+  if (process.getuid?.() !== 0) return { bin };
+  const user = ensurePostgresUser();
+  const stateDir = parseVars(process.env, ['KEEL_STATE_DIR']).KEEL_STATE_DIR;
+  return { bin: path.join(reachableNativeDir(path.dirname(bin), stateDir, user), 'bin'), user };
 }
 
 export async function startTestPostgres(options: StartOptions = {}): Promise<TestPostgres> {
@@ -168,8 +172,7 @@ async function startContainer(image: string, options: StartOptions): Promise<Tes
 }
 
 async function startLocal(options: StartOptions): Promise<TestPostgres> {
-  const bin = findBinDir();
-  const user = runAs();
+  const { bin, user } = rootPlacement(findBinDir());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-pg-'));
   const data = path.join(dir, 'data');
   const logFile = path.join(dir, 'server.log');

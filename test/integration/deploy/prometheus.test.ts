@@ -6,20 +6,21 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseExposition } from '../../support/metrics';
+import { needs } from '../../support/prereqs';
 import { ROOT, startWebCluster, type WebCluster } from '../../support/pm2';
 
 const DIR = path.join(ROOT, 'deploy', 'prometheus');
 const promtool = (...args: string[]) =>
   execFileSync('promtool', args, { cwd: DIR, encoding: 'utf8', timeout: 60000 });
 
-test.each(['prometheus.yml', 'prometheus-railway.yml'])(
+needs('promtool').each(['prometheus.yml', 'prometheus-railway.yml'])(
   'promtool check config %s (rules included)',
   (file) => {
     expect(promtool('check', 'config', file)).toMatch(/SUCCESS: 6 rules found/);
   },
 );
 
-test('promtool check rules, and the rules unit tests', () => {
+needs('promtool')('promtool check rules, and the rules unit tests', () => {
   expect(promtool('check', 'rules', 'keel.rules.yml')).toMatch(/SUCCESS: 6 rules found/);
   expect(promtool('test', 'rules', 'keel.rules.test.yml')).toMatch(/SUCCESS/);
 });

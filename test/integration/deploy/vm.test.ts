@@ -18,6 +18,7 @@ import { getFresh } from '../../support/http';
 import { alive, descendants, slowInFlight } from '../../support/lifecycle';
 import { untilValue } from '../../support/wait';
 import { ensureBuilt, ROOT, TEST_ECOSYSTEM } from '../../support/pm2';
+import { needs } from '../../support/prereqs';
 import { freePort, startTestPostgres, type TestPostgres } from '../../support/postgres';
 
 const DIR = path.join(ROOT, 'deploy', 'vm');
@@ -67,26 +68,29 @@ const verify = (file: string) =>
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('the unit and the proxy example', () => {
-  test('systemd-analyze verify: exit 0 and not one warning; a broken copy fails', () => {
-    fs.writeFileSync(ENV_FILE, fs.readFileSync(path.join(DIR, 'keel.env.example')));
-    const unit = path.join(tmp, 'keel.service');
-    fs.writeFileSync(unit, substituted(unitText));
-    const ok = verify(unit);
-    expect({ status: ok.status, out: ok.stdout + ok.stderr }).toEqual({ status: 0, out: '' });
-    // verify only warns ("ignoring") on a bad value: the empty output above is what counts.
-    const badValue = path.join(tmp, 'bad-value.service');
-    fs.writeFileSync(badValue, substituted(unitText).replace('KillMode=mixed', 'KillMode=bogus'));
-    expect(verify(badValue).stderr).toMatch(/Failed to parse kill mode/);
-    const badBin = path.join(tmp, 'bad-bin.service');
-    fs.writeFileSync(
-      badBin,
-      substituted(unitText).replace(/^ExecStart=\S+/m, 'ExecStart=/nowhere/node'),
-    );
-    expect(verify(badBin)).toMatchObject({
-      status: 1,
-      stderr: expect.stringMatching(/not executable/),
-    });
-  });
+  needs('systemd-analyze')(
+    'systemd-analyze verify: exit 0 and not one warning; a broken copy fails',
+    () => {
+      fs.writeFileSync(ENV_FILE, fs.readFileSync(path.join(DIR, 'keel.env.example')));
+      const unit = path.join(tmp, 'keel.service');
+      fs.writeFileSync(unit, substituted(unitText));
+      const ok = verify(unit);
+      expect({ status: ok.status, out: ok.stdout + ok.stderr }).toEqual({ status: 0, out: '' });
+      // verify only warns ("ignoring") on a bad value: the empty output above is what counts.
+      const badValue = path.join(tmp, 'bad-value.service');
+      fs.writeFileSync(badValue, substituted(unitText).replace('KillMode=mixed', 'KillMode=bogus'));
+      expect(verify(badValue).stderr).toMatch(/Failed to parse kill mode/);
+      const badBin = path.join(tmp, 'bad-bin.service');
+      fs.writeFileSync(
+        badBin,
+        substituted(unitText).replace(/^ExecStart=\S+/m, 'ExecStart=/nowhere/node'),
+      );
+      expect(verify(badBin)).toMatchObject({
+        status: 1,
+        stderr: expect.stringMatching(/not executable/),
+      });
+    },
+  );
 
   test('the stop window covers PM2 kill_timeout; pm2-runtime alone gets SIGTERM', () => {
     const s = service(unitText);
