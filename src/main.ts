@@ -11,6 +11,7 @@ import { budgetInput } from './config/budget';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config/config';
 import { unpatchedDriverFiles } from './db/driver-patch';
 import { describe } from './db/errors';
+import { probeHosts } from './db/hosts';
 import { MIGRATIONS_DIR, migrate } from './db/migrate';
 import { prepareDatabase } from './db/wait';
 import { BudgetRefusal, guardBudget } from './lifecycle/budget-guard';
@@ -54,6 +55,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     readiness,
     log,
     stopped: () => readiness.draining(),
+    hosts: () => probeHosts(config.db.url, { ssl: config.db.ssl, timeoutS: 2 }),
   })
     // Once the database answers: the fleet's worst case against its max_connections (or PgBouncer's).
     .then(() =>
@@ -78,7 +80,7 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
     new Promise<false>((r) => (readyWait = setTimeout(r, config.readyWaitMs, false))),
   ]);
   clearTimeout(readyWait);
-  if (!inTime) log.warn('database not reachable yet: starting not-ready');
+  if (!inTime) log.warn('database not ready yet (no primary answers): starting not-ready');
 
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const port = (server.address() as AddressInfo).port;

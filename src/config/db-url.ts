@@ -13,6 +13,16 @@ export interface DbUrlParts {
   params: URLSearchParams;
 }
 
+/**
+ * The target_session_attrs values Keel takes (docs/failover.md). `read-write` (the default with
+ * several hosts): not in hot standby and not default_transaction_read_only; `primary`: not in
+ * hot standby; `any`: the first host that answers (a write on a standby is then refused 25006
+ * and retried on the next host).
+ */
+const SESSION_ATTRS = ['read-write', 'primary', 'any'] as const;
+/** libpq's values that pick a standby: Keel writes on every request, so they are refused. */
+const READS_ONLY = ['standby', 'prefer-standby', 'read-only'] as const;
+
 /** The parts of a postgres:// URL, or a reason it is not one (never the URL itself). */
 export function parseDbUrl(url: string): DbUrlParts | { problem: string } {
   const split = splitAuthority(url.trim());
@@ -35,6 +45,14 @@ export function parseDbUrl(url: string): DbUrlParts | { problem: string } {
   } catch {
     return { problem: 'is not a postgres:// URL' };
   }
+  const attrs = parsed.searchParams.get('target_session_attrs');
+  if (attrs !== null && !(SESSION_ATTRS as readonly string[]).includes(attrs)) {
+    return {
+      problem: (READS_ONLY as readonly string[]).includes(attrs)
+        ? `has target_session_attrs=${attrs}, which would send Keel's writes to a standby (use ${SESSION_ATTRS.join(', ')})`
+        : `has target_session_attrs=${attrs}, not one of ${SESSION_ATTRS.join(', ')}`,
+    };
+  }
   try {
     return {
       hosts,
@@ -56,14 +74,22 @@ export function dbUrlParts(url: string): DbUrlParts {
 }
 
 /**
- * With several hosts, postgres.js tries them in turn; `target_session_attrs=read-write` makes
- * it skip a standby, so after a failover the pool finds the new primary. A value the URL
- * already carries is kept.
+ * With several hosts, the patched postgres.js asks each host its role
+ * (docs/driver-patch.md); `target_session_attrs=read-write` makes it skip a standby, in any
+ * order, so after a failover the pool finds the new primary. A value the URL carries is kept.
  */
 export function withSessionAttrs(url: string): string {
   const p = dbUrlParts(url);
   if (p.hosts.length < 2 || p.params.has('target_session_attrs')) return url;
   return `${url}${url.includes('?') ? '&' : '?'}target_session_attrs=read-write`;
+}
+
+/** `url` with its host list replaced by one host (to ask that host alone, e.g. its role). */
+export function withHost(url: string, host: string, port: number): string {
+  const s = splitAuthority(url.trim());
+  if (!s) throw new Error('database URL is not a postgres:// URL');
+  const h = host.includes(':') ? `[${host}]` : host;
+  return `${s.scheme}${s.auth !== undefined ? `${s.auth}@` : ''}${h}:${port}${s.rest}`;
 }
 
 /** A URL safe to print: the password replaced by `***`. */

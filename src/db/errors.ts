@@ -25,6 +25,9 @@ const CONNECTION_CODES = new Set([
   'CONNECTION_CLOSED',
   'CONNECTION_DESTROYED',
   'CONNECT_TIMEOUT',
+  // The patched driver's pass over several hosts found none of the role target_session_attrs
+  // asks for (a standby, mid-failover): a promote makes one, so a retry may find it.
+  'TARGET_SESSION_ATTRS',
   'KEEL_STALLED', // our socket factory destroyed a connection that stopped answering
   'KEEL_ATTEMPT_LOST', // the runner gave up on an attempt that had no answer for its limit
   // Out of file descriptors (this process, or the whole machine) for a new connection: a

@@ -13,6 +13,7 @@ import { cancelOnAbort } from './cancel';
 import { createBreaker, unavailable, type Breaker } from './breaker';
 import { classify, describe } from './errors';
 import { retryDecision } from './retry-decision';
+import { noteRole } from './hosts';
 import type { SqlHandle } from './sql';
 
 export type Tx = postgres.TransactionSql;
@@ -229,6 +230,7 @@ export function createDb(deps: DbDeps): Db {
           });
         });
         stats.queries.ok += 1;
+        noteRole(stats, null);
         breaker.success();
         if (attempt > 0) {
           stats.retryOutcomes.recovered += 1;
@@ -245,6 +247,7 @@ export function createDb(deps: DbDeps): Db {
         }
         if (err instanceof AppError) throw fail(err);
         const kind = classify(err);
+        noteRole(stats, err);
         // The connection died under the COMMIT: it may have committed. A retry reads the key row.
         if (sent && (kind === 'connection' || kind === 'shutdown')) unknown = true;
         stats.queries[kind === 'shutdown' ? 'connection' : kind] += 1;

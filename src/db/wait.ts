@@ -1,7 +1,8 @@
 /** Boot-time database preparation: wait (capped backoff, never a crash), then migrate. */
 import type { Readiness } from '../lifecycle/readiness';
 import type { Logger } from '../logger';
-import { classify } from './errors';
+import { classify, describe } from './errors';
+import type { HostState } from './hosts';
 
 export interface PrepareDeps {
   ping: () => Promise<boolean>;
@@ -9,10 +10,20 @@ export interface PrepareDeps {
   readiness: Readiness;
   log: Logger;
   stopped: () => boolean;
+  /** What each host of the URL is (./hosts probeHosts), logged while the wait lasts. */
+  hosts?: () => Promise<HostState[]>;
 }
 
+const HOST_LINES: Record<HostState['role'], string> = {
+  primary: 'database host is the primary',
+  standby: 'database host is a standby, waiting for a primary',
+  'read-only':
+    'database host is read-only (default_transaction_read_only), waiting for a writable primary',
+  unreachable: 'database host not reachable',
+};
+
 /**
- * Resolves once the schema is current; retries for as long as the database is unreachable.
+ * Resolves once the schema is current; retries for as long as no primary answers.
  * Rejects only for a migration that fails for a reason other than connectivity.
  */
 export async function prepareDatabase(deps: PrepareDeps): Promise<void> {
@@ -24,11 +35,24 @@ export async function prepareDatabase(deps: PrepareDeps): Promise<void> {
         return;
       } catch (err) {
         if (classify(err) !== 'connection') throw err;
+        if (n % 5 === 0) deps.log.warn('migration waits for the database', describe(err));
       }
     }
     // 100 ms doubling, capped at 2 s: a database that starts a second later is used a second later.
     const delay = Math.min(2000, 100 * 2 ** n);
+    // The first miss and every fifth: say what each host is (a standby is no outage), bounded
+    // at one short connection per host per ~10 s.
+    if (n % 5 === 0) await logHosts(deps);
     if (n > 0 && n % 5 === 0) deps.log.warn('waiting for the database', { attempt: n });
     await new Promise((r) => setTimeout(r, delay).unref());
+  }
+}
+
+async function logHosts(deps: PrepareDeps): Promise<void> {
+  const hosts = await deps.hosts?.().catch(() => []);
+  for (const h of hosts ?? []) {
+    const fields = { host: h.address, role: h.role, ...(h.error ? { code: h.error } : {}) };
+    if (h.role === 'primary') deps.log.info(HOST_LINES[h.role], fields);
+    else deps.log.warn(HOST_LINES[h.role], fields);
   }
 }

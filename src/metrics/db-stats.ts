@@ -38,6 +38,10 @@ export type RetryOutcome = (typeof RETRY_OUTCOMES)[number];
 export const SHED_REASONS = ['overload', 'full', 'deadline', 'aborted', 'stalled'] as const;
 export type ShedReason = (typeof SHED_REASONS)[number];
 
+/** The roles a worker sees its database take (docs/failover.md). */
+export const DB_ROLES = ['primary', 'standby', 'read_only'] as const;
+export type DbRole = (typeof DB_ROLES)[number];
+
 export interface DbStats {
   /** Sockets to the database, connecting or connected; always busy + idle. */
   open: number;
@@ -59,6 +63,10 @@ export interface DbStats {
   retryOutcomes: Record<RetryOutcome, number>;
   breakerState: 'closed' | 'open';
   breakerOpenings: number;
+  /** The role the last unit of work met ('unknown' until the first answer). */
+  role: DbRole | 'unknown';
+  /** Times that role changed, by the role changed to (a failover: primary → standby → primary). */
+  roleChanges: Record<DbRole, number>;
 }
 
 function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
@@ -81,5 +89,7 @@ export function createDbStats(): DbStats {
     retryOutcomes: zeroes(RETRY_OUTCOMES),
     breakerState: 'closed',
     breakerOpenings: 0,
+    role: 'unknown',
+    roleChanges: zeroes(DB_ROLES),
   };
 }

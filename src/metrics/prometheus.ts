@@ -3,6 +3,7 @@ import client from 'prom-client';
 import {
   ATTEMPT_OUTCOMES,
   CLOSE_REASONS,
+  DB_ROLES,
   QUERY_OUTCOMES,
   SHED_REASONS,
   RETRY_OUTCOMES,
@@ -165,6 +166,13 @@ export function createWorkerMetrics({
     'keel_db_breaker_openings_total',
     'Times the database breaker opened (outages)',
     () => stats.breakerOpenings,
+  );
+  counterBy(
+    'keel_db_role_changes_total',
+    'Times the database this worker writes to changed role (a failover counts two: to standby or read_only, then to primary)',
+    'to',
+    DB_ROLES,
+    (k) => stats.roleChanges[k],
   );
 
   return {

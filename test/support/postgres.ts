@@ -84,7 +84,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-function findBinDir(): string {
+export function findBinDir(): string {
   const fromEnv = process.env.KEEL_PG_BIN;
   if (fromEnv) return fromEnv;
   const debian = '/usr/lib/postgresql';
@@ -116,6 +116,11 @@ function rootPlacement(bin: string): { bin: string; user?: UserIds } {
   const user = ensurePostgresUser();
   const stateDir = parseVars(process.env, ['KEEL_STATE_DIR']).KEEL_STATE_DIR;
   return { bin: path.join(reachableNativeDir(path.dirname(bin), stateDir, user), 'bin'), user };
+}
+
+/** As root: the user Postgres runs as (created when missing); undefined otherwise. */
+export function runAs(): UserIds | undefined {
+  return rootPlacement(findBinDir()).user;
 }
 
 export async function startTestPostgres(options: StartOptions = {}): Promise<TestPostgres> {
@@ -217,6 +222,20 @@ async function startLocal(options: StartOptions): Promise<TestPostgres> {
       '\n',
   );
 
+  const handle = localHandle({ run, dir, data, logFile, port });
+  await handle.start();
+  return handle;
+}
+
+/** The handle of a local cluster in `dir` (its data in `data`), run with `run` (pg_ctl, as its owner). */
+export function localHandle(c: {
+  run: (cmd: string, args: string[]) => Promise<unknown>;
+  dir: string;
+  data: string;
+  logFile: string;
+  port: number;
+}): TestPostgres {
+  const { run, dir, data, logFile, port } = c;
   let destroyed = false;
   const handle: TestPostgres = {
     kind: 'local',
@@ -241,7 +260,6 @@ async function startLocal(options: StartOptions): Promise<TestPostgres> {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
-  await handle.start();
   return handle;
 }
 

@@ -17,6 +17,7 @@ test.each([
   ['EMFILE', 'connection'],
   ['ENFILE', 'connection'],
   ['25006', 'connection'],
+  ['TARGET_SESSION_ATTRS', 'connection'],
   ['40001', 'retryable'],
   ['40P01', 'retryable'],
   ['57014', 'timeout'],
