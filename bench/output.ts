@@ -184,7 +184,7 @@ function ledgerCheck(counts: { total: string; opening: string }): string {
   return `ledger check: sum(balance) ${counts.total === counts.opening ? '=' : '!='} sum(opening_balance)`;
 }
 
-/** The settings of a plain `npm run bench` (what bench/LATEST.md and the README show). */
+/** The settings of a plain `npm run bench` (what bench/LATEST.md and docs/benchmarks.md show). */
 const DEFAULTS = { warmupS: 5, measureS: 20, pairs: 2 };
 
 function isDefaultRun(opts: Opts): boolean {

@@ -14,8 +14,8 @@ const DB_KILL_MARGIN_MS = 5000;
 
 /**
  * Peak RSS per worker under the benchmark's load (VmHWM, 2 workers, 32 clients): 231-249 MB in
- * bench/LATEST.md, 282-292 MB in the README's earlier run. test/unit/config/pm2-apps.test.ts
- * fails when a newer bench/LATEST.md measures more.
+ * bench/LATEST.md, 282-292 MB in the earlier run in docs/benchmarks.md.
+ * test/unit/config/pm2-apps.test.ts fails when a newer bench/LATEST.md measures more.
  */
 export const BENCH_PEAK_RSS_MB = 292;
 /** Past 1.5x the highest peak under load a worker is leaking, not busy: PM2 reloads it (a drain). */

@@ -104,7 +104,7 @@ needs('promtool')(
   async () => {
     const check = promtoolCheck(await (await fetch(`${w.base}/metrics`)).text());
     expect(check.findings.every((f) => !KEEL_METRIC.test(f.metric))).toBe(true);
-    // prom-client 15's gauges named *_total; anything new here belongs in the README's list.
+    // prom-client 15's gauges named *_total; anything new here belongs in docs/metrics.md's list.
     expect(check.findings.map((f) => f.metric).sort()).toEqual([
       'nodejs_active_handles_total',
       'nodejs_active_requests_total',
