@@ -148,7 +148,7 @@ test('a fleet that would exceed max_connections fails the budget with the arithm
   expect(budget.summary).toMatch(
     /^6 replicas x 4 workers x 10 = 240, \+ 120 reload overlap \+ 24 migrations \+ 24 probes = 408 at peak > \d+ allowed \(max_connections 200/,
   );
-  expect(budget.value).toBe(384);
+  expect(budget.value).toBe(408);
   expect(code).toBe(2);
 });
 
