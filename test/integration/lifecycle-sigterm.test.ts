@@ -8,8 +8,11 @@ import { startWebCluster, type Pm2 } from '../support/pm2';
 import { untilValue } from '../support/wait';
 import type { TestPostgres } from '../support/postgres';
 
-const SHUTDOWN_TIMEOUT_MS = 3000;
-const SLOW_MS = 1500;
+// The 50 slow requests must all be sleeping at once before the signal: on a loaded two-core
+// box opening 50 connections (scram auth, a backend each) can take seconds, so each sleeps
+// long enough to overlap the last one's start; the drain deadline is above it.
+const SHUTDOWN_TIMEOUT_MS = 6000;
+const SLOW_MS = 4000;
 
 let pg: TestPostgres;
 let pm2: Pm2;
@@ -21,6 +24,8 @@ beforeAll(async () => {
     SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
     // One connection per slow request, so all 50 sleep at the same time.
     DB_POOL_MAX: '50',
+    // The slow requests sleep longer than the default statement timeout allows.
+    DB_STATEMENT_TIMEOUT_MS: '10000',
   }));
 });
 
