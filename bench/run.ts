@@ -1,5 +1,5 @@
 /**
- * `npm run bench` [-- --faults | --stalls | --profile [--baseline]] [--warmup-s N] [--measure-s N] [--pairs N]
+ * `npm run bench` [-- --faults | --failover | --stalls | --profile [--baseline]] [--warmup-s N] [--measure-s N] [--pairs N]
  *
  *   (default)   Keel vs the bare baseline, A B A B: table on stdout, JSON in bench/results/,
  *               summary in bench/LATEST.md.
@@ -15,6 +15,8 @@
  *               --deadline-ms N (REQUEST_TIMEOUT_MS), --hot N (hot accounts), --x 20,50
  *               (multiples of the saturating clients), --against DIR (another checkout's dist/,
  *               A B alternated) and --rounds N.
+ *   --failover  a switchover and a crash failover against a real streaming standby behind one
+ *               moving address (bench/failover.ts): error attempts, 503s, first 2xx after the promote.
  *   --reloads N Keel under the same load while `pm2 reload web` runs N times: failed requests per
  *               reload (the zero-drop soak), in bench/LATEST.md.
  *   --profile   One Keel worker run directly with --cpu-prof under the same load; prints where
@@ -33,6 +35,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCleanup } from './cleanup';
 import { runCompare } from './compare';
+import { runFailover } from './failover';
 import { runFaults } from './faults';
 import { DEFAULTS } from './output';
 import { intFlag, OVERLOAD_ARGS, overloadOpts, runOverload } from './overload';
@@ -43,6 +46,7 @@ import type { Log, Opts, RunDeps } from './types';
 
 const MODES: Record<Opts['mode'], (deps: RunDeps) => Promise<unknown>> = {
   faults: runFaults,
+  failover: runFailover,
   stalls: runStalls,
   overload: runOverload,
   reloads: runReloads,
@@ -67,6 +71,7 @@ function options(argv: string[]): Opts {
     args: argv,
     options: {
       faults: { type: 'boolean', default: false },
+      failover: { type: 'boolean', default: false },
       stalls: { type: 'boolean', default: false },
       overload: { type: 'boolean', default: false },
       reloads: { type: 'string' },
@@ -85,15 +90,17 @@ function options(argv: string[]): Opts {
   return {
     mode: values.faults
       ? 'faults'
-      : values.stalls
-        ? 'stalls'
-        : values.overload
-          ? 'overload'
-          : values.reloads !== undefined
-            ? 'reloads'
-            : values.profile
-              ? 'profile'
-              : 'compare',
+      : values.failover
+        ? 'failover'
+        : values.stalls
+          ? 'stalls'
+          : values.overload
+            ? 'overload'
+            : values.reloads !== undefined
+              ? 'reloads'
+              : values.profile
+                ? 'profile'
+                : 'compare',
     reloads: values.reloads === undefined ? 0 : int('reloads', 1, 500),
     warmupS: int('warmup-s', 1, 60),
     measureS: int('measure-s', 1, 300),

@@ -5,7 +5,7 @@ export type Log = (msg: string) => void;
 export type Cleanup = ReturnType<typeof createCleanup>;
 
 export interface Opts {
-  mode: 'faults' | 'stalls' | 'overload' | 'reloads' | 'profile' | 'compare';
+  mode: 'faults' | 'failover' | 'stalls' | 'overload' | 'reloads' | 'profile' | 'compare';
   reloads: number;
   warmupS: number;
   measureS: number;

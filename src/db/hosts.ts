@@ -9,6 +9,7 @@
 import postgres from 'postgres';
 import { dbUrlParts, withHost } from '../config/db-url';
 import type { DbRole, DbStats } from '../metrics/db-stats';
+import { readReplication, type ReplicationState } from './replication';
 
 export interface HostPicker {
   /** Index and address for the next connection. */
@@ -39,12 +40,16 @@ export interface HostState {
   role: HostRole;
   /** Why it is unreachable (a driver error code). */
   error?: string;
+  /** With `replication: true`, what a primary or a standby says about replication. */
+  replication?: ReplicationState;
 }
 
 export interface ProbeOptions {
   ssl: false | 'require' | 'prefer' | 'verify-full';
   /** Per host; the hosts are asked at once, so this bounds the whole probe. */
   timeoutS: number;
+  /** Also read the replication state, on the same connection (`keel diagnose`). */
+  replication?: boolean;
 }
 
 /**
@@ -69,9 +74,24 @@ export async function probeHosts(url: string, opts: ProbeOptions): Promise<HostS
       });
       let timer: NodeJS.Timeout | undefined;
       try {
-        const [row] = await Promise.race([
-          sql<{ recovery: boolean; read_only: string }[]>`
-            select pg_is_in_recovery() as recovery, current_setting('transaction_read_only') as read_only`,
+        const ask = async (): Promise<HostState> => {
+          const [row] = await sql<{ recovery: boolean; read_only: string }[]>`
+            select pg_is_in_recovery() as recovery, current_setting('transaction_read_only') as read_only`;
+          const role: HostRole = row!.recovery
+            ? 'standby'
+            : row!.read_only === 'on'
+              ? 'read-only'
+              : 'primary';
+          if (!opts.replication) return { address, role };
+          // A role that may not read these views still has a role worth reporting.
+          const replication = await readReplication(
+            sql,
+            role === 'standby' ? role : 'primary',
+          ).catch(() => undefined);
+          return replication ? { address, role, replication } : { address, role };
+        };
+        return await Promise.race([
+          ask(),
           new Promise<never>((_, reject) => {
             timer = setTimeout(
               () => reject(Object.assign(new Error('no answer'), { code: 'TIMEOUT' })),
@@ -79,12 +99,6 @@ export async function probeHosts(url: string, opts: ProbeOptions): Promise<HostS
             );
           }),
         ]);
-        const role: HostRole = row!.recovery
-          ? 'standby'
-          : row!.read_only === 'on'
-            ? 'read-only'
-            : 'primary';
-        return { address, role };
       } catch (err) {
         const code = (err as { code?: unknown }).code;
         return { address, role: 'unreachable', error: typeof code === 'string' ? code : 'unknown' };

@@ -2,7 +2,8 @@
 import type { IdleProbeResult } from './idle-types';
 
 export type Status = 'ok' | 'warn' | 'fail';
-export type Section = 'path' | 'latency' | 'server' | 'pooler' | 'budget' | 'keel' | 'idle';
+export type Section =
+  'path' | 'replication' | 'latency' | 'server' | 'pooler' | 'budget' | 'keel' | 'idle';
 
 export interface Check {
   /** Stable id, `<section>.<name>`. */

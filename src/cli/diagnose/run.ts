@@ -10,6 +10,7 @@ import type { IdleProbeResult } from './idle-types';
 import { checkLatency } from './latency';
 import { checkPath, checkSessionTls } from './path';
 import { checkPooler, type PoolerFacts } from './pooler';
+import { checkReplication } from './replication';
 import { check, type Check, type Section } from './report';
 import { checkSelf, type SelfDeps } from './self';
 import { checkServer, type ServerFacts } from './server';
@@ -52,6 +53,13 @@ export async function runDiagnose(
   deps.progress('diagnose: path');
   const path = await section('path', () => checkPath(config, clients));
   if (path) checks.push(...path.checks);
+  // Each host's role and replication: also when the login failed only because no host was a
+  // primary (a credentials failure would repeat itself once per host).
+  const auth = path?.checks.find((c) => c.id === 'path.auth');
+  if (path?.sql || (auth?.status === 'fail' && auth.value === 'other')) {
+    deps.progress('diagnose: hosts and replication');
+    await section('replication', async () => void checks.push(...(await checkReplication(config))));
+  }
   let pooler: PoolerFacts | null = null;
   let server: ServerFacts | null = null;
   if (path?.sql) {

@@ -8,8 +8,8 @@ const status = z.enum(['ok', 'warn', 'fail']);
 const death = z.enum(['fin', 'rst', 'rst-on-write', 'silence', 'server-timeout', 'server-closed']);
 
 const checkSchema = z.strictObject({
-  id: z.string().regex(/^(path|latency|server|pooler|budget|keel|idle)\.[a-z_]+$/),
-  section: z.enum(['path', 'latency', 'server', 'pooler', 'budget', 'keel', 'idle']),
+  id: z.string().regex(/^(path|replication|latency|server|pooler|budget|keel|idle)\.[a-z_]+$/),
+  section: z.enum(['path', 'replication', 'latency', 'server', 'pooler', 'budget', 'keel', 'idle']),
   status,
   value: z.union([z.number(), z.string(), z.null()]),
   unit: z.enum(['ms', 's', 'connections']).nullable(),
