@@ -16,12 +16,12 @@ const promtool = (...args: string[]) =>
 needs('promtool').each(['prometheus.yml', 'prometheus-railway.yml'])(
   'promtool check config %s (rules included)',
   (file) => {
-    expect(promtool('check', 'config', file)).toMatch(/SUCCESS: 6 rules found/);
+    expect(promtool('check', 'config', file)).toMatch(/SUCCESS: 8 rules found/);
   },
 );
 
 needs('promtool')('promtool check rules, and the rules unit tests', () => {
-  expect(promtool('check', 'rules', 'keel.rules.yml')).toMatch(/SUCCESS: 6 rules found/);
+  expect(promtool('check', 'rules', 'keel.rules.yml')).toMatch(/SUCCESS: 8 rules found/);
   expect(promtool('test', 'rules', 'keel.rules.test.yml')).toMatch(/SUCCESS/);
 });
 
@@ -50,9 +50,11 @@ describe('against a running Keel', () => {
     expect([...named].sort()).toEqual([
       'http_requests_total',
       'keel_db_breaker_open',
+      'keel_db_connect_attempts_total',
       'keel_db_connections_open',
       'keel_db_pool_max',
       'keel_db_retry_outcomes_total',
+      'keel_db_role_changes_total',
       'keel_metrics_worker_up',
     ]);
     for (const name of named) expect([name, exported.has(name as string)]).toEqual([name, true]);
