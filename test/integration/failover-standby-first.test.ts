@@ -57,7 +57,8 @@ const keelSessions = async (url: string) =>
     )[0]!.n,
   );
 
-const readyz = async (base: string) => (await fetch(`${base}/readyz`)).status;
+const readyz = async (base: string) =>
+  (await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(5000) })).status;
 
 test('standby listed first: the worker becomes ready and every connection is on the primary', async () => {
   w = await startTestWorker(standbyFirstUrl());

@@ -44,6 +44,9 @@ export function startFailoverLoad(opts: {
     okAt: [],
   };
   let stopped = false;
+  // After stop(), an operation still retrying gets this long to settle, then counts as failed:
+  // a load that cannot finish reports it instead of outliving the test's own timeout.
+  let settleBy = Infinity;
   const pick = () => opts.accounts[Math.floor(Math.random() * opts.accounts.length)]!;
 
   async function op(i: number): Promise<void> {
@@ -54,17 +57,17 @@ export function startFailoverLoad(opts: {
     while (to === from) to = pick();
     const body = JSON.stringify({ from, to, amount: 1 + Math.floor(Math.random() * 5) });
     r.ops += 1;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS && Date.now() < settleBy; attempt++) {
       let status: number | string;
       let retryAfterS = 0;
       try {
         const res = read
-          ? await fetch(`${opts.base}/api/accounts/${from}`, { signal: AbortSignal.timeout(15000) })
+          ? await fetch(`${opts.base}/api/accounts/${from}`, { signal: AbortSignal.timeout(12000) })
           : await fetch(`${opts.base}/api/transfers`, {
               method: 'POST',
               headers: { 'content-type': 'application/json', 'idempotency-key': key },
               body,
-              signal: AbortSignal.timeout(15000),
+              signal: AbortSignal.timeout(12000),
             });
         status = res.status;
         retryAfterS = Number(res.headers.get('retry-after') ?? 0);
@@ -97,6 +100,7 @@ export function startFailoverLoad(opts: {
     live: () => r,
     async stop() {
       stopped = true;
+      settleBy = Date.now() + 20000;
       await Promise.all(loops);
       return r;
     },
