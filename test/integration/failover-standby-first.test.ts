@@ -119,6 +119,12 @@ test('the primary crashes: 503, a starting worker names the standby; after the p
     );
     expect(lines.some((l) => l.host === primaryAddr && l.role === 'unreachable')).toBe(true);
     expect(lines.some((l) => l.host === standbyAddr && l.role === 'unreachable')).toBe(false);
+    // It listens (not ready) once READY_WAIT_MS has passed: that line may follow the hosts' lines.
+    await until(
+      'the starting worker listening',
+      () => lines.some((l) => l.msg === 'listening'),
+      20000,
+    );
     const listening = lines.find((l) => l.msg === 'listening');
     expect(listening).toBeDefined();
     const childBase = `http://127.0.0.1:${listening!.port as number}`;
