@@ -7,8 +7,9 @@
  * stalled nothing is destroyed: a replacement would wait in the same hole, and every socket
  * destroyed on our side may still be held open by a platform proxy, to reach the server with
  * all the others when the path heals. A connection that went silent before the path healed
- * (its bytes went into the stall) gets a short grace to answer after the heal: a proxy that
- * held its bytes delivers them now; a path that lost them never will.
+ * (its bytes went into the stall) gets its whole limit again from the heal: a proxy that held
+ * its bytes delivers them then, and the query may legitimately run up to the statement timeout;
+ * a path that lost them never answers, and the connection is replaced once the limit has passed.
  */
 
 export interface SilentConnection {
@@ -27,8 +28,6 @@ export interface PathView {
 
 // A server answers a startup message at once (no query runs yet): a second is generous.
 export const STARTUP_STALL_MS = 1000;
-// After a heal, the bytes a proxy held arrive within a round trip; half a second is generous.
-export const HEAL_GRACE_MS = 500;
 
 export function shouldDestroy(
   c: SilentConnection,
@@ -41,7 +40,10 @@ export function shouldDestroy(
   const limit = c.answered ? stallMs : Math.min(stallMs, STARTUP_STALL_MS);
   if (t - silentSince <= limit) return false;
   if (path.stalledSince() !== null) return false;
+  // Silent since before the heal: its bytes went into the stall. A proxy that held them has
+  // delivered them at the heal, and its query may run as long as any other (up to the statement
+  // timeout): it gets its whole limit again, counted from the heal.
   const healed = path.healedAt();
-  if (healed > silentSince) return t - healed >= HEAL_GRACE_MS;
+  if (healed > silentSince) return t - healed > limit;
   return path.answeredSince(silentSince);
 }

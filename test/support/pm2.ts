@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT } from './paths';
-import { freePort, startTestPostgres, type TestPostgres } from './postgres';
+import { freePort, startTestPostgres, type StartOptions, type TestPostgres } from './postgres';
 
 const execFileAsync = promisify(execFile);
 export { ROOT };
@@ -127,10 +127,10 @@ export interface WebCluster {
  */
 export async function startWebCluster(
   env: Record<string, string> = {},
-  { start = true }: { start?: boolean } = {},
+  { start = true, pg: pgOptions }: { start?: boolean; pg?: StartOptions } = {},
 ): Promise<WebCluster> {
   ensureBuilt();
-  const pg = await startTestPostgres();
+  const pg = await startTestPostgres(pgOptions);
   const url = await pg.createDatabase();
   const port = await freePort();
   const pm2 = createPm2({ ...webEnv(url, port), ...env });

@@ -1,9 +1,4 @@
-import {
-  HEAL_GRACE_MS,
-  shouldDestroy,
-  STARTUP_STALL_MS,
-  type PathView,
-} from '../../../src/db/stall-watch';
+import { shouldDestroy, STARTUP_STALL_MS, type PathView } from '../../../src/db/stall-watch';
 
 const T = 1_000_000;
 const STALL_MS = 3000;
@@ -60,12 +55,21 @@ test('while the path is known stalled nothing is destroyed, however long the sil
   ).toBe(false);
 });
 
-test('silent since before the heal: a short grace to deliver held bytes, then destroyed', () => {
+test('silent since before the heal: its whole limit again from the heal, then destroyed', () => {
+  // A long query whose bytes a proxy held: it runs after the heal, up to the statement timeout.
   const c = silentFor(10000);
+  expect(shouldDestroy(c, path({ healedAt: T - STALL_MS, answeredAfter: T }), T, STALL_MS)).toBe(
+    false,
+  );
   expect(
-    shouldDestroy(c, path({ healedAt: T - HEAL_GRACE_MS + 1, answeredAfter: T }), T, STALL_MS),
+    shouldDestroy(c, path({ healedAt: T - STALL_MS - 1, answeredAfter: T }), T, STALL_MS),
+  ).toBe(true);
+  // A startup that went into the stall: a second after the heal.
+  const s = silentFor(10000, false);
+  expect(
+    shouldDestroy(s, path({ healedAt: T - STARTUP_STALL_MS, answeredAfter: T }), T, STALL_MS),
   ).toBe(false);
   expect(
-    shouldDestroy(c, path({ healedAt: T - HEAL_GRACE_MS, answeredAfter: T }), T, STALL_MS),
+    shouldDestroy(s, path({ healedAt: T - STARTUP_STALL_MS - 1, answeredAfter: T }), T, STALL_MS),
   ).toBe(true);
 });
