@@ -11,20 +11,49 @@
  */
 
 /**
- * Integration files that share the run's server (or need none) and tolerate a neighbour. Not
- * here: files whose claims are timings under CPU contention (overload, ledger's budget,
- * fault-proxy's idle-cut clock, bad-input's body deadline); on two cores a neighbour makes those
- * fail.
+ * Integration files that tolerate a neighbour: they share the run's server or start their own
+ * (own ports, own PM2_HOME, own data directory), and their claims are behaviour, or timings with
+ * margins a busy neighbour does not eat. Run three at a time (`--maxWorkers 3` on two cores:
+ * most of their time is spent waiting for a server, a PM2 restart or a fault's timeline).
+ * Not here (the `serial` project, one at a time, after them): files whose claims are timings
+ * under CPU contention or that drive CPU-heavy load themselves: `overload*` (admission timing),
+ * `ledger` (its budget), `fault-proxy` (the idle-cut clock), `bad-input` (the body deadline),
+ * `resilience` (recovery within 1 s under load), `stall-storm` (32 retrying clients),
+ * `metrics-accounting` (a heal seen within 3 s), `resilience-pgbouncer` (outages absorbed by the
+ * retry budget), `diagnose-idle` and `diagnose-tls` (an idle cutoff measured within 0.3 s).
  */
 const PARALLEL = [
   'api',
+  'budget-boot',
+  'commit-outcome',
   'config-exit',
+  'diagnose',
+  'diagnose-cli',
+  'diagnose-pgbouncer',
+  'diagnose-replication',
+  'driver-defects',
   'driver-patch-check',
+  'embedded-db',
+  'failover-async-loss',
+  'failover-crash',
+  'failover-roles',
+  'failover-standby-first',
+  'failover-switchover',
   'fd-exhaustion',
+  'http-properties',
   'idempotency-janitor',
+  'lifecycle-crash',
+  'lifecycle-reload',
+  'lifecycle-runtime',
+  'lifecycle-sigterm',
   'log-volume',
+  'metrics-logs',
+  'metrics-pm2',
   'metrics-siblings',
+  'metrics-tls',
   'metrics-valid',
+  'multi-host',
+  'pm2-cluster',
   'read-only-failover',
   'shutdown-idle',
 ];
@@ -72,6 +101,7 @@ module.exports = {
   testTimeout: 120000,
   // Per-file durations for CI's "ten slowest files" (KEEL_TEST_DURATIONS names the file).
   reporters: ['default', '<rootDir>/test/support/durations-reporter.js'],
+  testSequencer: '<rootDir>/test/support/sequencer.js',
   // On CI, exit as soon as the run is reported. Seen once on a fresh-clone CI run (Node 20): every
   // suite passed, then the process spun at ~80 % CPU for minutes inside Node's own exit teardown
   // (gdb: FreeEnvironment -> CleanupHandles -> uv_run, libuv with 0 active requests and 0 active

@@ -7,7 +7,7 @@ import postgres from 'postgres';
 import { inconsistent, scrapeLoop } from '../support/metrics';
 import { psql, type TestPostgres } from '../support/postgres';
 import { haveOpenssl, startTlsPostgres } from '../support/tls-postgres';
-import { until } from '../support/wait';
+import { until, untilValue } from '../support/wait';
 import { startTestWorker, type TestWorker } from '../support/worker';
 
 let pg: TestPostgres;
@@ -40,12 +40,25 @@ maybe(
       KEEL_ENABLE_TEST_ROUTES: 'true',
     });
     const stats = w.worker.stats;
-    const [row] = await psql<{ n: number }>(
-      pg.url(),
-      `select count(*)::int as n from pg_stat_ssl s join pg_stat_activity a using (pid)
-      where a.datname = '${database}' and s.ssl`,
+    // Asked while a request holds a connection (shorter than the 1 s statement timeout; the boot
+    // connections may already have idled out, 2 s, on a loaded box), and asked again until that
+    // request's connection is there.
+    const held = fetch(`${w.base}/__test/slow?ms=800`).then((r) => r.status);
+    const n = await untilValue(
+      async () =>
+        (
+          await psql<{ n: number }>(
+            pg.url(),
+            `select count(*)::int as n from pg_stat_ssl s join pg_stat_activity a using (pid)
+            where a.datname = '${database}' and s.ssl`,
+          )
+        )[0]!.n,
+      (v) => v > 0,
+      waitMs,
+      'an encrypted session of the worker',
     );
-    expect(row!.n).toBeGreaterThan(0); // the worker's connections really are encrypted
+    expect(n).toBeGreaterThan(0); // the worker's connections really are encrypted
+    expect(await held).toBe(200);
 
     await until('boot connections to idle out', () => stats.open === 0, waitMs);
     const before = structuredClone(stats);
