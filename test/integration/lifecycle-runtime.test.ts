@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { getFresh } from '../support/http';
 import { checkInvariants, seedAccounts } from '../support/ledger';
-import { alive, descendants, slowInFlight, waitGone } from '../support/lifecycle';
+import { alive, descendants, remember, slowInFlight, waitGone } from '../support/lifecycle';
 import { untilValue } from '../support/wait';
 import { ledgerOutcome, startLoad, tally } from '../support/load';
 import { createPm2, ensureBuilt, ROOT, TEST_ECOSYSTEM, webEnv, type Pm2 } from '../support/pm2';
@@ -60,6 +60,7 @@ async function stopUnderLoad(how: 'SIGTERM to pm2-runtime' | 'SIGINT to the proc
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  remember(proc.pid!);
   const entry = { proc, tree: [] as number[], pm2 };
   started.push(entry);
   let output = '';

@@ -78,7 +78,32 @@ export async function connectionsTo(port: number, pid: number, n: number): Promi
   return kept;
 }
 
-/** True while the process exists and is not a zombie. */
+/**
+ * Start times (clock ticks since boot, /proc/<pid>/stat field 22) of the processes the tests
+ * found: a pid is reused once its process is gone (pid_max is 32768 here, and a busy run with
+ * Postgres forking a backend per connection wraps it in minutes), so a pid remembered from an
+ * earlier step may name somebody else's process later, a Postgres backend of the shared server
+ * included. `alive` says false for such a pid, so nothing kills or waits for a stranger.
+ */
+const startTimes = new Map<number, string>();
+
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name start at field 3 (state); starttime is field 22.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Remembers who `pid` is now (a child just spawned), so a later reuse of it is not `alive`. */
+export function remember(pid: number): void {
+  const t = startTime(pid);
+  if (t !== undefined) startTimes.set(pid, t);
+}
+
+/** True while the process exists, is not a zombie, and is the one remembered under its pid. */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -87,10 +112,12 @@ export function alive(pid: number): boolean {
   }
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+    if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') return false;
   } catch {
     return process.platform !== 'linux';
   }
+  const known = startTimes.get(pid);
+  return known === undefined || startTime(pid) === known;
 }
 
 /** Resolves with Date.now() at the first poll that finds none of `pids` alive. */
@@ -117,6 +144,8 @@ export function descendants(pid: number): number[] {
     }
   };
   walk(pid);
+  // Each is ours now: remember it, so that once it is gone its pid's next owner is not.
+  for (const p of out) remember(p);
   return out.filter(alive);
 }
 

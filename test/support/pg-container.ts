@@ -81,6 +81,9 @@ export interface StartedPg {
 
 let counter = 0;
 
+const CRASH =
+  /terminated by signal|was terminated|PANIC|out of memory|all server processes terminated/;
+
 export async function startPgContainer(opts: {
   image: string;
   user: string;
@@ -99,6 +102,9 @@ export async function startPgContainer(opts: {
       .withPassword(opts.password)
       .withDatabase('postgres')
       .withCommand(['postgres', ...args])
+      // The engine's default /dev/shm is 64 MB; a server shared by a whole parallel run keeps
+      // its dynamic shared memory there.
+      .withSharedMemorySize(256 * 1024 * 1024)
       // Below jest's 120 s hook limit, so a wait that fails is reported (and the container
       // removed by testcontainers) rather than cut short by jest.
       .withStartupTimeout(60_000)
@@ -126,6 +132,29 @@ export async function startPgContainer(opts: {
     name,
     // remove: the container and its anonymous volumes go, whether Ryuk runs or not.
     stop: async () => {
+      // A backend that died while the server ran (every session then gets "the database system
+      // is in recovery mode"): its lines reach the run's output before the container goes.
+      const logs = await container
+        .logs()
+        .then(
+          (stream) =>
+            new Promise<string>((resolve) => {
+              let text = '';
+              // The stream follows the running container: read what is there, then let go.
+              const done = () => {
+                stream.destroy();
+                resolve(text);
+              };
+              stream.on('data', (c: Buffer | string) => (text += c.toString()));
+              stream.on('end', done);
+              stream.on('error', done);
+              setTimeout(done, 1000);
+            }),
+        )
+        .catch(() => '');
+      const crashes = logs.split('\n').filter((l) => CRASH.test(l));
+      if (crashes.length)
+        process.stderr.write(`postgres container ${name}:\n${crashes.join('\n')}\n`);
       await container.stop({ remove: true, removeVolumes: true });
     },
   };

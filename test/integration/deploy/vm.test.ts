@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { getFresh } from '../../support/http';
-import { alive, descendants, slowInFlight } from '../../support/lifecycle';
+import { alive, descendants, remember, slowInFlight } from '../../support/lifecycle';
 import { untilValue } from '../../support/wait';
 import { ensureBuilt, ROOT, TEST_ECOSYSTEM } from '../../support/pm2';
 import { needs } from '../../support/prereqs';
@@ -162,6 +162,7 @@ describe('ExecStart as written', () => {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    remember(proc.pid!);
     let output = '';
     proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
     proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
