@@ -152,9 +152,14 @@ export async function startPgContainer(opts: {
             }),
         )
         .catch(() => '');
-      const crashes = logs.split('\n').filter((l) => CRASH.test(l));
+      const lines = logs.split('\n');
+      const crashes = lines.filter((l) => CRASH.test(l));
+      // With each crash, what the dead process was (log_connections: its user, database and
+      // application_name), to tell which test's session it was.
+      const dead = crashes.flatMap((l) => /PID (\d+)/.exec(l)?.[1] ?? []);
+      const about = lines.filter((l) => dead.some((pid) => l.includes(`[${pid}]`)));
       if (crashes.length)
-        process.stderr.write(`postgres container ${name}:\n${crashes.join('\n')}\n`);
+        process.stderr.write(`postgres container ${name}:\n${[...about, ...crashes].join('\n')}\n`);
       await container.stop({ remove: true, removeVolumes: true });
     },
   };

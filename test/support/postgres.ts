@@ -69,6 +69,8 @@ const SERVER_DEFAULTS: Record<string, string | number> = {
   fsync: 'off',
   synchronous_commit: 'off',
   full_page_writes: 'off',
+  // Who each session was, should a backend die (pg-container.ts prints those lines).
+  log_connections: 'on',
 };
 
 export function freePort(): Promise<number> {
