@@ -6,6 +6,7 @@ import { checkInvariants, seedAccounts } from '../support/ledger';
 import { failures, ledgerOutcome, startLoad, tally } from '../support/load';
 import { startWebCluster, type Pm2 } from '../support/pm2';
 import type { TestPostgres } from '../support/postgres';
+import { until } from '../support/wait';
 
 let pg: TestPostgres;
 let pm2: Pm2;
@@ -35,8 +36,15 @@ test('pm2 reload web twice under load: no failed request, no connection error', 
     await pm2.run(['reload', 'web']);
     reloads.push(Date.now() - t0);
   }
-  // At least 15 s of load in all, and some after the second reload.
-  await new Promise((r) => setTimeout(r, Math.max(1000, 15000 - (Date.now() - started))));
+  // Load goes on until the new workers have answered 500 requests sent after the second reload
+  // (and over 1000 in all), not for a fixed time.
+  const reloaded = Date.now();
+  await until(
+    '500 answers after the second reload',
+    () =>
+      load.samples.filter((s) => s.start >= reloaded).length >= 500 && load.samples.length > 1000,
+    30000,
+  );
   const samples = await load.stop();
   const after = await pm2.list();
 
