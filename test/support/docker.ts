@@ -9,10 +9,13 @@
  * `only` (CI with an engine) runs them, and a missing engine fails them.
  */
 import { execFile, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { getFresh } from './http';
 import { containerMode } from './pg-container';
+import { pidExists } from './procfs';
 
 const execFileAsync = promisify(execFile);
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -104,6 +107,43 @@ export async function nodeBase(): Promise<string> {
 export async function buildKeelImage(): Promise<{ image: string; ms: number; base: string }> {
   const base = await nodeBase();
   const t0 = Date.now();
+  // One build at a time per session: the deploy files run side by side in CI, and two classic
+  // builds of the same Dockerfile would both do the work; the second finds the first's layers.
+  const release = await buildLock();
+  try {
+    await buildImage(base);
+  } finally {
+    release();
+  }
+  return { image: KEEL_TEST_IMAGE, ms: Date.now() - t0, base };
+}
+
+/** A lock directory in the temp dir, named for the session; a holder that died is taken over. */
+async function buildLock(): Promise<() => void> {
+  const dir = path.join(os.tmpdir(), `${SESSION}-keel-image-build.lock`);
+  const owner = path.join(dir, 'pid');
+  const until = Date.now() + 900_000;
+  for (;;) {
+    try {
+      fs.mkdirSync(dir);
+      fs.writeFileSync(owner, String(process.pid));
+      return () => fs.rmSync(dir, { recursive: true, force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let holder = 0;
+    try {
+      holder = Number(fs.readFileSync(owner, 'utf8')) || 0;
+    } catch {
+      // Released meanwhile, or its holder has not written its pid yet.
+    }
+    if (holder && !pidExists(holder)) fs.rmSync(dir, { recursive: true, force: true });
+    if (Date.now() > until) throw new Error(`the image build lock ${dir} was held for 15 min`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function buildImage(base: string): Promise<void> {
   await docker(
     [
       'build',
@@ -125,7 +165,6 @@ export async function buildKeelImage(): Promise<{ image: string; ms: number; bas
   });
   // The image this tag held before (if the build changed it) is left untagged: remove it.
   await docker(['image', 'prune', '-f', '--filter', `label=${KEPT_LABEL}`]).catch(() => undefined);
-  return { image: KEEL_TEST_IMAGE, ms: Date.now() - t0, base };
 }
 
 let counter = 0;
