@@ -8,7 +8,8 @@
  * read set while paused), one with a tight bound.
  */
 import { parseExposition, valueOf } from '../support/metrics';
-import { psql } from '../support/postgres';
+import { diagnoseJson } from '../support/diagnose';
+import { freePort, psql } from '../support/postgres';
 import { startReplicationPair, type ReplicationPair } from '../support/replication';
 import { startTestWorker, type TestWorker } from '../support/worker';
 import { until } from '../support/wait';
@@ -69,7 +70,19 @@ async function req(
 }
 
 const standbySql = (q: string) => psql(pair.standby.url(), q);
-const pause = () => standbySql('select pg_wal_replay_pause()');
+/** Replay paused for real: a pause is only requested until the standby meets its next record. */
+async function pause(): Promise<void> {
+  await standbySql('select pg_wal_replay_pause()');
+  await until(
+    'replay paused',
+    async () => {
+      await psql(pair.primary.url(), 'select txid_current()');
+      const [row] = await standbySql('select pg_get_wal_replay_pause_state() as s');
+      return row!.s === 'paused';
+    },
+    10000,
+  );
+}
 const resume = () => standbySql('select pg_wal_replay_resume()');
 
 async function newAccount(w: TestWorker, balance = 100): Promise<{ id: number; token: string }> {
@@ -183,6 +196,27 @@ test('a standby further behind than the lag bound leaves the read set, and comes
     await resume();
   }
   await until('the standby back in the read set', () => inReadSet(tight), 15000);
+});
+
+test('keel diagnose checks each read host: the standby ok, a host that does not answer a warning', async () => {
+  const u = new URL(pair.standby.url(DB));
+  const down = await freePort();
+  const run = await diagnoseJson(
+    {
+      WEB_CONCURRENCY: '1',
+      DB_POOL_MAX: '2',
+      DATABASE_URL: pair.primary.url(DB),
+      DATABASE_READ_URL: `postgres://${u.username}:${u.password}@127.0.0.1:${pair.standby.port},127.0.0.1:${down}/${DB}`,
+    },
+    ['--round-trips', '3'],
+  );
+  const reads = run.report.checks.filter((c) => c.id === 'replication.read_host');
+  expect(reads.map((c) => [c.status, c.value, c.data.host])).toEqual([
+    ['ok', 'standby', `127.0.0.1:${pair.standby.port}`],
+    ['warn', 'unreachable', `127.0.0.1:${down}`],
+  ]);
+  expect(reads[0]!.summary).toMatch(/WAL receiver streaming, replayed to [0-9A-F]+\/[0-9A-F]+/);
+  expect(run.stdout).not.toContain(u.password);
 });
 
 test('a standby stopped under read load costs no failed read', async () => {
