@@ -115,8 +115,8 @@ export function createReadSet(deps: {
       else s.nextCheckAt = now();
     } catch (err) {
       const code = (err as { code?: unknown }).code;
+      // Due now, so this backs the next check off.
       failed(s, typeof code === 'string' ? code : 'no answer');
-      backoff(s);
     }
   }
 
