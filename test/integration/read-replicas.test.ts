@@ -170,6 +170,7 @@ test('replay paused: a client without a token may see the standby state, one wit
 
 test('a standby further behind than the lag bound leaves the read set, and comes back', async () => {
   await until("the standby in the tight worker's read set", () => inReadSet(tight), 15000);
+  expect(await metric(tight, 'keel_db_read_lag_bound_seconds')).toBe(1);
   const before = await metric(tight, 'keel_db_reads_total', { target: 'standby' });
   for (let i = 0; i < 5; i++)
     expect((await req(tight, 'GET', '/api/accounts?limit=5')).status).toBe(200);
@@ -240,9 +241,18 @@ test('a standby stopped under read load costs no failed read', async () => {
   const readers = [reader(true), reader(false), reader(true), reader(false)];
   try {
     await until('reads flowing', () => reads > 50, 15000);
+    const onStandby = await metric(loose, 'keel_db_reads_total', { target: 'standby' });
+    await until(
+      'reads served by the standby',
+      async () => (await metric(loose, 'keel_db_reads_total', { target: 'standby' })) > onStandby,
+      15000,
+    );
     await pair.standby.stop('immediate');
     const atStop = reads;
     await until('reads flowing after the standby stopped', () => reads > atStop + 200, 30000);
+    // Readiness is the primary's alone.
+    expect((await fetch(`${loose.base}/readyz`)).status).toBe(200);
+    expect(await inReadSet(loose)).toBe(false);
     await pair.standby.start();
     await pair.streaming();
     const atStart = reads;
