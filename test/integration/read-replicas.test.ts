@@ -7,6 +7,7 @@
  * read set. Two workers on the same pair: one with a generous lag bound (the standby stays in the
  * read set while paused), one with a tight bound.
  */
+import { parseStrict } from '../support/exposition-check';
 import { parseExposition, valueOf } from '../support/metrics';
 import { diagnoseJson } from '../support/diagnose';
 import { freePort, psql } from '../support/postgres';
@@ -281,6 +282,14 @@ test('a promoted standby leaves the read set', async () => {
     15000,
   );
   for (let i = 0; i < 20; i++) expect(await standbyServesStaleRead(loose)).toBe(false);
+  // Its lag reads +Inf, in a scrape a strict parser takes.
+  const samples = parseStrict(await (await fetch(`${loose.base}/metrics`)).text());
+  const lag = samples.find(
+    (x) =>
+      x.name === 'keel_db_standby_lag_seconds' &&
+      x.labels.standby === `127.0.0.1:${pair.standby.port}`,
+  );
+  expect(lag?.raw).toBe('+Inf');
   // And every read still answers.
   await writeThenRead(loose);
 });
