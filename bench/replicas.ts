@@ -29,6 +29,15 @@ const DB = 'keel_bench_reads';
 const CLIENTS = 32;
 const READ_SHARE = 0.9;
 const ACCOUNTS = 200;
+const NOTE = [
+  'Why reads do not scale out here: the primary, both standbys, Keel and the load generator share',
+  'the same two cores, so a read moved to a standby takes CPU from the same pool (and each standby',
+  'read adds a position query for its token); the standbys replay every write in every run.',
+  'Fallbacks are token reads whose write had not reached a standby within `DB_READ_WAIT_MS` (200 ms):',
+  'the test cluster commits asynchronously (`synchronous_commit=off`, WAL flushed by the WAL writer',
+  'every 200 ms), so a fresh commit reaches a standby up to 200 ms late. Compare runs of the same',
+  'round only: on a shared box the same configuration varies several-fold between rounds.',
+].join(' ');
 
 interface Row {
   round: number;
@@ -218,6 +227,8 @@ export async function runReplicas(deps: RunDeps): Promise<Row[]> {
       `${CLIENTS} keep-alive clients in a closed loop, ${READ_SHARE * 100} % reads presenting the client's latest Consistency-Token, ${100 - READ_SHARE * 100} % keyed transfers; ${opts.warmupS} s warm-up + ${opts.measureS} s measured per run; one Keel worker reading from 0, 1 or 2 of the two hot standbys that replay the primary's WAL in every run.`,
       '',
       table,
+      '',
+      NOTE,
       '',
       `Machine: ${machineLine(machine(), String(version?.server_version ?? '?'))}.`,
     ].join('\n'),

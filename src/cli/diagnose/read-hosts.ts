@@ -6,48 +6,40 @@
  */
 import type { Config } from '../../config/config';
 import { probeHosts, type HostState } from '../../db/hosts';
+import { hostData } from './replication';
 import { check, type Check } from './report';
 
 function readHostLine(h: HostState, maxLagMs: number): Check {
-  const data = {
-    host: h.address,
-    role: h.role,
-    error: h.error ?? null,
-    replication: h.replication ?? null,
-  };
-  if (h.role === 'unreachable')
-    return check(
+  const line = (status: 'ok' | 'warn', summary: string, fix: string | null) =>
+    check(
       'replication.read_host',
-      'warn',
+      status,
       h.role,
       null,
-      `read host ${h.address}: unreachable (${h.error}): the workers read from the primary instead`,
+      `read host ${h.address}: ${summary}`,
+      fix,
+      hostData(h),
+    );
+  if (h.role === 'unreachable')
+    return line(
+      'warn',
+      `unreachable (${h.error}): the workers read from the primary instead`,
       'check the host and port in DATABASE_READ_URL, and that the standby runs',
-      data,
     );
   if (h.role !== 'standby')
-    return check(
-      'replication.read_host',
+    return line(
       'warn',
-      h.role,
-      null,
-      `read host ${h.address}: not a standby (not in recovery: a primary, or a promoted standby): the workers leave it out of the read set`,
+      'not a standby (not in recovery: a primary, or a promoted standby): the workers leave it out of the read set',
       'point DATABASE_READ_URL at standbys of the primary in DATABASE_URL',
-      data,
     );
   const r = h.replication?.kind === 'standby' ? h.replication : null;
-  const receiver = r?.receiver ?? 'not running or hidden';
-  const behind = r?.replayBehindBytes ?? null;
-  return check(
-    'replication.read_host',
-    r && r.receiver !== null && r.receiver !== 'streaming' ? 'warn' : 'ok',
-    h.role,
-    null,
-    `read host ${h.address}: a standby, WAL receiver ${receiver}, replayed to ${r?.replayLsn ?? '?'} (${behind ?? '?'} bytes received but not replayed); it serves reads while within ${maxLagMs} ms of the primary`,
-    r && r.receiver !== null && r.receiver !== 'streaming'
+  const stuck = r !== null && r.receiver !== null && r.receiver !== 'streaming';
+  return line(
+    stuck ? 'warn' : 'ok',
+    `a standby, WAL receiver ${r?.receiver ?? 'not running or hidden'}, replayed to ${r?.replayLsn ?? '?'} (${r?.replayBehindBytes ?? '?'} bytes received but not replayed); it serves reads while within ${maxLagMs} ms of the primary`,
+    stuck
       ? 'the standby is not streaming from a primary: it falls behind and leaves the read set'
       : null,
-    data,
   );
 }
 

@@ -31,6 +31,21 @@ export interface Standby {
   nextCheckAt: number;
 }
 
+/** A standby not yet checked: out of the read set until its first healthy answer. */
+export function newStandby(
+  parts: Pick<Standby, 'address' | 'handle' | 'db' | 'position' | 'stats'>,
+): Standby {
+  return {
+    ...parts,
+    healthy: false,
+    promoted: false,
+    replayed: null,
+    freshAt: -Infinity,
+    failures: 0,
+    nextCheckAt: 0,
+  };
+}
+
 export interface ReadSet {
   readonly standbys: readonly Standby[];
   /** The standbys that may serve a read now (healthy, in recovery, within the lag bound). */

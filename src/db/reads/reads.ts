@@ -13,7 +13,7 @@ import type { ReadStats } from '../../metrics/read-stats';
 import { createDb, type Db } from '../runner';
 import { createSql, type SqlHandle } from '../sql';
 import { createPositionReader } from './position';
-import { createReadSet, type ReadSet, type Standby } from './read-set';
+import { createReadSet, newStandby, type ReadSet, type Standby } from './read-set';
 import { createRouter } from './router';
 
 export interface Reads {
@@ -73,19 +73,13 @@ export function createReads(deps: {
       idleInTransactionTimeoutMs: deps.db.idleInTransactionTimeoutMs,
       slots: deps.db.poolMax,
     });
-    return {
+    return newStandby({
       address,
       handle,
       db,
       stats,
       position: createPositionReader({ sql: handle.sql, timeoutMs: POSITION_TIMEOUT_MS }),
-      healthy: false,
-      promoted: false,
-      replayed: null,
-      freshAt: -Infinity,
-      failures: 0,
-      nextCheckAt: 0,
-    };
+    });
   });
   const primaryPosition = createPositionReader({
     sql: deps.primaryHandle.sql,

@@ -6,7 +6,7 @@
  */
 import { createLogger } from '../../../src/logger';
 import type { PositionReader, ServerPosition } from '../../../src/db/reads/position';
-import { createReadSet, type Standby } from '../../../src/db/reads/read-set';
+import { createReadSet, newStandby, type Standby } from '../../../src/db/reads/read-set';
 import type { Db } from '../../../src/db/runner';
 import type { SqlHandle } from '../../../src/db/sql';
 import { createDbStats } from '../../../src/metrics/db-stats';
@@ -32,19 +32,13 @@ function scripted(initial: ServerPosition | Error) {
 }
 
 function standby(position: PositionReader): Standby {
-  return {
+  return newStandby({
     address: 'standby:5432',
     handle: {} as SqlHandle,
     db: {} as Db,
     stats: createDbStats(),
     position,
-    healthy: false,
-    promoted: false,
-    replayed: null,
-    freshAt: -Infinity,
-    failures: 0,
-    nextCheckAt: 0,
-  };
+  });
 }
 
 function setup() {
