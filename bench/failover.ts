@@ -40,7 +40,10 @@ interface Row {
 }
 
 /** dist/main.js on `url`; resolves with its base URL once it logs `listening`. */
-function startWorker(url: string): Promise<{ base: string; child: ChildProcess }> {
+export function startWorker(
+  url: string,
+  env: Record<string, string> = {},
+): Promise<{ base: string; child: ChildProcess }> {
   const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], {
     env: {
       PATH: process.env.PATH,
@@ -48,6 +51,7 @@ function startWorker(url: string): Promise<{ base: string; child: ChildProcess }
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'info',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -70,7 +74,7 @@ function startWorker(url: string): Promise<{ base: string; child: ChildProcess }
   });
 }
 
-async function readyz(base: string): Promise<number> {
+export async function readyz(base: string): Promise<number> {
   try {
     return (await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2000) })).status;
   } catch {

@@ -1,5 +1,5 @@
 /**
- * `npm run bench` [-- --faults | --failover | --stalls | --profile [--baseline]] [--warmup-s N] [--measure-s N] [--pairs N]
+ * `npm run bench` [-- --faults | --failover | --replicas | --stalls | --profile [--baseline]] [--warmup-s N] [--measure-s N] [--pairs N]
  *
  *   (default)   Keel vs the bare baseline, A B A B: table on stdout, JSON in bench/results/,
  *               summary in bench/LATEST.md.
@@ -17,6 +17,8 @@
  *               A B alternated) and --rounds N.
  *   --failover  a switchover and a crash failover against a real streaming standby behind one
  *               moving address (bench/failover.ts): error attempts, 503s, first 2xx after the promote.
+ *   --replicas  one Keel worker reading from 0, 1 and 2 hot standbys (DATABASE_READ_URL), 90 %
+ *               token-carrying reads, 10 % transfers: 2xx/s and p99 side by side (bench/replicas.ts).
  *   --reloads N Keel under the same load while `pm2 reload web` runs N times: failed requests per
  *               reload (the zero-drop soak), in bench/LATEST.md.
  *   --profile   One Keel worker run directly with --cpu-prof under the same load; prints where
@@ -41,6 +43,7 @@ import { DEFAULTS } from './output';
 import { intFlag, OVERLOAD_ARGS, overloadOpts, runOverload } from './overload';
 import { runProfile } from './profile';
 import { runReloads } from './reloads';
+import { runReplicas } from './replicas';
 import { runStalls } from './stalls';
 import type { Log, Opts, RunDeps } from './types';
 
@@ -50,6 +53,7 @@ const MODES: Record<Opts['mode'], (deps: RunDeps) => Promise<unknown>> = {
   stalls: runStalls,
   overload: runOverload,
   reloads: runReloads,
+  replicas: runReplicas,
   profile: runProfile,
   compare: runCompare,
 };
@@ -72,6 +76,7 @@ function options(argv: string[]): Opts {
     options: {
       faults: { type: 'boolean', default: false },
       failover: { type: 'boolean', default: false },
+      replicas: { type: 'boolean', default: false },
       stalls: { type: 'boolean', default: false },
       overload: { type: 'boolean', default: false },
       reloads: { type: 'string' },
@@ -92,15 +97,17 @@ function options(argv: string[]): Opts {
       ? 'faults'
       : values.failover
         ? 'failover'
-        : values.stalls
-          ? 'stalls'
-          : values.overload
-            ? 'overload'
-            : values.reloads !== undefined
-              ? 'reloads'
-              : values.profile
-                ? 'profile'
-                : 'compare',
+        : values.replicas
+          ? 'replicas'
+          : values.stalls
+            ? 'stalls'
+            : values.overload
+              ? 'overload'
+              : values.reloads !== undefined
+                ? 'reloads'
+                : values.profile
+                  ? 'profile'
+                  : 'compare',
     reloads: values.reloads === undefined ? 0 : int('reloads', 1, 500),
     warmupS: int('warmup-s', 1, 60),
     measureS: int('measure-s', 1, 300),

@@ -5,7 +5,8 @@ export type Log = (msg: string) => void;
 export type Cleanup = ReturnType<typeof createCleanup>;
 
 export interface Opts {
-  mode: 'faults' | 'failover' | 'stalls' | 'overload' | 'reloads' | 'profile' | 'compare';
+  mode:
+    'faults' | 'failover' | 'replicas' | 'stalls' | 'overload' | 'reloads' | 'profile' | 'compare';
   reloads: number;
   warmupS: number;
   measureS: number;

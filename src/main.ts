@@ -28,12 +28,13 @@ export interface Worker extends Omit<BuiltWorker, 'readiness' | 'janitor'> {
 
 export async function startWorker(config: Config, options: WorkerOptions = {}): Promise<Worker> {
   const built = await buildWorker(config, options);
-  const { server, db, readiness, janitor, shutdown, logger } = built;
+  const { server, db, readiness, janitor, reads, shutdown, logger } = built;
   const log = logger.child({ module: 'main' });
   if (options.proc) installCrashHandlers({ logger: log, shutdown, proc: options.proc });
 
   log.info('starting', {
     database: redactUrl(config.db.url),
+    standbys: config.reads?.urls.map(redactUrl) ?? [],
     embedded: config.db.embedded,
     poolMax: config.db.poolMax,
     idleTimeoutS: config.db.idleTimeoutS,
@@ -86,10 +87,12 @@ export async function startWorker(config: Config, options: WorkerOptions = {}): 
   const port = (server.address() as AddressInfo).port;
   log.info('listening', { host: config.host, port });
   void prepared.then(() => {
-    if (!readiness.draining()) janitor.start();
+    if (readiness.draining()) return;
+    janitor.start();
+    reads.start();
   });
   const { stats, handle } = built;
-  return { server, port, stats, db, handle, shutdown, prepared, logger };
+  return { server, port, stats, db, handle, reads, shutdown, prepared, logger };
 }
 
 /** One line on stderr, then exit: under PM2 stderr goes to a log file asynchronously. */

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { Config } from './config/config';
 import { dbUrlParts } from './config/db-url';
 import { LOG_FLUSH_MS, STDOUT_DRAIN_MS } from './config/shutdown-budget';
+import { createReads, type Reads } from './db/reads/reads';
 import { createDb, type Db } from './db/runner';
 import { createSql, type SqlHandle } from './db/sql';
 import { createApp, type ExtraRoutes } from './http/app';
@@ -22,6 +23,7 @@ import { createBatchedStream, createLogger, flushLogger, type Logger } from './l
 import { createDbStats, type DbStats } from './metrics/db-stats';
 import { createMetricsEndpoint, registryRenderer } from './metrics/endpoint';
 import { createPm2Metrics, injectedPm2Io } from './metrics/pm2';
+import { createReadStats } from './metrics/read-stats';
 import { createWorkerMetrics } from './metrics/prometheus';
 import { createSiblingMetrics, type SiblingMetrics } from './metrics/siblings';
 
@@ -43,6 +45,8 @@ export interface BuiltWorker {
   stats: DbStats;
   db: Db;
   handle: SqlHandle;
+  /** Standby pools and the read router (DATABASE_READ_URL); started once the schema is current. */
+  reads: Reads;
   readiness: Readiness;
   janitor: KeyJanitor;
   shutdown: Shutdown;
@@ -50,7 +54,7 @@ export interface BuiltWorker {
 }
 
 function passwords(config: Config): string[] {
-  return [config.db.url, config.db.migrationUrl]
+  return [config.db.url, config.db.migrationUrl, ...(config.reads?.urls ?? [])]
     .map((u) => dbUrlParts(u).password)
     .filter((p) => p.length > 0);
 }
@@ -87,6 +91,16 @@ export async function buildWorker(
     idleInTransactionTimeoutMs: config.db.idleInTransactionTimeoutMs,
     slots: config.db.poolMax,
   });
+  const readStats = createReadStats();
+  const reads = createReads({
+    db: config.db,
+    reads: config.reads,
+    primary: db,
+    primaryHandle: handle,
+    logger: logger.child({ module: 'db' }),
+    stats: readStats,
+    applicationName: `keel:${worker}:${process.pid}`,
+  });
   const limits = {
     keepAliveTimeoutMs: config.keepAliveTimeoutMs,
     headersTimeoutMs: config.headersTimeoutMs,
@@ -100,6 +114,21 @@ export async function buildWorker(
     worker,
     inFlight: tracker.inFlight,
     poolMax: config.db.poolMax,
+    reads: {
+      stats: readStats,
+      lagBoundS: config.reads ? config.reads.maxLagMs / 1000 : null,
+      standbys: () => {
+        const set = reads.set;
+        if (!set) return [];
+        const eligible = new Set(set.eligible());
+        return set.standbys.map((s) => ({
+          address: s.address,
+          inReadSet: eligible.has(s),
+          lagS: set.staleness(s),
+          pool: s.stats,
+        }));
+      },
+    },
   });
   // Under PM2 cluster mode a scrape lands on one random worker, which answers for all of them.
   const siblingMetrics = (dir: string): Promise<SiblingMetrics | null> =>
@@ -126,8 +155,8 @@ export async function buildWorker(
     db,
     readiness,
     routes: options.routes,
-    accounts: createAccounts({ db }),
-    transfers: createTransfers({ db }),
+    accounts: createAccounts({ db: reads.db }),
+    transfers: createTransfers({ db: reads.db }),
     openapi: readOpenApi(),
     metrics: createMetricsEndpoint({
       ...(siblings
@@ -160,12 +189,13 @@ export async function buildWorker(
     // The worker's own steps, in order, between the drain and closing the database.
     steps: [
       { name: 'stop key sweeper', run: () => janitor.stop() },
+      { name: 'stop standby checks', run: () => reads.set?.stop() },
       { name: 'stop pm2 metrics', run: () => pm2Metrics?.stop() },
       { name: 'close sibling metrics', run: () => siblings?.close() },
     ],
     closeDb: async (timeoutS) => {
       db.breaker.stop();
-      await handle.end(timeoutS);
+      await Promise.all([handle.end(timeoutS), reads.end(timeoutS)]);
     },
     flushLogs: async () => {
       if (options.logger) return;
@@ -177,5 +207,5 @@ export async function buildWorker(
     log: (msg, meta) => log.info(msg, meta),
     exit: options.exit ?? ((code) => process.exit(code)),
   });
-  return { server, stats, db, handle, readiness, janitor, shutdown, logger };
+  return { server, stats, db, handle, reads, readiness, janitor, shutdown, logger };
 }

@@ -3,7 +3,7 @@
  * `process.env` is read only by the composition roots, which pass it here.
  */
 import os from 'node:os';
-import { dbUrlParts, withSessionAttrs } from './db-url';
+import { dbUrlParts, withHost, withSessionAttrs } from './db-url';
 import { ConfigError, parseEnv, type RawEnv } from './parse';
 
 export { ConfigError, parseVars } from './parse';
@@ -36,6 +36,25 @@ export interface DbConfig {
   readonly poolerAdminUrl: string | null;
 }
 
+/** Standbys for reads (DATABASE_READ_URL): one pool per host, same settings as the primary's. */
+export interface ReadsConfig {
+  /** One URL per standby host (target_session_attrs dropped: the health check decides). */
+  readonly urls: readonly string[];
+  /** Longest a read with a Consistency-Token waits for a standby to replay it. */
+  readonly waitMs: number;
+  /** A standby further behind than this leaves the read set (reads without a token). */
+  readonly maxLagMs: number;
+  /** How often each standby is asked its role and position. */
+  readonly checkMs: number;
+}
+
+// 200 ms: a standby streaming on the same network replays a commit within a few ms; waiting
+// longer than a primary read takes only adds latency.
+const READ_WAIT_MS = 200;
+// 3 s: "a few seconds" (contract v1.2); the health check (every 500 ms) keeps it exact.
+const READ_MAX_LAG_MS = 3000;
+const READ_CHECK_MS = 500;
+
 export interface PlatformConfig {
   /** Replicas of this service (each runs `instances` workers). */
   readonly replicas: number;
@@ -55,6 +74,8 @@ export interface Config {
   readonly instances: number;
   readonly instanceId: string;
   readonly db: DbConfig;
+  /** Null when DATABASE_READ_URL is unset: every read goes to the primary. */
+  readonly reads: ReadsConfig | null;
   readonly shutdownTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly readyWaitMs: number;
@@ -221,6 +242,14 @@ export function loadConfig(env: RawEnv): Config {
       retryBudgetMs: raw.DB_RETRY_BUDGET_MS,
       poolerAdminUrl: raw.DB_POOLER_ADMIN_URL ?? null,
     },
+    reads: raw.DATABASE_READ_URL
+      ? {
+          urls: readUrls(raw.DATABASE_READ_URL),
+          waitMs: raw.DB_READ_WAIT_MS ?? READ_WAIT_MS,
+          maxLagMs: raw.DB_READ_MAX_LAG_MS ?? READ_MAX_LAG_MS,
+          checkMs: READ_CHECK_MS,
+        }
+      : null,
     shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS,
     requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,
     readyWaitMs: raw.READY_WAIT_MS,
@@ -253,6 +282,19 @@ export function loadConfig(env: RawEnv): Config {
  */
 export function keepAliveHint(keepAliveTimeoutMs: number, shutdownTimeoutMs: number): number {
   return Math.max(1, Math.floor(Math.min(keepAliveTimeoutMs, shutdownTimeoutMs) / 1000));
+}
+
+/** Each host of the read URL on its own, without target_session_attrs. */
+function readUrls(url: string): string[] {
+  return dbUrlParts(url, 'reads').hosts.map(({ host, port }) => {
+    const one = withHost(url, host, port);
+    const q = one.indexOf('?');
+    if (q < 0) return one;
+    const params = new URLSearchParams(one.slice(q + 1));
+    params.delete('target_session_attrs');
+    const rest = params.toString();
+    return rest ? `${one.slice(0, q)}?${rest}` : one.slice(0, q);
+  });
 }
 
 function embeddedUrl(port: number, password: string): string {

@@ -22,9 +22,14 @@ export interface DbUrlParts {
 const SESSION_ATTRS = ['read-write', 'primary', 'any'] as const;
 /** libpq's values that pick a standby: Keel writes on every request, so they are refused. */
 const READS_ONLY = ['standby', 'prefer-standby', 'read-only'] as const;
+/** DATABASE_READ_URL's values: its hosts are read from, each on its own (src/db/reads). */
+const READ_ATTRS = ['any', ...READS_ONLY] as const;
 
 /** The parts of a postgres:// URL, or a reason it is not one (never the URL itself). */
-export function parseDbUrl(url: string): DbUrlParts | { problem: string } {
+export function parseDbUrl(
+  url: string,
+  use: 'primary' | 'reads' = 'primary',
+): DbUrlParts | { problem: string } {
   const split = splitAuthority(url.trim());
   if (!split) return { problem: 'is not a postgres:// URL' };
   const { scheme, auth, hostList, rest } = split;
@@ -46,7 +51,13 @@ export function parseDbUrl(url: string): DbUrlParts | { problem: string } {
     return { problem: 'is not a postgres:// URL' };
   }
   const attrs = parsed.searchParams.get('target_session_attrs');
-  if (attrs !== null && !(SESSION_ATTRS as readonly string[]).includes(attrs)) {
+  if (use === 'reads') {
+    if (attrs !== null && !(READ_ATTRS as readonly string[]).includes(attrs)) {
+      return {
+        problem: `has target_session_attrs=${attrs}, not one of ${READ_ATTRS.join(', ')} (a read URL names standbys)`,
+      };
+    }
+  } else if (attrs !== null && !(SESSION_ATTRS as readonly string[]).includes(attrs)) {
     return {
       problem: (READS_ONLY as readonly string[]).includes(attrs)
         ? `has target_session_attrs=${attrs}, which would send Keel's writes to a standby (use ${SESSION_ATTRS.join(', ')})`
@@ -67,8 +78,8 @@ export function parseDbUrl(url: string): DbUrlParts | { problem: string } {
 }
 
 /** Parts of a URL the config schema already accepted. */
-export function dbUrlParts(url: string): DbUrlParts {
-  const p = parseDbUrl(url);
+export function dbUrlParts(url: string, use: 'primary' | 'reads' = 'primary'): DbUrlParts {
+  const p = parseDbUrl(url, use);
   if ('problem' in p) throw new Error(`database URL ${p.problem}`);
   return p;
 }

@@ -72,6 +72,18 @@ const postgresUrl: Spec<string> = {
   secret: true,
 };
 
+/** DATABASE_READ_URL: the same rules, with the standby values of target_session_attrs. */
+const readPostgresUrl: Spec<string> = {
+  ...postgresUrl,
+  schema: z
+    .string()
+    .trim()
+    .superRefine((v, ctx) => {
+      const parts = parseDbUrl(v, 'reads');
+      if ('problem' in parts) ctx.addIssue({ code: 'custom', message: parts.problem });
+    }),
+};
+
 const text = (max: number): Spec<string> => ({
   schema: z.string().min(1, 'is empty').max(max, `is longer than ${max} characters`),
   allowed: `1 to ${max} characters`,
@@ -107,6 +119,10 @@ const specs = {
   DATABASE_URL: [postgresUrl, undefined],
   DATABASE_MIGRATION_URL: [postgresUrl, undefined],
   DATABASE_UNPOOLED_URL: [postgresUrl, undefined],
+  // Standbys GET requests read from (src/db/reads); the two bounds default in config.ts.
+  DATABASE_READ_URL: [readPostgresUrl, undefined],
+  DB_READ_WAIT_MS: [int(0, 10000), undefined],
+  DB_READ_MAX_LAG_MS: [int(100, 600000), undefined],
   KEEL_DB_PORT: [int(1, 65535), '5433'],
   KEEL_DB_PASSWORD: [{ ...text(200), secret: true }, 'keel-local'],
   DB_POOL_MAX: [int(1, 1000), '10'],

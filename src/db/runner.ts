@@ -14,6 +14,7 @@ import { createBreaker, unavailable, type Breaker } from './breaker';
 import { classify, describe } from './errors';
 import { retryDecision } from './retry-decision';
 import { noteRole } from './hosts';
+import type { Consistency } from './reads/lsn';
 import type { SqlHandle } from './sql';
 
 export type Tx = postgres.TransactionSql;
@@ -25,6 +26,8 @@ export interface WorkContext {
   /** Aborted when the client leaves, or with `DEADLINE` as its reason when the deadline comes. */
   signal?: AbortSignal;
   reqId?: string;
+  /** Set for API requests: the position a read must reflect, and what the answer reflects. */
+  consistency?: Consistency;
 }
 
 /** The abort reason the deadline middleware uses: the request is answered 503, not 499. */

@@ -11,6 +11,7 @@ import type { Readiness } from '../lifecycle/readiness';
 import type { Logger } from '../logger';
 import type { KeelContext, KeelState } from './context';
 import { accessLog } from './middleware/access-log';
+import { consistency } from './middleware/consistency';
 import { deadline } from './middleware/deadline';
 import { drain } from './middleware/drain';
 import { errorHandler } from './middleware/errors';
@@ -76,6 +77,7 @@ export function createApp(deps: AppDeps): Koa<KeelState> {
     }
     await next();
   });
+  app.use(consistency());
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

@@ -9,6 +9,21 @@ import {
   RETRY_OUTCOMES,
   type DbStats,
 } from './db-stats';
+import { READ_TARGETS, WAIT_OUTCOMES, type ReadStats } from './read-stats';
+
+/** What the metrics see of the standbys (src/db/reads), read at each scrape. */
+export interface ReadsView {
+  stats: ReadStats;
+  /** DB_READ_MAX_LAG_MS in seconds: the replica lag bound; null without standbys. */
+  lagBoundS: number | null;
+  standbys(): ReadonlyArray<{
+    address: string;
+    inReadSet: boolean;
+    /** How far behind the standby may be now (Infinity when unknown). */
+    lagS: number;
+    pool: DbStats;
+  }>;
+}
 
 export interface WorkerMetrics {
   registry: client.Registry;
@@ -20,8 +35,10 @@ export function createWorkerMetrics({
   worker,
   inFlight,
   poolMax,
+  reads,
 }: {
   stats: DbStats;
+  reads?: ReadsView;
   worker: string;
   /** HTTP requests being served (counted by the connection tracker). */
   inFlight: () => number;
@@ -175,6 +192,8 @@ export function createWorkerMetrics({
     (k) => stats.roleChanges[k],
   );
 
+  if (reads) readMetrics(registry, reads);
+
   return {
     registry,
     observeRequest(method, route, status, seconds) {
@@ -182,4 +201,88 @@ export function createWorkerMetrics({
       duration.observe({ method, route }, seconds);
     },
   };
+}
+
+/** Where reads went, token waits, and each standby's lag and pool (docs/metrics.md). */
+function readMetrics(registry: client.Registry, reads: ReadsView): void {
+  const { stats } = reads;
+  new client.Counter({
+    name: 'keel_db_reads_total',
+    help: 'Reads by where they ran: standby, primary (no standby configured, or a token naming the primary), fallback (standbys configured, none could serve it)',
+    labelNames: ['target'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of READ_TARGETS) this.inc({ target: t }, stats.reads[t]);
+    },
+  });
+  new client.Counter({
+    name: 'keel_db_read_token_waits_total',
+    help: 'Reads with a Consistency-Token that waited for a standby to replay it, by outcome (timeout: read on the primary)',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const o of WAIT_OUTCOMES) this.inc({ outcome: o }, stats.waits[o]);
+    },
+  });
+  new client.Counter({
+    name: 'keel_db_read_token_wait_seconds_total',
+    help: 'Seconds reads spent waiting for a standby to replay their Consistency-Token',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats.waitSeconds);
+    },
+  });
+  if (reads.lagBoundS === null) return;
+  const bound = reads.lagBoundS;
+  new client.Gauge({
+    name: 'keel_db_read_lag_bound_seconds',
+    help: 'The replica lag bound (DB_READ_MAX_LAG_MS): no read without a token is older than this',
+    registers: [registry],
+    collect() {
+      this.set(bound);
+    },
+  });
+  const perStandby = (
+    name: string,
+    help: string,
+    read: (s: ReturnType<ReadsView['standbys']>[number]) => number,
+  ) =>
+    new client.Gauge({
+      name,
+      help,
+      labelNames: ['standby'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const s of reads.standbys()) this.set({ standby: s.address }, read(s));
+      },
+    });
+  perStandby(
+    'keel_db_standby_lag_seconds',
+    'How far behind the primary each standby may be now, from its last replay position (+Inf when it does not answer)',
+    (s) => s.lagS,
+  );
+  perStandby('keel_db_standby_in_read_set', '1 while the standby serves reads', (s) =>
+    s.inReadSet ? 1 : 0,
+  );
+  perStandby(
+    'keel_db_standby_connections_open',
+    'Connections open to each standby (its pool)',
+    (s) => s.pool.open,
+  );
+  new client.Counter({
+    name: 'keel_db_standby_queries_total',
+    help: 'Units of work on each standby pool (each attempt), by outcome',
+    labelNames: ['standby', 'outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of reads.standbys())
+        for (const o of QUERY_OUTCOMES)
+          this.inc({ standby: s.address, outcome: o }, s.pool.queries[o]);
+    },
+  });
 }

@@ -120,7 +120,7 @@ export async function startReplicationPair(
 }
 
 /** `pg_basebackup -R` through `linkPort`, then the standby's own port, started hot. */
-async function cloneStandby(
+export async function cloneStandby(
   dir: string,
   linkPort: number,
 ): Promise<{ pg: TestPostgres; data: string }> {

@@ -33,13 +33,18 @@ function describe(r: ReplicationState | undefined): string {
   return `synchronous_standby_names=${names}, synchronous_commit=${r.synchronousCommit}; ${seen}`;
 }
 
-function hostLine(h: HostState): Check {
-  const data = {
+/** The figures behind a host's line (also the read hosts', ./read-hosts). */
+export function hostData(h: HostState): Record<string, unknown> {
+  return {
     host: h.address,
     role: h.role,
     error: h.error ?? null,
     replication: h.replication ?? null,
   };
+}
+
+function hostLine(h: HostState): Check {
+  const data = hostData(h);
   if (h.role === 'unreachable')
     return check(
       'replication.host',

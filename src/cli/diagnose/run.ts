@@ -10,6 +10,7 @@ import type { IdleProbeResult } from './idle-types';
 import { checkLatency } from './latency';
 import { checkPath, checkSessionTls } from './path';
 import { checkPooler, type PoolerFacts } from './pooler';
+import { checkReadHosts } from './read-hosts';
 import { checkReplication } from './replication';
 import { check, type Check, type Section } from './report';
 import { checkSelf, type SelfDeps } from './self';
@@ -59,6 +60,11 @@ export async function runDiagnose(
   if (path?.sql || (auth?.status === 'fail' && auth.value === 'other')) {
     deps.progress('diagnose: hosts and replication');
     await section('replication', async () => void checks.push(...(await checkReplication(config))));
+  }
+  // The standbys reads go to: each asked on its own, whatever the primary's path found.
+  if (config.reads) {
+    deps.progress('diagnose: read hosts');
+    await section('replication', async () => void checks.push(...(await checkReadHosts(config))));
   }
   let pooler: PoolerFacts | null = null;
   let server: ServerFacts | null = null;
