@@ -55,6 +55,7 @@ const PARALLEL = [
   'multi-host',
   'pm2-cluster',
   'read-only-failover',
+  'read-replicas',
   'shutdown-idle',
 ];
 const DEPLOY = [

@@ -25,8 +25,10 @@ export function consistency() {
     }
     ctx.state.work.consistency = state;
     await next();
-    if (ctx.status >= 200 && ctx.status < 300 && state.seen !== null) {
-      ctx.set('Consistency-Token', encodeToken(state.seen));
+    // Every 2xx carries one (the document requires it): an answer whose state no read or write
+    // named says "the primary's", which a later read can always be given.
+    if (ctx.status >= 200 && ctx.status < 300) {
+      ctx.set('Consistency-Token', encodeToken(state.seen ?? 'primary'));
     }
   };
 }

@@ -88,7 +88,12 @@ describe('deliberately wrong answers are each caught', () => {
     method: 'POST',
     path: '/api/accounts',
     status: 201,
-    headers: { 'content-type': json, 'x-request-id': 'r1', location: '/api/accounts/7' },
+    headers: {
+      'content-type': json,
+      'x-request-id': 'r1',
+      location: '/api/accounts/7',
+      'consistency-token': 'a2VlbDE6cA',
+    },
     text: JSON.stringify(account),
   };
   const unavailable: SeenResponse = {
