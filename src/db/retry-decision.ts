@@ -29,3 +29,17 @@ export function retryDecision(
   if (delayMs < leftMs) return { retry: true, delayMs };
   return { retry: false, exhausted: true };
 }
+
+/**
+ * A migration's wait after a lock timeout (55P03), for its `attempt` (0-based): equal jitter
+ * over a doubling step that starts at the lock timeout and is capped at 5 s. Each attempt holds
+ * the queue behind it for up to one lock timeout; the pause after it lets that queue drain.
+ */
+export function migrationBackoff(
+  attempt: number,
+  lockTimeoutMs: number,
+  random: () => number,
+): number {
+  const step = Math.min(5000, Math.max(lockTimeoutMs, 50) * 2 ** Math.min(attempt, 10));
+  return step / 2 + (random() * step) / 2;
+}
