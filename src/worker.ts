@@ -85,6 +85,7 @@ export async function buildWorker(
     budgetMs: config.db.retryBudgetMs,
     statementTimeoutMs: config.db.statementTimeoutMs,
     idleInTransactionTimeoutMs: config.db.idleInTransactionTimeoutMs,
+    lockTimeoutMs: config.db.lockTimeoutMs,
     slots: config.db.poolMax,
   });
   const limits = {

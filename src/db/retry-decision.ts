@@ -15,8 +15,8 @@ const CAP_MS = 1000;
 const BASE_MS = 20;
 
 /**
- * A dead connection and a retryable server error (serialization failure, deadlock, a standby)
- * are transient; the next try waits a full-jitter backoff if it still fits in `leftMs`.
+ * A dead connection, a retryable server error (serialization failure, deadlock, a standby, a
+ * plan a schema change made stale) and a lock timeout are transient; the next try waits a full-jitter backoff if it still fits in `leftMs`.
  */
 export function retryDecision(
   kind: DbErrorKind,
@@ -24,7 +24,9 @@ export function retryDecision(
   leftMs: number,
   random: () => number,
 ): RetryDecision {
-  if (kind !== 'connection' && kind !== 'retryable') return { retry: false, exhausted: false };
+  if (kind !== 'connection' && kind !== 'retryable' && kind !== 'lock') {
+    return { retry: false, exhausted: false };
+  }
   const delayMs = random() * Math.min(CAP_MS, BASE_MS * 2 ** attempt);
   if (delayMs < leftMs) return { retry: true, delayMs };
   return { retry: false, exhausted: true };
