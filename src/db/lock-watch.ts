@@ -56,6 +56,8 @@ export interface LockWatch {
   last(): Blocker[];
   /** Starts the "every few seconds" clock again (a new migration). */
   reset(): void;
+  /** After a lock timeout: the line, if one is due, with the blockers seen last. */
+  timedOut(fields: object): void;
 }
 
 export function createLockWatch(deps: {
@@ -71,8 +73,19 @@ export function createLockWatch(deps: {
   let loggedAt = -Infinity;
   let since = now();
 
+  function report(fields: object): void {
+    if (seen.length === 0 || now() - loggedAt < every) return;
+    loggedAt = now();
+    deps.log.warn('migration waits for a lock', {
+      ...fields,
+      waitingMs: now() - since,
+      blockers: seen.map(describeBlocker),
+    });
+  }
+
   return {
     last: () => seen,
+    timedOut: report,
     reset() {
       seen = [];
       loggedAt = -Infinity;
@@ -87,13 +100,7 @@ export function createLockWatch(deps: {
           const found = await find().catch(() => []);
           if (found.length === 0 || done) continue;
           seen = found;
-          if (now() - loggedAt < every) continue;
-          loggedAt = now();
-          deps.log.warn('migration waits for a lock', {
-            ...fields,
-            waitingMs: now() - since,
-            blockers: found.map(describeBlocker),
-          });
+          report(fields);
         }
       })();
       try {

@@ -102,6 +102,7 @@ export async function migrate(deps: MigrateDeps): Promise<string[]> {
         return await watch.during(attempt(), find, { migration: name, attempt: n + 1 });
       } catch (err) {
         if (codeOf(err) !== '55P03') throw err;
+        watch.timedOut({ migration: name, attempt: n + 1 });
         const delay = migrationBackoff(n, lockTimeoutMs, random);
         if (Date.now() - start + delay > budgetMs) {
           throw new MigrationLockTimeout(name, Date.now() - start, n + 1, watch.last());
