@@ -6,7 +6,7 @@
  * (leaving an INVALID index) is rebuilt.
  */
 import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
-import { holdLock, migrationsDir, runMigrate } from '../support/migrate';
+import { holdLock, migrateWhileHeld, migrationsDir, runMigrate } from '../support/migrate';
 
 jest.setTimeout(60_000);
 
@@ -36,10 +36,10 @@ test('an ALTER behind a held lock waits in short tries, names the blocker, and a
   const url = await pg.createDatabase();
   const files = migrationsDir(ADD_COLUMN);
   const holder = await holdLock(url, ['lock table accounts in access share mode'], {
-    holdMs: 4000,
+    holdMs: 60_000,
   });
   try {
-    const run = await runMigrate(env(url, files.dir));
+    const { run } = await migrateWhileHeld(url, holder, env(url, files.dir), 2000);
     expect(run.code).toBe(0);
     expect(await columns(url, 'accounts')).toContain('note');
     const waits = run.logs.filter((l) => l.msg === 'migration waits for a lock');
@@ -90,9 +90,14 @@ test('a concurrent index build that times out leaves an INVALID index, which the
     `insert into accounts (name, balance, opening_balance, creation_key)
                    values ('a', 1, 1, gen_random_uuid())`,
   );
-  const holder = await holdLock(url, ["update accounts set name = 'b'"], { holdMs: 3000 });
+  const holder = await holdLock(url, ["update accounts set name = 'b'"], { holdMs: 60_000 });
   try {
-    const run = await runMigrate(env(url, files.dir, { KEEL_MIGRATION_LOCK_TIMEOUT_MS: '200' }));
+    const { run } = await migrateWhileHeld(
+      url,
+      holder,
+      env(url, files.dir, { KEEL_MIGRATION_LOCK_TIMEOUT_MS: '200' }),
+      1500,
+    );
     expect(run.code).toBe(0);
     const [index] = await psql<{ valid: boolean }>(
       url,

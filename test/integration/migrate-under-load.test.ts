@@ -7,10 +7,10 @@
  */
 import { checkInvariants, seedAccounts } from '../support/ledger';
 import { failures, ledgerOutcome, startLoad, tally, type Sample } from '../support/load';
-import { holdLock, migrationsDir, runMigrate } from '../support/migrate';
+import { holdLock, migrateWhileHeld, migrationsDir } from '../support/migrate';
 import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
 import { startTestWorker, type TestWorker } from '../support/worker';
-import { sleep, until } from '../support/wait';
+import { sleep } from '../support/wait';
 
 jest.setTimeout(90_000);
 
@@ -58,24 +58,12 @@ test.each([
       await sleep(500);
       const windowStart = Date.now();
       const holder = await holdLock(url, ['select count(*) from accounts'], { holdMs: 60_000 });
-      const migrated = runMigrate({ DATABASE_URL: url, KEEL_MIGRATIONS_DIR: files.dir });
-      // Held for several seconds from when the migrate command has connected (its start-up
-      // time on a loaded machine is not part of the hold).
-      await until(
-        'the migrate command connects',
-        async () => {
-          const rows = await psql(
-            url,
-            `select 1 from pg_stat_activity where application_name = 'keel:migrate'`,
-          );
-          return rows.length > 0;
-        },
-        30_000,
+      const { run, connected } = await migrateWhileHeld(
+        url,
+        holder,
+        { DATABASE_URL: url, KEEL_MIGRATIONS_DIR: files.dir },
+        HOLD_MS,
       );
-      const connected = Date.now();
-      await sleep(HOLD_MS);
-      await holder.release();
-      const run = await migrated;
       const windowEnd = Date.now();
       await sleep(500);
       const samples = await load.stop();

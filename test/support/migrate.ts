@@ -9,6 +9,8 @@ import path from 'node:path';
 import postgres from 'postgres';
 import { MIGRATIONS_DIR } from '../../src/db/migrate';
 import { ROOT } from './paths';
+import { psql } from './postgres';
+import { sleep, until } from './wait';
 
 export interface MigrateRun {
   code: number | null;
@@ -102,4 +104,36 @@ export async function holdLock(
       return released;
     },
   };
+}
+
+/**
+ * Runs the migrate command while `holder` keeps its locks, releasing them `holdMs` after the
+ * command has connected (its start-up on a loaded machine is not part of the hold). Resolves
+ * with the run and when the command connected.
+ */
+export async function migrateWhileHeld(
+  url: string,
+  holder: LockHolder,
+  env: Record<string, string>,
+  holdMs: number,
+): Promise<{ run: MigrateRun; connected: number }> {
+  const migrated = runMigrate(env);
+  try {
+    await until(
+      'the migrate command connects',
+      async () => {
+        const rows = await psql(
+          url,
+          `select 1 from pg_stat_activity where application_name = 'keel:migrate'`,
+        );
+        return rows.length > 0;
+      },
+      30_000,
+    );
+  } finally {
+    await sleep(holdMs);
+    await holder.release();
+  }
+  const connected = Date.now() - holdMs;
+  return { run: await migrated, connected };
 }
