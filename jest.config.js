@@ -20,7 +20,8 @@
  * `ledger` (its budget), `fault-proxy` (the idle-cut clock), `bad-input` (the body deadline),
  * `resilience` (recovery within 1 s under load), `stall-storm` (32 retrying clients),
  * `metrics-accounting` (a heal seen within 3 s), `resilience-pgbouncer` (outages absorbed by the
- * retry budget), `diagnose-idle` and `diagnose-tls` (an idle cutoff measured within 0.3 s).
+ * retry budget), `diagnose-idle` and `diagnose-tls` (an idle cutoff measured within 0.3 s),
+ * `migrate-under-load` (0 5xx while a migration waits behind a held lock, under load).
  */
 const PARALLEL = [
   'api',
@@ -52,10 +53,14 @@ const PARALLEL = [
   'metrics-siblings',
   'metrics-tls',
   'metrics-valid',
+  'migrate-boot',
+  'migrate-locks',
+  'migrate-reload',
   'multi-host',
   'pm2-cluster',
   'read-only-failover',
   'read-replicas',
+  'schema-change-retry',
   'shutdown-idle',
 ];
 const DEPLOY = [

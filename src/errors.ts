@@ -114,6 +114,12 @@ export const SITUATIONS = {
     message: 'the database is not reachable yet',
     retryAfterS: 2,
   },
+  // Its statements kept waiting for locks (a schema change, a long transaction) past the budget.
+  dbLockWait: {
+    code: 'database_unavailable',
+    message: 'the data is locked by another session (a schema change?), retry',
+    retryAfterS: 1,
+  },
   requestDeadline: {
     code: 'database_unavailable',
     message: 'the request did not complete in time',
@@ -172,6 +178,8 @@ export class ValidationError extends AppError {
 
 /** A 503: the runner tells these from its other errors (a deadline, an outage, an ending pool). */
 export class UnavailableError extends AppError {
+  /** The situation it answers, when it has one: logged as the 503's reason. */
+  reason?: Situation;
   constructor(
     code: 'database_unavailable' | 'outcome_unknown' | 'shutting_down',
     message?: string,
@@ -182,7 +190,9 @@ export class UnavailableError extends AppError {
 
   static of(situation: Situation, cause?: unknown): UnavailableError {
     const s = SITUATIONS[situation];
-    return new UnavailableError(s.code, s.message, { retryAfterS: s.retryAfterS, cause });
+    const err = new UnavailableError(s.code, s.message, { retryAfterS: s.retryAfterS, cause });
+    err.reason = situation;
+    return err;
   }
 }
 

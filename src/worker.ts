@@ -89,6 +89,7 @@ export async function buildWorker(
     budgetMs: config.db.retryBudgetMs,
     statementTimeoutMs: config.db.statementTimeoutMs,
     idleInTransactionTimeoutMs: config.db.idleInTransactionTimeoutMs,
+    lockTimeoutMs: config.db.lockTimeoutMs,
     slots: config.db.poolMax,
   });
   const readStats = createReadStats();

@@ -32,6 +32,8 @@ export interface DbConfig {
   readonly ssl: false | 'require' | 'prefer' | 'verify-full';
   /** Per-request time budget for database work including retries. */
   readonly retryBudgetMs: number;
+  /** A request's statement waits at most this long for a lock (55P03, retried); 0 = no limit. */
+  readonly lockTimeoutMs: number;
   /** PgBouncer's admin console URL (`keel diagnose` reads SHOW POOLS / SHOW CONFIG there). */
   readonly poolerAdminUrl: string | null;
 }
@@ -55,6 +57,17 @@ const READ_WAIT_MS = 200;
 const READ_MAX_LAG_MS = 3000;
 const READ_CHECK_MS = 500;
 
+export interface MigrationConfig {
+  /** The folder of .sql files; null: the project's own `migrations/`. */
+  readonly dir: string | null;
+  /** `lock_timeout` of every migration statement: the longest the queue behind it waits. */
+  readonly lockTimeoutMs: number;
+  /** `statement_timeout` of every migration statement (0 = none). */
+  readonly statementTimeoutMs: number;
+  /** How long a migration keeps retrying lock timeouts (55P03) before giving up. */
+  readonly budgetMs: number;
+}
+
 export interface PlatformConfig {
   /** Replicas of this service (each runs `instances` workers). */
   readonly replicas: number;
@@ -76,6 +89,7 @@ export interface Config {
   readonly db: DbConfig;
   /** Null when DATABASE_READ_URL is unset: every read goes to the primary. */
   readonly reads: ReadsConfig | null;
+  readonly migrations: MigrationConfig;
   readonly shutdownTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly readyWaitMs: number;
@@ -240,6 +254,7 @@ export function loadConfig(env: RawEnv): Config {
       prepare: raw.DB_PREPARE,
       ssl: raw.DB_SSL ?? sslFromUrl(url),
       retryBudgetMs: raw.DB_RETRY_BUDGET_MS,
+      lockTimeoutMs: raw.DB_LOCK_TIMEOUT_MS,
       poolerAdminUrl: raw.DB_POOLER_ADMIN_URL ?? null,
     },
     reads: raw.DATABASE_READ_URL
@@ -250,6 +265,12 @@ export function loadConfig(env: RawEnv): Config {
           checkMs: READ_CHECK_MS,
         }
       : null,
+    migrations: {
+      dir: raw.KEEL_MIGRATIONS_DIR ?? null,
+      lockTimeoutMs: raw.KEEL_MIGRATION_LOCK_TIMEOUT_MS,
+      statementTimeoutMs: raw.KEEL_MIGRATION_STATEMENT_TIMEOUT_MS,
+      budgetMs: raw.KEEL_MIGRATION_BUDGET_MS,
+    },
     shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS,
     requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,
     readyWaitMs: raw.READY_WAIT_MS,

@@ -137,6 +137,14 @@ const specs = {
   DB_PREPARE: [bool, 'true'],
   DB_SSL: [oneOf(['false', 'disable', 'require', 'prefer', 'verify-full']), undefined],
   DB_RETRY_BUDGET_MS: [int(0, 600000), '5000'],
+  // A request's statement waits this long for a lock, then its whole unit is retried (0 = off).
+  DB_LOCK_TIMEOUT_MS: [int(0, 3600000), '1000'],
+  // Migrations (src/db/migrate.ts): each lock waited for at most this long, each statement at
+  // most that long, and 55P03 retried with backoff for the budget; the folder of .sql files.
+  KEEL_MIGRATION_LOCK_TIMEOUT_MS: [int(10, 600000), '500'],
+  KEEL_MIGRATION_STATEMENT_TIMEOUT_MS: [int(0, 86400000), '600000'],
+  KEEL_MIGRATION_BUDGET_MS: [int(0, 86400000), '300000'],
+  KEEL_MIGRATIONS_DIR: [text(4096), undefined],
   REQUEST_TIMEOUT_MS: [int(100, 600000), '10000'],
   SHUTDOWN_TIMEOUT_MS: [int(100, 600000), '10000'],
   PM2_KILL_TIMEOUT_MS: [int(200, 600000), undefined],

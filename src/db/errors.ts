@@ -7,6 +7,7 @@
 export type DbErrorKind =
   | 'connection' // the connection died or could not be made: safe to retry a whole unit of work
   | 'retryable' // serialization failure / deadlock: the transaction was rolled back, retry it
+  | 'lock' // lock_timeout (55P03): it waited for a lock (a migration's, a long transaction's)
   | 'timeout' // statement timeout or cancel
   | 'constraint' // the data broke a rule (class 22 / 23)
   | 'shutdown' // our own pool is ending
@@ -55,6 +56,20 @@ export interface DriverErrorLike {
   code?: unknown;
   errno?: unknown;
   severity?: unknown;
+  routine?: unknown;
+  message?: unknown;
+}
+
+/**
+ * 0A000 "cached plan must not change result type": a schema change altered what a prepared
+ * statement returns. postgres.js drops the statement and retries it alone, which fails inside a
+ * transaction (already aborted): the whole transaction is retried, and re-prepares.
+ */
+function isStalePlan(err: DriverErrorLike): boolean {
+  return (
+    err.routine === 'RevalidateCachedQuery' ||
+    (typeof err.message === 'string' && err.message.includes('cached plan must not change'))
+  );
 }
 
 export function classify(err: unknown): DbErrorKind {
@@ -64,6 +79,8 @@ export function classify(err: unknown): DbErrorKind {
   if (CONNECTION_CODES.has(code) || CONNECTION_SQLSTATES.has(code)) return 'connection';
   if (code.startsWith('08')) return 'connection'; // connection_exception class
   if (code === '40001' || code === '40P01') return 'retryable';
+  if (code === '0A000' && isStalePlan(err as DriverErrorLike)) return 'retryable';
+  if (code === '55P03') return 'lock';
   if (code === '57014') return 'timeout';
   if (code.startsWith('22') || code.startsWith('23')) return 'constraint';
   return 'other';
@@ -71,7 +88,7 @@ export function classify(err: unknown): DbErrorKind {
 
 export function isTransient(err: unknown): boolean {
   const kind = classify(err);
-  return kind === 'connection' || kind === 'retryable';
+  return kind === 'connection' || kind === 'retryable' || kind === 'lock';
 }
 
 /** A short, secret-free description of a driver error for logs. */

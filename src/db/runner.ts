@@ -66,6 +66,8 @@ export interface DbDeps {
   /** Units holding a connection at once: the pool's size. */
   slots: number;
   idleInTransactionTimeoutMs?: number;
+  /** `lock_timeout` per transaction when it cannot be a session setting (PgBouncer). */
+  lockTimeoutMs?: number;
   now?: () => number;
   random?: () => number;
   /** Waits between attempts (tests pass one that moves their clock). */
@@ -178,6 +180,9 @@ export function createDb(deps: DbDeps): Db {
     // Set once a COMMIT was sent and its answer lost; cleared by nothing but a later success,
     // which learns the truth by reading the key row the transaction wrote.
     let unknown = false;
+    // How the previous attempt failed (a lock timeout makes a later cut a lock wait).
+    let lastKind: ReturnType<typeof classify> | null = null;
+    let lastErr: unknown;
     const fail = (err: unknown): unknown =>
       unknown && (err instanceof UnavailableError || !(err instanceof AppError))
         ? outcomeUnknown(err)
@@ -261,9 +266,14 @@ export function createDb(deps: DbDeps): Db {
           stats.queries.timeout += 1;
           if (attempt > 0) stats.retryOutcomes.exhausted += 1;
           if (sent) unknown = true;
+          // After a lock timeout, an attempt the budget cuts short was most likely queued for
+          // the same lock again: a lock wait, not an outage.
+          else if (lastKind === 'lock') throw fail(lockWaitCut(ctx, attempt, lastErr));
         }
         if (err instanceof AppError) throw fail(err);
         const kind = classify(err);
+        lastKind = kind;
+        lastErr = err;
         noteRole(stats, err);
         // The connection died under the COMMIT: it may have committed. A retry reads the key row.
         if (sent && (kind === 'connection' || kind === 'shutdown')) unknown = true;
@@ -283,6 +293,7 @@ export function createDb(deps: DbDeps): Db {
         }
         if (decision.exhausted) {
           stats.retryOutcomes.exhausted += 1;
+          if (kind === 'lock') throw fail(lockWaitCut(ctx, attempt, err));
           logger.warn('db retry budget exhausted', {
             reqId: ctx.reqId,
             attempts: attempt + 1,
@@ -299,6 +310,18 @@ export function createDb(deps: DbDeps): Db {
         throw fail(err);
       }
     }
+  }
+
+  /** Waiting for a lock is no outage: the log and the metric say which it was. */
+  function lockWaitCut(ctx: WorkContext, attempt: number, err: unknown): UnavailableError {
+    stats.lockWaitCuts += 1;
+    logger.warn('db retry budget exhausted', {
+      reqId: ctx.reqId,
+      attempts: attempt + 1,
+      reason: 'lock_wait',
+      ...describe(err),
+    });
+    return UnavailableError.of('dbLockWait', err);
   }
 
   function withTimeout<T>(
@@ -332,6 +355,7 @@ export function createDb(deps: DbDeps): Db {
     ? [
         deps.statementTimeoutMs &&
           `set local statement_timeout = ${Math.floor(deps.statementTimeoutMs)}`,
+        deps.lockTimeoutMs && `set local lock_timeout = ${Math.floor(deps.lockTimeoutMs)}`,
         deps.idleInTransactionTimeoutMs &&
           `set local idle_in_transaction_session_timeout = ${Math.floor(deps.idleInTransactionTimeoutMs)}`,
       ].filter((q): q is string => typeof q === 'string')

@@ -91,6 +91,10 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
       ...(perTransactionTimeout || !config.statementTimeoutMs
         ? {}
         : { statement_timeout: config.statementTimeoutMs }),
+      // A statement queued behind a migration's lock gives up (55P03) and its unit is retried.
+      ...(perTransactionTimeout || !config.lockTimeoutMs
+        ? {}
+        : { lock_timeout: config.lockTimeoutMs }),
       // A transaction orphaned by a dead path must not hold its row locks for hours.
       ...(perTransactionTimeout || !config.idleInTransactionTimeoutMs
         ? {}

@@ -34,8 +34,16 @@ export async function prepareDatabase(deps: PrepareDeps): Promise<void> {
         deps.readiness.markMigrated();
         return;
       } catch (err) {
-        if (classify(err) !== 'connection') throw err;
-        if (n % 5 === 0) deps.log.warn('migration waits for the database', describe(err));
+        // A migration that ran out of its lock-wait budget is tried again later, never a crash
+        // (a restarted worker would only queue behind the same blocker): the worker serves
+        // not-ready meanwhile, /readyz 503, and the migration's own lines name the blocker.
+        if (isLockBudget(err)) {
+          deps.log.warn('schema not current: a migration waits for locks, not ready yet', {
+            error: (err as Error).message,
+          });
+          n = Math.max(n, 4);
+        } else if (classify(err) !== 'connection') throw err;
+        else if (n % 5 === 0) deps.log.warn('migration waits for the database', describe(err));
       }
     }
     // 100 ms doubling, capped at 2 s: a database that starts a second later is used a second later.
@@ -55,4 +63,8 @@ async function logHosts(deps: PrepareDeps): Promise<void> {
     if (h.role === 'primary') deps.log.info(HOST_LINES[h.role], fields);
     else deps.log.warn(HOST_LINES[h.role], fields);
   }
+}
+
+function isLockBudget(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'KEEL_MIGRATION_LOCK_BUDGET';
 }

@@ -25,6 +25,8 @@ export const QUERY_OUTCOMES = [
   'ok',
   'connection',
   'retryable',
+  // A lock timeout (55P03): the statement waited for a lock held by a migration or a long transaction.
+  'lock',
   'timeout',
   'constraint',
   'other',
@@ -61,6 +63,8 @@ export interface DbStats {
   /** Units refused before any work: no slot within the deadline (or none expected in time). */
   shed: Record<ShedReason, number>;
   retryOutcomes: Record<RetryOutcome, number>;
+  /** Units answered 503 because their last attempts kept waiting for locks past the budget. */
+  lockWaitCuts: number;
   breakerState: 'closed' | 'open';
   breakerOpenings: number;
   /** The role the last unit of work met ('unknown' until the first answer). */
@@ -87,6 +91,7 @@ export function createDbStats(): DbStats {
     retries: 0,
     shed: zeroes(SHED_REASONS),
     retryOutcomes: zeroes(RETRY_OUTCOMES),
+    lockWaitCuts: 0,
     breakerState: 'closed',
     breakerOpenings: 0,
     role: 'unknown',

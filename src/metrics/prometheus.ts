@@ -180,6 +180,11 @@ export function createWorkerMetrics({
     (k) => stats.retryOutcomes[k],
   );
   counter(
+    'keel_db_lock_wait_cuts_total',
+    'Units of work answered 503 because they kept waiting for locks (a migration, a long transaction) past the budget',
+    () => stats.lockWaitCuts,
+  );
+  counter(
     'keel_db_breaker_openings_total',
     'Times the database breaker opened (outages)',
     () => stats.breakerOpenings,

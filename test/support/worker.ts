@@ -24,6 +24,7 @@ export interface TestWorker {
 export async function startTestWorker(
   databaseUrl: string,
   { KEEL_ENABLE_TEST_ROUTES: testRoutes, ...env }: Record<string, string> = {},
+  { awaitPrepared = true }: { awaitPrepared?: boolean } = {},
 ): Promise<TestWorker> {
   const config = loadConfig({
     DATABASE_URL: databaseUrl,
@@ -58,7 +59,7 @@ export async function startTestWorker(
     exit: (code) => exitCodes.push(code),
     routes: testRoutes === 'true' ? [testOnlyRoutes] : [],
   });
-  await worker.prepared;
+  if (awaitPrepared) await worker.prepared;
   return {
     worker,
     base: `http://127.0.0.1:${worker.port}`,

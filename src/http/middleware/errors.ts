@@ -58,7 +58,12 @@ export function errorHandler({ logger }: { logger: Logger }) {
           stack: caught instanceof Error ? caught.stack : undefined,
         });
       } else if (err.status === 503) {
-        logger.warn('request answered 503', { reqId: ctx.state.reqId, code: err.code });
+        const reason = (err as { reason?: string }).reason;
+        logger.warn('request answered 503', {
+          reqId: ctx.state.reqId,
+          code: err.code,
+          ...(reason ? { reason } : {}),
+        });
       }
       const e = err ?? new AppError('internal');
       ctx.status = e.status;

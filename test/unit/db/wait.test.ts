@@ -2,20 +2,10 @@
  * A worker waiting for its database says what each host is: a standby is reported as a standby
  * (and a promote will end the wait), not as "not reachable".
  */
-import { PassThrough } from 'node:stream';
 import type { HostState } from '../../../src/db/hosts';
 import { prepareDatabase } from '../../../src/db/wait';
 import { createReadiness } from '../../../src/lifecycle/readiness';
-import { createLogger } from '../../../src/logger';
-
-function logs() {
-  const stream = new PassThrough();
-  const lines: Array<Record<string, unknown>> = [];
-  stream.on('data', (d: Buffer) => {
-    for (const l of d.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-  });
-  return { log: createLogger({ level: 'debug', base: {}, stream }), lines };
-}
+import { captureLogs as logs } from '../../support/log-lines';
 
 test('no primary yet: each host is logged as what it is, then the promote ends the wait', async () => {
   const { log, lines } = logs();
@@ -56,4 +46,34 @@ test('no primary yet: each host is logged as what it is, then the promote ends t
     code: 'ECONNREFUSED',
   });
   expect(lines.some((l) => l.host === 'db1:5432' && l.role === 'unreachable')).toBe(false);
+});
+
+test('a migration out of its lock-wait budget is tried again, never a crash', async () => {
+  const { log, lines } = logs();
+  const readiness = createReadiness();
+  let tries = 0;
+  await prepareDatabase({
+    ping: async () => true,
+    migrate: async () => {
+      tries += 1;
+      if (tries === 1) {
+        throw Object.assign(new Error('0006.sql waited 1.0 s for locks'), {
+          code: 'KEEL_MIGRATION_LOCK_BUDGET',
+        });
+      }
+    },
+    readiness,
+    log,
+    stopped: () => false,
+  });
+  await new Promise((r) => setImmediate(r));
+  expect(tries).toBe(2);
+  expect(readiness.migrated()).toBe(true);
+  expect(lines).toContainEqual(
+    expect.objectContaining({
+      level: 'warn',
+      msg: 'schema not current: a migration waits for locks, not ready yet',
+      error: '0006.sql waited 1.0 s for locks',
+    }),
+  );
 });
