@@ -19,6 +19,9 @@
  *               moving address (bench/failover.ts): error attempts, 503s, first 2xx after the promote.
  *   --reloads N Keel under the same load while `pm2 reload web` runs N times: failed requests per
  *               reload (the zero-drop soak), in bench/LATEST.md.
+ *   --reads     read-only load from wrk (GET /api/accounts/:id, 32 connections), Keel vs the
+ *               baseline A B A B: req/s, p99, CPU per request by process (bench/reads.ts).
+ *               --ablate a,b: one more Keel per layer with that layer off (bench/ablate.ts).
  *   --profile   One Keel worker run directly with --cpu-prof under the same load; prints where
  *               the CPU time goes (--baseline: one baseline worker, for comparison).
  *
@@ -40,6 +43,7 @@ import { runFaults } from './faults';
 import { DEFAULTS } from './output';
 import { intFlag, OVERLOAD_ARGS, overloadOpts, runOverload } from './overload';
 import { runProfile } from './profile';
+import { runReads } from './reads';
 import { runReloads } from './reloads';
 import { runStalls } from './stalls';
 import type { Log, Opts, RunDeps } from './types';
@@ -52,6 +56,7 @@ const MODES: Record<Opts['mode'], (deps: RunDeps) => Promise<unknown>> = {
   reloads: runReloads,
   profile: runProfile,
   compare: runCompare,
+  reads: runReads,
 };
 
 import { ROOT } from './fixtures';
@@ -76,6 +81,8 @@ function options(argv: string[]): Opts {
       overload: { type: 'boolean', default: false },
       reloads: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      reads: { type: 'boolean', default: false },
+      ablate: { type: 'string', default: '' },
       baseline: { type: 'boolean', default: false },
       'keel-env': { type: 'string', multiple: true, default: [] },
       variant: { type: 'string', multiple: true, default: [] },
@@ -100,7 +107,9 @@ function options(argv: string[]): Opts {
               ? 'reloads'
               : values.profile
                 ? 'profile'
-                : 'compare',
+                : values.reads
+                  ? 'reads'
+                  : 'compare',
     reloads: values.reloads === undefined ? 0 : int('reloads', 1, 500),
     warmupS: int('warmup-s', 1, 60),
     measureS: int('measure-s', 1, 300),
@@ -108,6 +117,7 @@ function options(argv: string[]): Opts {
     baseline: values.baseline,
     keelEnv: envPairs('keel-env', values['keel-env']),
     variantEnv: envPairs('variant', values.variant),
+    ablate: values.ablate ? values.ablate.split(',').filter(Boolean) : [],
     overload: overloadOpts(values),
   };
 }

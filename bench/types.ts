@@ -5,7 +5,7 @@ export type Log = (msg: string) => void;
 export type Cleanup = ReturnType<typeof createCleanup>;
 
 export interface Opts {
-  mode: 'faults' | 'failover' | 'stalls' | 'overload' | 'reloads' | 'profile' | 'compare';
+  mode: 'faults' | 'failover' | 'stalls' | 'overload' | 'reloads' | 'profile' | 'compare' | 'reads';
   reloads: number;
   warmupS: number;
   measureS: number;
@@ -13,6 +13,8 @@ export interface Opts {
   baseline: boolean;
   keelEnv: Record<string, string>;
   variantEnv: Record<string, string>;
+  /** `--reads --ablate a,b`: one more Keel target per layer, with that layer switched off. */
+  ablate: string[];
   overload: OverloadOpts;
 }
 

@@ -1,0 +1,324 @@
+/**
+ * `npm run bench -- --reads`: read-only load from wrk (bench/wrk.ts), `GET /api/accounts/:id`
+ * over 32 keep-alive connections, Keel (PM2, 2 workers) and the bare baseline (node:cluster,
+ * 2 workers) alternately, A B A B, on the same database. CPU per answer by process from /proc:
+ * each worker, the supervisor (PM2's daemon, which carries Keel's stdout; the baseline's
+ * cluster primary), Postgres and wrk itself.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './fixtures';
+import { setUpKeel } from './setup';
+import * as out from './output';
+import { childrenOf, cpuWindow, readProc } from './sampler';
+import { createBaseline, createKeel, POOL_MAX, WORKERS, type Target } from './targets';
+import { runWrk, wrkAvailable, type WrkResult } from './wrk';
+import type { BenchDatabase } from './database';
+import type { Log, Opts, RunDeps } from './types';
+
+const CONNECTIONS = 32;
+// The CPU window sits inside wrk's run, this far from either end (connects and the last
+// answers are not the steady state the per-answer figures describe).
+const EDGE_MS = 500;
+
+// The issue's read targets: reported next to the figures, never asserted.
+const READ_TARGETS = { cpuRatio: 1.25, rpsRatio: 0.8, p99Ratio: 1.3 };
+
+/** The parent pid of `pid` (the baseline's cluster primary), or null. */
+function parentOf(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) || null;
+  } catch {
+    return null;
+  }
+}
+
+export interface ReadRun {
+  pair: number;
+  target: string;
+  wrk: WrkResult;
+  loadAvg: number[];
+  idleRssMb: number[];
+  peakRssMb: number[];
+  cpu: {
+    windowS: number;
+    /** ms of CPU per answer: each worker, all workers, the supervisor, both (the app). */
+    workerMs: number[];
+    workersMs: number;
+    supervisorMs: number;
+    appMs: number;
+    postgresMs: number;
+    wrkMs: number;
+    machineBusy: number;
+    othersShare: number;
+  };
+}
+
+/** One measurement: fresh workers, a warm-up wrk run, then the measured one. */
+async function measureReads({
+  target,
+  db,
+  pair,
+  opts,
+  connections,
+  log,
+}: {
+  target: Target;
+  db: BenchDatabase;
+  pair: number;
+  opts: Opts;
+  connections: number;
+  log: Log;
+}): Promise<ReadRun> {
+  await db.settle();
+  const pids = await target.start();
+  try {
+    // Idle: answering, nothing asked of it yet but the readiness probe.
+    await sleep(1000);
+    const idleRssMb = pids.map((pid) => (readProc(pid)?.rssKb ?? 0) / 1024);
+    const supervisor = target.daemonPid() ?? (pids[0] ? parentOf(pids[0]) : null);
+    await runWrk({ port: target.port, connections, seconds: opts.warmupS, accounts: db.accounts });
+    const loadAvg = os.loadavg();
+    let wrkPid = 0;
+    let window: ReturnType<typeof cpuWindow> | null = null;
+    let windowS = 0;
+    let ended: ReturnType<ReturnType<typeof cpuWindow>['end']> | null = null;
+    const groups = () => ({
+      workers: pids,
+      supervisor: supervisor ? [supervisor] : [],
+      postgres: db.pids(),
+      wrk: wrkPid ? [wrkPid] : [],
+      tools: childrenOf(process.pid).filter((p) => p !== wrkPid),
+    });
+    const timing = (async () => {
+      while (!wrkPid) await sleep(10);
+      await sleep(EDGE_MS);
+      const from = Date.now();
+      window = cpuWindow(groups);
+      await sleep(opts.measureS * 1000 - 2 * EDGE_MS);
+      ended = window.end();
+      windowS = (Date.now() - from) / 1000;
+    })();
+    const wrk = await runWrk({
+      port: target.port,
+      connections,
+      seconds: opts.measureS,
+      accounts: db.accounts,
+      onStart: (pid) => (wrkPid = pid),
+    });
+    await timing;
+    const cpu = ended as unknown as ReturnType<ReturnType<typeof cpuWindow>['end']>;
+    const answers = Math.max(1, wrk.rps * windowS);
+    const ms = (s: number) => (s * 1000) / answers;
+    const g = cpu.groupsS as Record<string, number>;
+    const peakRssMb = pids.map((pid) => (readProc(pid)?.hwmKb ?? 0) / 1024);
+    const run: ReadRun = {
+      pair,
+      target: target.name,
+      wrk,
+      loadAvg,
+      idleRssMb,
+      peakRssMb,
+      cpu: {
+        windowS,
+        workerMs: cpu.perPid.map((p) => ms(p.cpuS)),
+        workersMs: ms(g.workers ?? 0),
+        supervisorMs: ms(g.supervisor ?? 0),
+        appMs: ms((g.workers ?? 0) + (g.supervisor ?? 0)),
+        postgresMs: ms(g.postgres ?? 0),
+        wrkMs: ms(g.wrk ?? 0),
+        machineBusy: cpu.machineBusy,
+        othersShare: cpu.othersShare,
+      },
+    };
+    log(
+      `[${target.name} #${pair}] ${wrk.rps.toFixed(0)} req/s, p99 ${wrk.latencyMs.p99.toFixed(1)} ms, ` +
+        `app CPU ${run.cpu.appMs.toFixed(3)} ms/req (workers ${run.cpu.workerMs
+          .map((v) => v.toFixed(3))
+          .join('/')}, supervisor ${run.cpu.supervisorMs.toFixed(3)}), non-2xx ${wrk.non2xx}, ` +
+        `socket errors ${wrk.socketErrors}, load ${loadAvg.map((v) => v.toFixed(2)).join(' ')}`,
+    );
+    return run;
+  } finally {
+    await target.stop();
+  }
+}
+
+const f = (v: number, d = 1) => v.toFixed(d);
+
+function readRows(runs: ReadRun[]): out.Rows {
+  const header = [
+    'run',
+    'target',
+    'req/s',
+    'p50 ms',
+    'p90 ms',
+    'p99 ms',
+    'max ms',
+    'non-2xx',
+    'sock err',
+    'idle RSS/worker MB',
+    'CPU ms/req app',
+    'workers',
+    'supervisor',
+    'PG ms/req',
+    'wrk ms/req',
+    'box busy',
+    'others',
+    'load 1m',
+  ];
+  const rows = runs.map((r) => [
+    String(r.pair),
+    r.target,
+    f(r.wrk.rps, 0),
+    f(r.wrk.latencyMs.p50),
+    f(r.wrk.latencyMs.p90),
+    f(r.wrk.latencyMs.p99),
+    f(r.wrk.latencyMs.max),
+    String(r.wrk.non2xx),
+    String(r.wrk.socketErrors + r.wrk.timeouts),
+    r.idleRssMb.map((v) => f(v, 0)).join(' / '),
+    f(r.cpu.appMs, 3),
+    r.cpu.workerMs.map((v) => f(v, 3)).join(' / '),
+    f(r.cpu.supervisorMs, 3),
+    f(r.cpu.postgresMs, 3),
+    f(r.cpu.wrkMs, 3),
+    `${Math.round(r.cpu.machineBusy * 100)} %`,
+    `${Math.round(r.cpu.othersShare * 100)} %`,
+    f(r.loadAvg[0] ?? 0, 2),
+  ]);
+  return [header, ...rows];
+}
+
+function readPairRows(runs: ReadRun[]): out.Rows {
+  const header = [
+    'pair / target',
+    'CPU/req keel/base',
+    'req/s keel/base',
+    'p99 keel/base',
+    'targets',
+  ];
+  const rows: string[][] = [];
+  for (const keel of runs.filter((r) => r.target !== 'baseline')) {
+    const base = runs.find((r) => r.target === 'baseline' && r.pair === keel.pair);
+    if (!base) continue;
+    const cpu = keel.cpu.appMs / base.cpu.appMs;
+    const rps = keel.wrk.rps / base.wrk.rps;
+    const p99 = keel.wrk.latencyMs.p99 / base.wrk.latencyMs.p99;
+    const misses = [];
+    if (cpu > READ_TARGETS.cpuRatio) misses.push('CPU');
+    if (rps < READ_TARGETS.rpsRatio) misses.push('throughput');
+    if (p99 > READ_TARGETS.p99Ratio) misses.push('p99');
+    rows.push([
+      `${keel.pair} ${keel.target}`,
+      `${f(cpu, 2)}x`,
+      `${f(rps, 2)}x`,
+      `${f(p99, 2)}x`,
+      misses.length ? `missed: ${misses.join(', ')}` : 'all met',
+    ]);
+  }
+  return [header, ...rows];
+}
+
+/** Keel with --variant's environment, and one Keel per --ablate layer (see bench/ablate.ts). */
+function extraTargets(opts: Opts): [string, Record<string, string>][] {
+  const extra: [string, Record<string, string>][] = [];
+  if (Object.keys(opts.variantEnv).length) {
+    const label = Object.entries(opts.variantEnv)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    extra.push([`keel ${label}`, opts.variantEnv]);
+  }
+  for (const layer of opts.ablate) extra.push([`keel -${layer}`, { KEEL_BENCH_ABLATE: layer }]);
+  return extra;
+}
+
+async function runReads({ opts, cleanup, log }: RunDeps) {
+  if (!wrkAvailable()) throw new Error('--reads needs wrk on PATH (Debian: apt-get install wrk)');
+  const started = new Date();
+  const { app, db, keel } = await setUpKeel({ opts, cleanup, log });
+  const baseline = createBaseline({
+    databaseUrl: db.url,
+    port: await freePort(),
+    cleanup,
+    probePath: `/api/accounts/${db.accounts.lo}`,
+  });
+  const targets: Target[] = [keel, baseline];
+  for (const [name, env] of extraTargets(opts)) {
+    targets.push(
+      createKeel({
+        app,
+        databaseUrl: db.url,
+        port: await freePort(),
+        cleanup,
+        env: { ...opts.keelEnv, ...env },
+        name,
+      }),
+    );
+  }
+  const runs: ReadRun[] = [];
+  for (let pair = 1; pair <= opts.pairs; pair++) {
+    for (const target of targets) {
+      runs.push(await measureReads({ target, db, pair, opts, connections: CONNECTIONS, log }));
+    }
+  }
+  const m = out.machine();
+  const result = {
+    kind: 'reads',
+    startedAt: started.toISOString(),
+    machine: m,
+    postgres: db.serverVersion,
+    distFingerprint: app.fingerprint,
+    config: {
+      connections: CONNECTIONS,
+      load: 'wrk, GET /api/accounts/:id of a random seeded account',
+      warmupS: opts.warmupS,
+      measureS: opts.measureS,
+      workers: WORKERS,
+      poolMaxPerWorker: POOL_MAX,
+      keelExtraEnv: opts.keelEnv,
+      targets: targets.map((t) => t.name),
+    },
+    targets: READ_TARGETS,
+    runs,
+  };
+  const file = out.writeResult(`reads-${out.timestamp(started)}.json`, result);
+  const runTable = readRows(runs);
+  const pairTable = readPairRows(runs);
+  process.stdout.write(
+    `\n${out.renderText(runTable)}\n\n${out.renderText(pairTable, 1)}\n\n` +
+      `targets: keel/baseline CPU per request <= ${READ_TARGETS.cpuRatio}x, req/s >= ` +
+      `${READ_TARGETS.rpsRatio}x, p99 <= ${READ_TARGETS.p99Ratio}x (reported, not asserted)\n` +
+      `machine: ${out.machineLine(m, db.serverVersion, app.fingerprint)}\nresults: ${file}\n`,
+  );
+  if (!out.isDefaultRun(opts) || opts.ablate.length > 0) {
+    log('non-default settings: bench/LATEST.md left as it is');
+    return result;
+  }
+  const latest = out.updateLatest(
+    'reads',
+    [
+      `## Reads through wrk (\`npm run bench -- --reads\`, ${started.toISOString().slice(0, 16)}Z)`,
+      '',
+      `wrk (one thread, its own process), ${CONNECTIONS} keep-alive connections, ` +
+        '`GET /api/accounts/:id` of a random seeded account; ' +
+        `${opts.warmupS} s warm-up + ${opts.measureS} s measured per run, ${WORKERS} workers and ` +
+        `${POOL_MAX} connections per worker each, A B A B. CPU ms/req from /proc over the ` +
+        "measured window: app = the workers + their supervisor (Keel: PM2's daemon, which " +
+        "carries the workers' stdout; baseline: its cluster primary). Idle RSS: each worker 1 s " +
+        'after it answered its first request. load 1m: the load average when the measured run began.',
+      '',
+      out.renderMarkdown(runTable),
+      '',
+      out.renderMarkdown(pairTable, 1),
+      '',
+      `Machine: ${out.machineLine(m, db.serverVersion, app.fingerprint)}.`,
+    ].join('\n'),
+  );
+  log(`summary: ${latest}`);
+  return result;
+}
+
+export { runReads };
