@@ -7,9 +7,11 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from './fixtures';
 import { setUpKeel } from './setup';
+import { createSnapshot } from './snapshot';
 import * as out from './output';
 import { childrenOf, cpuWindow, readProc } from './sampler';
 import { createBaseline, createKeel, POOL_MAX, WORKERS, type Target } from './targets';
@@ -35,6 +37,17 @@ function parentOf(pid: number): number | null {
   }
 }
 
+/** Read and write system calls a process has made so far (/proc/<pid>/io), or 0 when gone. */
+function syscalls(pid: number): number {
+  try {
+    const io = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
+    const n = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(io)?.[1] ?? 0);
+    return n('syscr') + n('syscw');
+  } catch {
+    return 0;
+  }
+}
+
 export interface ReadRun {
   pair: number;
   target: string;
@@ -51,6 +64,8 @@ export interface ReadRun {
     appMs: number;
     postgresMs: number;
     wrkMs: number;
+    /** read + write system calls per answer, all workers (a cost the box's load cannot blur). */
+    syscalls: number;
     machineBusy: number;
     othersShare: number;
   };
@@ -85,6 +100,8 @@ async function measureReads({
     let window: ReturnType<typeof cpuWindow> | null = null;
     let windowS = 0;
     let ended: ReturnType<ReturnType<typeof cpuWindow>['end']> | null = null;
+    let calls = 0;
+    const allCalls = () => pids.reduce((sum, pid) => sum + syscalls(pid), 0);
     const groups = () => ({
       workers: pids,
       supervisor: supervisor ? [supervisor] : [],
@@ -97,8 +114,10 @@ async function measureReads({
       await sleep(EDGE_MS);
       const from = Date.now();
       window = cpuWindow(groups);
+      calls = allCalls();
       await sleep(opts.measureS * 1000 - 2 * EDGE_MS);
       ended = window.end();
+      calls = allCalls() - calls;
       windowS = (Date.now() - from) / 1000;
     })();
     const wrk = await runWrk({
@@ -129,6 +148,7 @@ async function measureReads({
         appMs: ms((g.workers ?? 0) + (g.supervisor ?? 0)),
         postgresMs: ms(g.postgres ?? 0),
         wrkMs: ms(g.wrk ?? 0),
+        syscalls: calls / answers,
         machineBusy: cpu.machineBusy,
         othersShare: cpu.othersShare,
       },
@@ -137,7 +157,8 @@ async function measureReads({
       `[${target.name} #${pair}] ${wrk.rps.toFixed(0)} req/s, p99 ${wrk.latencyMs.p99.toFixed(1)} ms, ` +
         `app CPU ${run.cpu.appMs.toFixed(3)} ms/req (workers ${run.cpu.workerMs
           .map((v) => v.toFixed(3))
-          .join('/')}, supervisor ${run.cpu.supervisorMs.toFixed(3)}), non-2xx ${wrk.non2xx}, ` +
+          .join('/')}, supervisor ${run.cpu.supervisorMs.toFixed(3)}), ` +
+        `${run.cpu.syscalls.toFixed(2)} syscalls/req, non-2xx ${wrk.non2xx}, ` +
         `socket errors ${wrk.socketErrors}, load ${loadAvg.map((v) => v.toFixed(2)).join(' ')}`,
     );
     return run;
@@ -165,6 +186,7 @@ function readRows(runs: ReadRun[]): out.Rows {
     'supervisor',
     'PG ms/req',
     'wrk ms/req',
+    'syscalls/req',
     'box busy',
     'others',
     'load 1m',
@@ -185,6 +207,7 @@ function readRows(runs: ReadRun[]): out.Rows {
     f(r.cpu.supervisorMs, 3),
     f(r.cpu.postgresMs, 3),
     f(r.cpu.wrkMs, 3),
+    f(r.cpu.syscalls, 2),
     `${Math.round(r.cpu.machineBusy * 100)} %`,
     `${Math.round(r.cpu.othersShare * 100)} %`,
     f(r.loadAvg[0] ?? 0, 2),
@@ -222,7 +245,10 @@ function readPairRows(runs: ReadRun[]): out.Rows {
   return [header, ...rows];
 }
 
-/** Keel with --variant's environment, and one Keel per --ablate layer (see bench/ablate.ts). */
+/**
+ * Keel with --variant's environment, and one Keel per --ablate layer: KEEL_BENCH_ABLATE switches
+ * that layer off (src/config/parse.ts, ABLATE_LAYERS).
+ */
 function extraTargets(opts: Opts): [string, Record<string, string>][] {
   const extra: [string, Record<string, string>][] = [];
   if (Object.keys(opts.variantEnv).length) {
@@ -233,6 +259,41 @@ function extraTargets(opts: Opts): [string, Record<string, string>][] {
   }
   for (const layer of opts.ablate) extra.push([`keel -${layer}`, { KEEL_BENCH_ABLATE: layer }]);
   return extra;
+}
+
+/**
+ * The ablation table: for each layer, the CPU per answer of full Keel minus that of Keel without
+ * the layer, per pair (the same round), and their mean: what the layer costs at the margin.
+ */
+function ablationRows(runs: ReadRun[], layers: string[]): out.Rows {
+  const header = [
+    'layer off',
+    'marginal CPU ms/req (per pair)',
+    'mean',
+    'share of Keel',
+    'req/s vs Keel',
+  ];
+  const rows = layers.map((layer) => {
+    const deltas: number[] = [];
+    const shares: number[] = [];
+    const rps: number[] = [];
+    for (const off of runs.filter((r) => r.target === `keel -${layer}`)) {
+      const full = runs.find((r) => r.target === 'keel' && r.pair === off.pair);
+      if (!full) continue;
+      deltas.push(full.cpu.appMs - off.cpu.appMs);
+      shares.push((full.cpu.appMs - off.cpu.appMs) / full.cpu.appMs);
+      rps.push(off.wrk.rps / full.wrk.rps);
+    }
+    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
+    return [
+      layer,
+      deltas.map((d) => f(d, 3)).join(' / '),
+      f(mean(deltas), 3),
+      `${f(mean(shares) * 100, 0)} %`,
+      `${f(mean(rps), 2)}x`,
+    ];
+  });
+  return [header, ...rows];
 }
 
 async function runReads({ opts, cleanup, log }: RunDeps) {
@@ -255,6 +316,20 @@ async function runReads({ opts, cleanup, log }: RunDeps) {
         cleanup,
         env: { ...opts.keelEnv, ...env },
         name,
+      }),
+    );
+  }
+  if (opts.overload.against) {
+    // Another checkout's dist/ next to this one's: an A/B of two versions of the code.
+    const other = createSnapshot({ cleanup, from: path.resolve(opts.overload.against) });
+    targets.push(
+      createKeel({
+        app: other,
+        databaseUrl: db.url,
+        port: await freePort(),
+        cleanup,
+        env: opts.keelEnv,
+        name: `keel@${path.basename(path.resolve(opts.overload.against))}`,
       }),
     );
   }
@@ -287,12 +362,35 @@ async function runReads({ opts, cleanup, log }: RunDeps) {
   const file = out.writeResult(`reads-${out.timestamp(started)}.json`, result);
   const runTable = readRows(runs);
   const pairTable = readPairRows(runs);
+  const ablation = opts.ablate.length ? ablationRows(runs, opts.ablate) : null;
   process.stdout.write(
     `\n${out.renderText(runTable)}\n\n${out.renderText(pairTable, 1)}\n\n` +
+      (ablation ? `${out.renderText(ablation, 1)}\n\n` : '') +
       `targets: keel/baseline CPU per request <= ${READ_TARGETS.cpuRatio}x, req/s >= ` +
       `${READ_TARGETS.rpsRatio}x, p99 <= ${READ_TARGETS.p99Ratio}x (reported, not asserted)\n` +
       `machine: ${out.machineLine(m, db.serverVersion, app.fingerprint)}\nresults: ${file}\n`,
   );
+  if (ablation) {
+    out.updateLatest(
+      'ablation',
+      [
+        `## The ablation table (\`npm run bench -- --reads --ablate ${opts.ablate.join(',')}\`, ` +
+          `${started.toISOString().slice(0, 16)}Z)`,
+        '',
+        `The read load above (wrk, ${CONNECTIONS} connections, ${opts.warmupS} s warm-up + ` +
+          `${opts.measureS} s measured), ${opts.pairs} rounds of: full Keel, the baseline, then ` +
+          'Keel with one layer switched off (KEEL_BENCH_ABLATE) per layer. Marginal CPU: full ' +
+          "Keel's app CPU per request minus that without the layer, in the same round (a " +
+          'negative figure is noise: the layer costs less than the box varies).',
+        '',
+        out.renderMarkdown(ablation, 1),
+        '',
+        out.renderMarkdown(runTable),
+        '',
+        `Machine: ${out.machineLine(m, db.serverVersion, app.fingerprint)}.`,
+      ].join('\n'),
+    );
+  }
   if (!out.isDefaultRun(opts) || opts.ablate.length > 0) {
     log('non-default settings: bench/LATEST.md left as it is');
     return result;

@@ -23,7 +23,8 @@
  *               baseline A B A B: req/s, p99, CPU per request by process (bench/reads.ts).
  *               --ablate a,b: one more Keel per layer with that layer off (bench/ablate.ts).
  *   --profile   One Keel worker run directly with --cpu-prof under the same load; prints where
- *               the CPU time goes (--baseline: one baseline worker, for comparison).
+ *               the CPU time goes (--baseline: one baseline worker, for comparison; --reads:
+ *               under wrk's reads).
  *
  *   --keel-env NAME=value   (repeatable) extra environment for Keel's workers, to measure what a
  *               setting would change (e.g. LOG_LEVEL=warn) without editing anything.
@@ -117,6 +118,7 @@ function options(argv: string[]): Opts {
     baseline: values.baseline,
     keelEnv: envPairs('keel-env', values['keel-env']),
     variantEnv: envPairs('variant', values.variant),
+    reads: values.reads,
     ablate: values.ablate ? values.ablate.split(',').filter(Boolean) : [],
     overload: overloadOpts(values),
   };

@@ -15,6 +15,8 @@ export interface Opts {
   variantEnv: Record<string, string>;
   /** `--reads --ablate a,b`: one more Keel target per layer, with that layer switched off. */
   ablate: string[];
+  /** `--profile --reads`: profile under wrk's reads instead of the mixed load. */
+  reads: boolean;
   overload: OverloadOpts;
 }
 

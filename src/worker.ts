@@ -3,7 +3,7 @@
  * (postgres.js connects on first use). `startWorker` in ./main starts what this builds.
  */
 import http from 'node:http';
-import type { Config } from './config/config';
+import type { AblateLayer, Config } from './config/config';
 import { dbUrlParts } from './config/db-url';
 import { LOG_FLUSH_MS, STDOUT_DRAIN_MS } from './config/shutdown-budget';
 import { createDb, type Db } from './db/runner';
@@ -60,6 +60,7 @@ export async function buildWorker(
   options: WorkerOptions = {},
 ): Promise<BuiltWorker> {
   const worker = config.instanceId;
+  const off = (layer: AblateLayer) => config.benchAblate.includes(layer);
   const stdout = createBatchedStream(process.stdout);
   const logger =
     options.logger ??
@@ -77,6 +78,7 @@ export async function buildWorker(
     logger: logger.child({ module: 'db' }),
     stats,
     applicationName: `keel:${worker}:${process.pid}`,
+    ablate: { sockets: off('socket'), stallWatch: off('stall-watch') },
   });
   const db = createDb({
     handle,
@@ -86,6 +88,7 @@ export async function buildWorker(
     statementTimeoutMs: config.db.statementTimeoutMs,
     idleInTransactionTimeoutMs: config.db.idleInTransactionTimeoutMs,
     slots: config.db.poolMax,
+    noAdmission: off('admission'),
   });
   const limits = {
     keepAliveTimeoutMs: config.keepAliveTimeoutMs,
@@ -135,11 +138,14 @@ export async function buildWorker(
         : registryRenderer(metrics.registry)),
       token: config.metricsToken,
     }),
-    onRequestDone: (ctx, seconds) => {
-      const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
-      metrics.observeRequest(ctx.method, route, ctx.status, seconds);
-      pm2Metrics?.observeRequest(route, seconds);
-    },
+    onRequestDone: off('metrics')
+      ? undefined
+      : (ctx, seconds) => {
+          const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+          metrics.observeRequest(ctx.method, route, ctx.status, seconds);
+          pm2Metrics?.observeRequest(route, seconds);
+        },
+    ablate: config.benchAblate,
   });
   server.on('request', app.callback());
   // Idle keep-alive outlives any balancer's in front (Railway's edge: 60 s); slow headers and

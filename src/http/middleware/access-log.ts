@@ -6,9 +6,12 @@ import type { KeelContext } from '../context';
 export function accessLog({
   logger,
   onDone,
+  lines = true,
 }: {
   logger: Logger;
   onDone?: (ctx: KeelContext, seconds: number) => void;
+  /** Benchmarks only (KEEL_BENCH_ABLATE=access-log): false times requests but logs nothing. */
+  lines?: boolean;
 }) {
   return async function accessLogMiddleware(ctx: KeelContext, next: Next): Promise<void> {
     const started = process.hrtime.bigint();
@@ -18,13 +21,14 @@ export function accessLog({
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       onDone?.(ctx, seconds);
-      logger.info('request', {
-        reqId: ctx.state.reqId,
-        method: ctx.method,
-        route,
-        status: ctx.status,
-        durationMs: Math.round(seconds * 10000) / 10,
-      });
+      if (lines)
+        logger.info('request', {
+          reqId: ctx.state.reqId,
+          method: ctx.method,
+          route,
+          status: ctx.status,
+          durationMs: Math.round(seconds * 10000) / 10,
+        });
     }
   };
 }
