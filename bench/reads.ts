@@ -10,16 +10,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from './fixtures';
-import { setUpKeel } from './setup';
-import { createSnapshot } from './snapshot';
+import { createBenchDatabase } from './database';
+import { createSnapshot, type Snapshot } from './snapshot';
 import * as out from './output';
 import { childrenOf, cpuWindow, readProc } from './sampler';
-import { createBaseline, createKeel, POOL_MAX, WORKERS, type Target } from './targets';
+import { createBaseline, createKeel, POOL_MAX, WORKERS, type Keel, type Target } from './targets';
 import { runWrk, wrkAvailable, type WrkResult } from './wrk';
 import type { BenchDatabase } from './database';
 import type { Log, Opts, RunDeps } from './types';
 
 const CONNECTIONS = 32;
+
+/** A target made fresh for each measurement (Keel: its own PM2 daemon). */
+type Make = () => Promise<Target>;
 // The CPU window sits inside wrk's run, this far from either end (connects and the last
 // answers are not the steady state the per-answer figures describe).
 const EDGE_MS = 500;
@@ -51,6 +54,8 @@ function syscalls(pid: number): number {
 export interface ReadRun {
   pair: number;
   target: string;
+  /** Ablation rounds: the layer whose A/B this run belongs to (full Keel runs next to each). */
+  slot?: string;
   wrk: WrkResult;
   loadAvg: number[];
   idleRssMb: number[];
@@ -193,7 +198,7 @@ function readRows(runs: ReadRun[]): out.Rows {
   ];
   const rows = runs.map((r) => [
     String(r.pair),
-    r.target,
+    r.slot && r.target === 'keel' ? `keel (A/B -${r.slot})` : r.target,
     f(r.wrk.rps, 0),
     f(r.wrk.latencyMs.p50),
     f(r.wrk.latencyMs.p90),
@@ -245,10 +250,7 @@ function readPairRows(runs: ReadRun[]): out.Rows {
   return [header, ...rows];
 }
 
-/**
- * Keel with --variant's environment, and one Keel per --ablate layer: KEEL_BENCH_ABLATE switches
- * that layer off (src/config/parse.ts, ABLATE_LAYERS).
- */
+/** Keel with --variant's environment. */
 function extraTargets(opts: Opts): [string, Record<string, string>][] {
   const extra: [string, Record<string, string>][] = [];
   if (Object.keys(opts.variantEnv).length) {
@@ -257,7 +259,6 @@ function extraTargets(opts: Opts): [string, Record<string, string>][] {
       .join(' ');
     extra.push([`keel ${label}`, opts.variantEnv]);
   }
-  for (const layer of opts.ablate) extra.push([`keel -${layer}`, { KEEL_BENCH_ABLATE: layer }]);
   return extra;
 }
 
@@ -278,7 +279,9 @@ function ablationRows(runs: ReadRun[], layers: string[]): out.Rows {
     const shares: number[] = [];
     const rps: number[] = [];
     for (const off of runs.filter((r) => r.target === `keel -${layer}`)) {
-      const full = runs.find((r) => r.target === 'keel' && r.pair === off.pair);
+      const full = runs.find(
+        (r) => r.target === 'keel' && r.pair === off.pair && r.slot === off.slot,
+      );
       if (!full) continue;
       deltas.push(full.cpu.appMs - off.cpu.appMs);
       shares.push((full.cpu.appMs - off.cpu.appMs) / full.cpu.appMs);
@@ -299,44 +302,61 @@ function ablationRows(runs: ReadRun[], layers: string[]): out.Rows {
 async function runReads({ opts, cleanup, log }: RunDeps) {
   if (!wrkAvailable()) throw new Error('--reads needs wrk on PATH (Debian: apt-get install wrk)');
   const started = new Date();
-  const { app, db, keel } = await setUpKeel({ opts, cleanup, log });
+  const app = createSnapshot({ cleanup });
+  const db = await createBenchDatabase({ app, cleanup, log });
   const baseline = createBaseline({
     databaseUrl: db.url,
     port: await freePort(),
     cleanup,
     probePath: `/api/accounts/${db.accounts.lo}`,
   });
-  const targets: Target[] = [keel, baseline];
-  for (const [name, env] of extraTargets(opts)) {
-    targets.push(
+  // Every Keel measurement gets its own PM2 daemon, killed after it: on a loaded box a second
+  // start in the same daemon was seen to hang with its workers restarting (exit 0).
+  const keelWith =
+    (name: string, env: Record<string, string>, from: Snapshot = app): Make =>
+    async () =>
       createKeel({
-        app,
+        app: from,
         databaseUrl: db.url,
         port: await freePort(),
         cleanup,
         env: { ...opts.keelEnv, ...env },
         name,
-      }),
-    );
-  }
+      });
+  const full: { name: string; make: Make }[] = [
+    { name: 'keel', make: keelWith('keel', {}) },
+    { name: 'baseline', make: () => Promise.resolve(baseline) },
+  ];
+  for (const [name, env] of extraTargets(opts)) full.push({ name, make: keelWith(name, env) });
   if (opts.overload.against) {
     // Another checkout's dist/ next to this one's: an A/B of two versions of the code.
-    const other = createSnapshot({ cleanup, from: path.resolve(opts.overload.against) });
-    targets.push(
-      createKeel({
-        app: other,
-        databaseUrl: db.url,
-        port: await freePort(),
-        cleanup,
-        env: opts.keelEnv,
-        name: `keel@${path.basename(path.resolve(opts.overload.against))}`,
-      }),
-    );
+    const dir = path.resolve(opts.overload.against);
+    const name = `keel@${path.basename(dir)}`;
+    full.push({ name, make: keelWith(name, {}, createSnapshot({ cleanup, from: dir })) });
   }
   const runs: ReadRun[] = [];
+  const partial = `reads-${out.timestamp(started)}.partial.json`;
+  const measure = async (make: Make, pair: number, slot?: string) => {
+    const target = await make();
+    try {
+      const run = await measureReads({ target, db, pair, opts, connections: CONNECTIONS, log });
+      runs.push(slot ? { ...run, slot } : run);
+      // A long run on a shared box may fail late: what was measured stays on disk.
+      out.writeResult(partial, runs);
+    } catch (err) {
+      // One target that did not come up (a loaded box) costs its row, not the whole run.
+      log(`[${target.name} #${pair}] not measured: ${err instanceof Error ? err.message : err}`);
+    } finally {
+      if ('kill' in target) await (target as Keel).kill();
+    }
+  };
   for (let pair = 1; pair <= opts.pairs; pair++) {
-    for (const target of targets) {
-      runs.push(await measureReads({ target, db, pair, opts, connections: CONNECTIONS, log }));
+    for (const t of full) await measure(t.make, pair);
+    // Each layer's A/B is measured back to back (full Keel, then without the layer): the box
+    // drifts more over a round of nine layers than any layer costs.
+    for (const layer of opts.ablate) {
+      await measure(keelWith('keel', {}), pair, layer);
+      await measure(keelWith(`keel -${layer}`, { KEEL_BENCH_ABLATE: layer }), pair, layer);
     }
   }
   const m = out.machine();
@@ -354,7 +374,8 @@ async function runReads({ opts, cleanup, log }: RunDeps) {
       workers: WORKERS,
       poolMaxPerWorker: POOL_MAX,
       keelExtraEnv: opts.keelEnv,
-      targets: targets.map((t) => t.name),
+      targets: full.map((t) => t.name),
+      ablate: opts.ablate,
     },
     targets: READ_TARGETS,
     runs,
