@@ -174,6 +174,13 @@ async function measureReads({
 
 const f = (v: number, d = 1) => v.toFixed(d);
 
+/**
+ * A worker replaced inside the measured window (PM2 restarted it: seen on a box at load 20+)
+ * leaves its CPU unreadable: 0 or less. Such a run is shown, flagged, and left out of the
+ * ablation's differences.
+ */
+const restarted = (r: ReadRun) => r.cpu.workerMs.some((v) => v <= 0);
+
 function readRows(runs: ReadRun[]): out.Rows {
   const header = [
     'run',
@@ -198,7 +205,8 @@ function readRows(runs: ReadRun[]): out.Rows {
   ];
   const rows = runs.map((r) => [
     String(r.pair),
-    r.slot && r.target === 'keel' ? `keel (A/B -${r.slot})` : r.target,
+    (r.slot && r.target === 'keel' ? `keel (A/B -${r.slot})` : r.target) +
+      (restarted(r) ? ' (worker restarted: CPU invalid)' : ''),
     f(r.wrk.rps, 0),
     f(r.wrk.latencyMs.p50),
     f(r.wrk.latencyMs.p90),
@@ -282,7 +290,7 @@ function ablationRows(runs: ReadRun[], layers: string[]): out.Rows {
       const full = runs.find(
         (r) => r.target === 'keel' && r.pair === off.pair && r.slot === off.slot,
       );
-      if (!full) continue;
+      if (!full || restarted(full) || restarted(off)) continue;
       deltas.push(full.cpu.appMs - off.cpu.appMs);
       shares.push((full.cpu.appMs - off.cpu.appMs) / full.cpu.appMs);
       rps.push(off.wrk.rps / full.wrk.rps);
@@ -290,7 +298,7 @@ function ablationRows(runs: ReadRun[], layers: string[]): out.Rows {
     const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
     return [
       layer,
-      deltas.map((d) => f(d, 3)).join(' / '),
+      deltas.length ? deltas.map((d) => f(d, 3)).join(' / ') : 'no valid pair',
       f(mean(deltas), 3),
       `${f(mean(shares) * 100, 0)} %`,
       `${f(mean(rps), 2)}x`,

@@ -44,7 +44,7 @@ const safeJson = winston.format.json();
  * five chained formats and safe-stable-stringify, which winston's json format configures anew
  * for every line: this runs once per request (the access log).
  */
-function jsonLine(secrets: readonly string[]) {
+function jsonLine(secrets: readonly string[]): winston.Logform.Format {
   return winston.format((info) => {
     const fields = info as Record<string, unknown>;
     fields.time = new Date().toISOString();
@@ -80,12 +80,35 @@ export function createLogger(options: LoggerOptions): Logger {
   });
 }
 
+/** Writes one line as `logger.child(meta).info(msg, fields)` would (see `createLineWriter`). */
+export type LineWriter = (msg: string, fields: Record<string, unknown>) => void;
+
+/**
+ * The access log's writer: the line the root logger would write for `child(meta).info(msg,
+ * fields)`, made by the same format and handed straight to the stream, without winston's
+ * object-mode stream chain (~8 µs of CPU a line, and there is a line per request). Writes
+ * nothing when the level is above `info`, or once the stream has ended.
+ */
+export function createLineWriter(
+  options: LoggerOptions & { stream: BatchedStream; meta: Record<string, unknown> },
+): LineWriter {
+  const levels = winston.config.npm.levels;
+  const format = jsonLine(secretForms(options.secrets ?? []));
+  const fields = { ...options.base, ...options.meta, level: 'info' };
+  if ((levels[options.level] ?? 0) < (levels.info ?? 0)) return () => undefined;
+  return (msg, meta) => {
+    if (options.stream.writableEnded) return;
+    const info = format.transform({ ...fields, ...meta, message: msg }, format.options);
+    if (info) options.stream.write(`${(info as Record<symbol, string>)[MESSAGE]}\n`);
+  };
+}
+
 /**
  * Lines leave in one write per 50 ms. Under PM2 every stdout write is an IPC message to the
  * daemon, so one write per line costs more than the request it logs; 50 ms is invisible in a
  * log and batches dozens of lines under load. Shutdown flushes what is pending.
  */
-export interface BatchedStream extends NodeJS.WritableStream {
+export interface BatchedStream extends Writable {
   flush(): void;
 }
 

@@ -18,7 +18,13 @@ import { trackConnections } from './lifecycle/connections';
 import { streamDrained } from './lifecycle/flush';
 import { createReadiness, type Readiness } from './lifecycle/readiness';
 import { createShutdown, type Shutdown } from './lifecycle/shutdown';
-import { createBatchedStream, createLogger, flushLogger, type Logger } from './logger';
+import {
+  createBatchedStream,
+  createLineWriter,
+  createLogger,
+  flushLogger,
+  type Logger,
+} from './logger';
 import { createDbStats, type DbStats } from './metrics/db-stats';
 import { createMetricsEndpoint, registryRenderer } from './metrics/endpoint';
 import { createPm2Metrics, injectedPm2Io } from './metrics/pm2';
@@ -62,14 +68,17 @@ export async function buildWorker(
   const worker = config.instanceId;
   const off = (layer: AblateLayer) => config.benchAblate.includes(layer);
   const stdout = createBatchedStream(process.stdout);
-  const logger =
-    options.logger ??
-    createLogger({
-      level: config.logLevel,
-      base: { worker, pid: process.pid },
-      secrets: passwords(config),
-      stream: stdout,
-    });
+  const logOptions = {
+    level: config.logLevel,
+    base: { worker, pid: process.pid },
+    secrets: passwords(config),
+    stream: stdout,
+  };
+  const logger = options.logger ?? createLogger(logOptions);
+  // The access line (one a request) skips winston's stream chain; a given logger gets it all.
+  const accessLine = options.logger
+    ? undefined
+    : createLineWriter({ ...logOptions, meta: { module: 'http' } });
   const log = logger.child({ module: 'main' });
   const stats = createDbStats();
   const readiness = createReadiness();
@@ -146,6 +155,7 @@ export async function buildWorker(
           pm2Metrics?.observeRequest(route, seconds);
         },
     ablate: config.benchAblate,
+    ...(accessLine ? { accessLine } : {}),
   });
   server.on('request', app.callback());
   // Idle keep-alive outlives any balancer's in front (Railway's edge: 60 s); slow headers and

@@ -8,7 +8,7 @@ import { idempotencyKey } from '../ledger/idempotency-key';
 import type { Accounts } from '../ledger/accounts';
 import type { Transfers } from '../ledger/transfers';
 import type { Readiness } from '../lifecycle/readiness';
-import type { Logger } from '../logger';
+import type { LineWriter, Logger } from '../logger';
 import type { KeelContext, KeelState } from './context';
 import { accessLog } from './middleware/access-log';
 import { deadline, plainDeadline } from './middleware/deadline';
@@ -31,6 +31,8 @@ export interface AppDeps {
   openapi: OpsDeps['openapi'];
   /** Mounted after the API's routes (the tests mount their test-only routes here). */
   routes?: readonly ExtraRoutes[];
+  /** Writes the access log's line (default: the `http` child logger's `info`). */
+  accessLine?: LineWriter;
   /** Called once per finished request (metrics). */
   onRequestDone?: (ctx: KeelContext, seconds: number) => void;
   /** Benchmarks only (KEEL_BENCH_ABLATE): layers left out, to measure what each costs. */
@@ -67,6 +69,7 @@ export function createApp(deps: AppDeps): Koa<KeelState> {
   app.use(
     accessLog({
       logger: logger.child({ module: 'http' }),
+      ...(deps.accessLine ? { line: deps.accessLine } : {}),
       onDone: deps.onRequestDone,
       lines: !off('access-log'),
     }),
