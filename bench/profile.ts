@@ -20,6 +20,7 @@ import { CONNECTIONS, startLoad } from './load';
 import * as out from './output';
 import { watchLoad } from './progress';
 import { summarise } from './stats';
+import { runWrk } from './wrk';
 import { POOL_MAX, createKeel, waitAnswering, waitGone } from './targets';
 import type { Analysis } from './cpuprofile';
 import type { BenchDatabase } from './database';
@@ -63,7 +64,10 @@ function requestsPerPid(logFile: string): Map<number, number> {
   return counts;
 }
 
-/** Runs the load for warm-up + measure seconds; returns the load summary. */
+/**
+ * Runs the load for warm-up + measure seconds: the benchmark's mixed load, or with `--reads`
+ * wrk's reads. Returns answers per second, p99 and how many answers the whole run got.
+ */
 async function drive({
   port,
   db,
@@ -78,7 +82,16 @@ async function drive({
   label: string;
   pids: () => number[];
   cleanup: Cleanup;
-}) {
+}): Promise<{ opsPerS: number; p99: number | null; total: number }> {
+  if (opts.reads) {
+    const wrk = await runWrk({
+      port,
+      connections: CONNECTIONS,
+      seconds: opts.warmupS + opts.measureS,
+      accounts: db.accounts,
+    });
+    return { opsPerS: wrk.rps, p99: wrk.latencyMs.p99, total: wrk.requests };
+  }
   const load = startLoad({
     port,
     connections: CONNECTIONS,
@@ -89,7 +102,8 @@ async function drive({
   await sleep((opts.warmupS + opts.measureS) * 1000);
   const end = load.elapsed();
   await stopLoad();
-  return { summary: summarise(load.recorder.view(), opts.warmupS * 1000, end), load };
+  const summary = summarise(load.recorder.view(), opts.warmupS * 1000, end);
+  return { opsPerS: summary.opsPerS, p99: summary.latencyMs.p99, total: load.recorder.size() };
 }
 
 async function profileKeel({ app, db, dir, opts, cleanup, log }: ProfileDeps) {
@@ -107,7 +121,7 @@ async function profileKeel({ app, db, dir, opts, cleanup, log }: ProfileDeps) {
   const pids = await keel.start();
   const daemon = keel.daemonPid();
   log(`[profile] keel workers ${pids.join(', ')} (PM2 daemon ${daemon}) ready`);
-  const { summary, load } = await drive({
+  const summary = await drive({
     port: keel.port,
     db,
     opts,
@@ -126,7 +140,7 @@ async function profileKeel({ app, db, dir, opts, cleanup, log }: ProfileDeps) {
     .filter((p) => pids.includes(p.pid))
     .sort((a, b) => (perPid.get(b.pid) ?? 0) - (perPid.get(a.pid) ?? 0));
   // Without access-log lines (LOG_LEVEL above info) the answers are split evenly: an estimate.
-  const total = load.recorder.size();
+  const total = summary.total;
   const share = (pid: number) => perPid.get(pid) ?? Math.round(total / pids.length);
   const results: Profiled[] = [];
   if (workers[0]) {
@@ -171,7 +185,7 @@ async function profileBaseline({ db, dir, opts, cleanup, log }: ProfileDeps) {
   });
   await waitAnswering(port, `/api/accounts/${db.accounts.lo}`, 60000);
   log(`[profile] one baseline worker ready`);
-  const { summary, load } = await drive({
+  const summary = await drive({
     port,
     db,
     opts,
@@ -192,7 +206,7 @@ async function profileBaseline({ db, dir, opts, cleanup, log }: ProfileDeps) {
     results: [
       {
         role: 'baseline worker',
-        requests: load.recorder.size(),
+        requests: summary.total,
         analysis: analyseProfile(worker.file),
       },
     ],
@@ -208,8 +222,8 @@ async function runProfile({ opts, cleanup, log }: RunDeps) {
   const run = opts.baseline ? profileBaseline : profileKeel;
   const { summary, results } = await run({ app, db, dir, opts, cleanup, log });
   log(
-    `[profile] ${target}: ${summary.opsPerS.toFixed(0)} ops/s, p99 ` +
-      `${summary.latencyMs.p99?.toFixed(1)} ms (profiling slows it down a little)`,
+    `[profile] ${target}${opts.reads ? ' (wrk reads)' : ''}: ${summary.opsPerS.toFixed(0)} ` +
+      `ops/s, p99 ${summary.p99?.toFixed(1)} ms (profiling slows it down a little)`,
   );
   for (const r of results) {
     process.stdout.write(`\n== ${r.role}\n${renderProfile(r.analysis, r.requests)}\n`);

@@ -21,8 +21,12 @@
  *               token-carrying reads, 10 % transfers: 2xx/s and p99 side by side (bench/replicas.ts).
  *   --reloads N Keel under the same load while `pm2 reload web` runs N times: failed requests per
  *               reload (the zero-drop soak), in bench/LATEST.md.
+ *   --reads     read-only load from wrk (GET /api/accounts/:id, 32 connections), Keel vs the
+ *               baseline A B A B: req/s, p99, CPU per request by process (bench/reads.ts).
+ *               --ablate a,b: one more Keel per layer with that layer off (bench/ablate.ts).
  *   --profile   One Keel worker run directly with --cpu-prof under the same load; prints where
- *               the CPU time goes (--baseline: one baseline worker, for comparison).
+ *               the CPU time goes (--baseline: one baseline worker, for comparison; --reads:
+ *               under wrk's reads).
  *
  *   --keel-env NAME=value   (repeatable) extra environment for Keel's workers, to measure what a
  *               setting would change (e.g. LOG_LEVEL=warn) without editing anything.
@@ -42,6 +46,7 @@ import { runFaults } from './faults';
 import { DEFAULTS } from './output';
 import { intFlag, OVERLOAD_ARGS, overloadOpts, runOverload } from './overload';
 import { runProfile } from './profile';
+import { runReads } from './reads';
 import { runReloads } from './reloads';
 import { runReplicas } from './replicas';
 import { runStalls } from './stalls';
@@ -56,6 +61,7 @@ const MODES: Record<Opts['mode'], (deps: RunDeps) => Promise<unknown>> = {
   replicas: runReplicas,
   profile: runProfile,
   compare: runCompare,
+  reads: runReads,
 };
 
 import { ROOT } from './fixtures';
@@ -81,6 +87,8 @@ function options(argv: string[]): Opts {
       overload: { type: 'boolean', default: false },
       reloads: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      reads: { type: 'boolean', default: false },
+      ablate: { type: 'string', default: '' },
       baseline: { type: 'boolean', default: false },
       'keel-env': { type: 'string', multiple: true, default: [] },
       variant: { type: 'string', multiple: true, default: [] },
@@ -107,7 +115,9 @@ function options(argv: string[]): Opts {
                 ? 'reloads'
                 : values.profile
                   ? 'profile'
-                  : 'compare',
+                  : values.reads
+                    ? 'reads'
+                    : 'compare',
     reloads: values.reloads === undefined ? 0 : int('reloads', 1, 500),
     warmupS: int('warmup-s', 1, 60),
     measureS: int('measure-s', 1, 300),
@@ -115,6 +125,8 @@ function options(argv: string[]): Opts {
     baseline: values.baseline,
     keelEnv: envPairs('keel-env', values['keel-env']),
     variantEnv: envPairs('variant', values.variant),
+    reads: values.reads,
+    ablate: values.ablate ? values.ablate.split(',').filter(Boolean) : [],
     overload: overloadOpts(values),
   };
 }

@@ -11,8 +11,16 @@ import path from 'node:path';
 import { ROOT } from './fixtures';
 import type { Cleanup } from './types';
 
-// patches/: a worker checks at start that the driver patch it names is applied.
-const COPIED = ['dist', 'migrations', 'patches', 'package.json', 'ecosystem.config.js'];
+// patches/: a worker checks at start that the driver patch it names is applied; a worker reads
+// docs/openapi.json at start (GET /openapi.json).
+const COPIED = [
+  'dist',
+  'migrations',
+  'patches',
+  'package.json',
+  'ecosystem.config.js',
+  'docs/openapi.json',
+];
 
 function hashTree(dir: string, hash: crypto.Hash): void {
   for (const entry of fs
@@ -34,6 +42,7 @@ function createSnapshot({ cleanup, from = ROOT }: { cleanup: Cleanup; from?: str
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-bench-app-'));
   cleanup.add('remove keel snapshot', () => fs.rmSync(root, { recursive: true, force: true }));
   for (const name of COPIED) {
+    fs.mkdirSync(path.dirname(path.join(root, name)), { recursive: true });
     fs.cpSync(path.join(from, name), path.join(root, name), { recursive: true });
   }
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'), 'dir');

@@ -119,7 +119,16 @@ function createKeel({
     logFile: () => path.join(pm2.home, 'logs', 'web-out.log'),
     async start() {
       await pm2.run(['start', path.join(app.root, 'ecosystem.config.js')], 90000);
-      await waitAnswering(port, '/readyz', 60000);
+      try {
+        await waitAnswering(port, '/readyz', 60000);
+      } catch (err) {
+        // The workers' own last words say why (pm2 kill removes its home and these logs).
+        const tail = ['web-out.log', 'web-error.log']
+          .map((f) => path.join(pm2.home, 'logs', f))
+          .filter((f) => fs.existsSync(f))
+          .map((f) => fs.readFileSync(f, 'utf8').split('\n').slice(-15).join('\n'));
+        throw new Error(`${(err as Error).message}\n${tail.join('\n')}`);
+      }
       const procs = await pm2.waitFor(
         (ps) => ps.filter((p) => p.name === 'web' && p.status === 'online').length === WORKERS,
         30000,

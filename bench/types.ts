@@ -6,7 +6,15 @@ export type Cleanup = ReturnType<typeof createCleanup>;
 
 export interface Opts {
   mode:
-    'faults' | 'failover' | 'replicas' | 'stalls' | 'overload' | 'reloads' | 'profile' | 'compare';
+    | 'faults'
+    | 'failover'
+    | 'replicas'
+    | 'stalls'
+    | 'overload'
+    | 'reloads'
+    | 'profile'
+    | 'compare'
+    | 'reads';
   reloads: number;
   warmupS: number;
   measureS: number;
@@ -14,6 +22,10 @@ export interface Opts {
   baseline: boolean;
   keelEnv: Record<string, string>;
   variantEnv: Record<string, string>;
+  /** `--reads --ablate a,b`: one more Keel target per layer, with that layer switched off. */
+  ablate: string[];
+  /** `--profile --reads`: profile under wrk's reads instead of the mixed load. */
+  reads: boolean;
   overload: OverloadOpts;
 }
 

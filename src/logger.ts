@@ -33,41 +33,74 @@ export interface LoggerOptions {
   stream?: NodeJS.WritableStream;
 }
 
+// What winston's transports write: triple-beam's MESSAGE, the formatted line.
+const MESSAGE = Symbol.for('message');
+// For the rare line plain JSON.stringify refuses (a BigInt, a cycle): winston's own format.
+const safeJson = winston.format.json();
+
+/**
+ * One format for the whole line: the time, secrets scrubbed from every string field (and Error),
+ * `message` renamed `msg`, keys sorted, JSON. One pass and the native JSON.stringify instead of
+ * five chained formats and safe-stable-stringify, which winston's json format configures anew
+ * for every line: this runs once per request (the access log).
+ */
+function jsonLine(secrets: readonly string[]): winston.Logform.Format {
+  return winston.format((info) => {
+    const fields = info as Record<string, unknown>;
+    fields.time = new Date().toISOString();
+    for (const key of Object.keys(fields)) {
+      const v = fields[key];
+      if (typeof v === 'string') fields[key] = scrub(v, secrets);
+      else if (v instanceof Error) fields[key] = scrub(`${v.name}: ${v.message}`, secrets);
+    }
+    // The contract for log lines is `msg` and `time`.
+    fields.msg = fields.message;
+    delete fields.message;
+    const sorted: Record<string, unknown> = {};
+    for (const key of Object.keys(fields).sort()) sorted[key] = fields[key];
+    try {
+      fields[MESSAGE as unknown as string] = JSON.stringify(sorted);
+    } catch {
+      return safeJson.transform(info, safeJson.options);
+    }
+    return info;
+  })();
+}
+
 export function createLogger(options: LoggerOptions): Logger {
   const secrets = secretForms(options.secrets ?? []);
-  const redact = winston.format((info) => {
-    for (const key of Object.keys(info)) {
-      const v = info[key];
-      if (typeof v === 'string') info[key] = scrub(v, secrets);
-      else if (v instanceof Error) info[key] = scrub(`${v.name}: ${v.message}`, secrets);
-    }
-    if (typeof info.message === 'string') info.message = scrub(info.message, secrets);
-    return info;
-  });
-  const rename = winston.format((info) => {
-    // The contract for log lines is `msg` and `time`.
-    info.msg = info.message;
-    delete (info as { message?: unknown }).message;
-    return info;
-  });
   const transport = options.stream
     ? new winston.transports.Stream({ stream: options.stream })
     : new winston.transports.Console();
   return winston.createLogger({
     level: options.level,
     defaultMeta: options.base,
-    format: winston.format.combine(
-      winston.format.timestamp({ alias: 'time' }),
-      redact(),
-      rename(),
-      winston.format((info) => {
-        delete (info as { timestamp?: unknown }).timestamp;
-        return info;
-      })(),
-      winston.format.json(),
-    ),
+    format: jsonLine(secrets),
     transports: [transport],
   });
+}
+
+/** Writes one line as `logger.child(meta).info(msg, fields)` would (see `createLineWriter`). */
+export type LineWriter = (msg: string, fields: Record<string, unknown>) => void;
+
+/**
+ * The access log's writer: the line the root logger would write for `child(meta).info(msg,
+ * fields)`, made by the same format and handed straight to the stream, without winston's
+ * object-mode stream chain (~8 µs of CPU a line, and there is a line per request). Writes
+ * nothing when the level is above `info`, or once the stream has ended.
+ */
+export function createLineWriter(
+  options: LoggerOptions & { stream: BatchedStream; meta: Record<string, unknown> },
+): LineWriter {
+  const levels = winston.config.npm.levels;
+  const format = jsonLine(secretForms(options.secrets ?? []));
+  const fields = { ...options.base, ...options.meta, level: 'info' };
+  if ((levels[options.level] ?? 0) < (levels.info ?? 0)) return () => undefined;
+  return (msg, meta) => {
+    if (options.stream.writableEnded) return;
+    const info = format.transform({ ...fields, ...meta, message: msg }, format.options);
+    if (info) options.stream.write(`${(info as Record<symbol, string>)[MESSAGE]}\n`);
+  };
 }
 
 /**
@@ -75,7 +108,7 @@ export function createLogger(options: LoggerOptions): Logger {
  * daemon, so one write per line costs more than the request it logs; 50 ms is invisible in a
  * log and batches dozens of lines under load. Shutdown flushes what is pending.
  */
-export interface BatchedStream extends NodeJS.WritableStream {
+export interface BatchedStream extends Writable {
   flush(): void;
 }
 

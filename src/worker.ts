@@ -3,7 +3,7 @@
  * (postgres.js connects on first use). `startWorker` in ./main starts what this builds.
  */
 import http from 'node:http';
-import type { Config } from './config/config';
+import type { AblateLayer, Config } from './config/config';
 import { dbUrlParts } from './config/db-url';
 import { LOG_FLUSH_MS, STDOUT_DRAIN_MS } from './config/shutdown-budget';
 import { createReads, type Reads } from './db/reads/reads';
@@ -19,7 +19,13 @@ import { trackConnections } from './lifecycle/connections';
 import { streamDrained } from './lifecycle/flush';
 import { createReadiness, type Readiness } from './lifecycle/readiness';
 import { createShutdown, type Shutdown } from './lifecycle/shutdown';
-import { createBatchedStream, createLogger, flushLogger, type Logger } from './logger';
+import {
+  createBatchedStream,
+  createLineWriter,
+  createLogger,
+  flushLogger,
+  type Logger,
+} from './logger';
 import { createDbStats, type DbStats } from './metrics/db-stats';
 import { createMetricsEndpoint, registryRenderer } from './metrics/endpoint';
 import { createPm2Metrics, injectedPm2Io } from './metrics/pm2';
@@ -64,15 +70,19 @@ export async function buildWorker(
   options: WorkerOptions = {},
 ): Promise<BuiltWorker> {
   const worker = config.instanceId;
+  const off = (layer: AblateLayer) => config.benchAblate.includes(layer);
   const stdout = createBatchedStream(process.stdout);
-  const logger =
-    options.logger ??
-    createLogger({
-      level: config.logLevel,
-      base: { worker, pid: process.pid },
-      secrets: passwords(config),
-      stream: stdout,
-    });
+  const logOptions = {
+    level: config.logLevel,
+    base: { worker, pid: process.pid },
+    secrets: passwords(config),
+    stream: stdout,
+  };
+  const logger = options.logger ?? createLogger(logOptions);
+  // The access line (one a request) skips winston's stream chain; a given logger gets it all.
+  const accessLine = options.logger
+    ? undefined
+    : createLineWriter({ ...logOptions, meta: { module: 'http' } });
   const log = logger.child({ module: 'main' });
   const stats = createDbStats();
   const readiness = createReadiness();
@@ -81,6 +91,7 @@ export async function buildWorker(
     logger: logger.child({ module: 'db' }),
     stats,
     applicationName: `keel:${worker}:${process.pid}`,
+    ablate: { sockets: off('socket'), stallWatch: off('stall-watch') },
   });
   const db = createDb({
     handle,
@@ -91,6 +102,7 @@ export async function buildWorker(
     idleInTransactionTimeoutMs: config.db.idleInTransactionTimeoutMs,
     lockTimeoutMs: config.db.lockTimeoutMs,
     slots: config.db.poolMax,
+    noAdmission: off('admission'),
   });
   const readStats = createReadStats();
   const reads = createReads({
@@ -165,11 +177,15 @@ export async function buildWorker(
         : registryRenderer(metrics.registry)),
       token: config.metricsToken,
     }),
-    onRequestDone: (ctx, seconds) => {
-      const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
-      metrics.observeRequest(ctx.method, route, ctx.status, seconds);
-      pm2Metrics?.observeRequest(route, seconds);
-    },
+    onRequestDone: off('metrics')
+      ? undefined
+      : (ctx, seconds) => {
+          const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+          metrics.observeRequest(ctx.method, route, ctx.status, seconds);
+          pm2Metrics?.observeRequest(route, seconds);
+        },
+    ablate: config.benchAblate,
+    ...(accessLine ? { accessLine } : {}),
   });
   server.on('request', app.callback());
   // Idle keep-alive outlives any balancer's in front (Railway's edge: 60 s); slow headers and

@@ -4,9 +4,9 @@
  */
 import os from 'node:os';
 import { dbUrlParts, withHost, withSessionAttrs } from './db-url';
-import { ConfigError, parseEnv, type RawEnv } from './parse';
+import { ConfigError, parseEnv, type AblateLayer, type RawEnv } from './parse';
 
-export { ConfigError, parseVars } from './parse';
+export { ConfigError, parseVars, type AblateLayer } from './parse';
 export { redactUrl } from './db-url';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'http' | 'debug';
@@ -108,6 +108,8 @@ export interface Config {
   /** How often each worker tries to sweep expired idempotency keys. */
   readonly keySweepIntervalMs: number;
   readonly platform: PlatformConfig;
+  /** Benchmarks only (KEEL_BENCH_ABLATE): layers switched off to measure their cost. */
+  readonly benchAblate: readonly AblateLayer[];
 }
 
 /** Per-connection idle/lifetime bounds that stay safely below the proxy's idle cutoff. */
@@ -283,6 +285,7 @@ export function loadConfig(env: RawEnv): Config {
     bodyLimitBytes: raw.BODY_LIMIT,
     metricsToken: raw.METRICS_TOKEN ?? null,
     keySweepIntervalMs: raw.KEY_SWEEP_INTERVAL_MS,
+    benchAblate: raw.KEEL_BENCH_ABLATE ?? [],
     platform: {
       replicas: raw.KEEL_REPLICAS,
       railway: raw.RAILWAY_ENVIRONMENT !== undefined,

@@ -89,6 +89,39 @@ const text = (max: number): Spec<string> => ({
   allowed: `1 to ${max} characters`,
 });
 
+/**
+ * Layers the benchmark switches off one at a time (KEEL_BENCH_ABLATE; `npm run bench -- --reads
+ * --ablate`) to measure what each costs per answer (docs/benchmarks.md, the ablation table).
+ * Benchmarks only: each one removes a guarantee Keel makes.
+ */
+export const ABLATE_LAYERS = [
+  'socket',
+  'stall-watch',
+  'access-log',
+  'zod',
+  'deadline',
+  'metrics',
+  'router',
+  'admission',
+  'pm2-io',
+] as const;
+export type AblateLayer = (typeof ABLATE_LAYERS)[number];
+
+const layerList: Spec<AblateLayer[]> = {
+  schema: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim().toLowerCase())
+        .filter((s) => s !== ''),
+    )
+    .pipe(
+      z.array(z.enum(ABLATE_LAYERS, { error: 'names a layer the benchmark cannot switch off' })),
+    ),
+  allowed: `a comma-separated list of ${ABLATE_LAYERS.join(', ')}`,
+};
+
 const sizeUnits: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2 };
 const byteSize: Spec<number> = {
   schema: z
@@ -176,6 +209,8 @@ const specs = {
   KEEL_DB_STOP_TIMEOUT_MS: [int(100, 600000), '10000'],
   // Set by Railway in every deployment: its presence means "this is not a laptop".
   RAILWAY_ENVIRONMENT_ID: [text(200), undefined],
+  // Benchmarks only: layers switched off to measure their cost (ABLATE_LAYERS above).
+  KEEL_BENCH_ABLATE: [layerList, undefined],
 } as const;
 
 type Specs = typeof specs;

@@ -29,6 +29,8 @@ export interface Pm2App {
   exec_mode: 'cluster' | 'fork';
   instances: number;
   wait_ready: boolean;
+  /** PM2 injects its @pm2/io agent unless this is false (KEEL_BENCH_ABLATE=pm2-io). */
+  pmx?: boolean;
   listen_timeout: number;
   kill_timeout: number;
   stop_exit_codes: number[];
@@ -53,6 +55,7 @@ export function pm2Apps(env: RawEnv, root: string): { apps: Pm2App[] } {
     'KEEL_DB_STOP_TIMEOUT_MS',
     'KEEL_REQUIRE_DATABASE_URL',
     'RAILWAY_ENVIRONMENT_ID',
+    'KEEL_BENCH_ABLATE',
   ]);
   const instances = webConcurrency(v.WEB_CONCURRENCY);
   // PM2's 1.6 s default would cut every drain short: the worst shutdown, plus a margin
@@ -84,6 +87,9 @@ export function pm2Apps(env: RawEnv, root: string): { apps: Pm2App[] } {
     merge_logs: true,
     // Every line is JSON with its own `time` (ms, UTC); PM2's date prefix would break the JSON.
     time: false,
+    // Benchmarks only (KEEL_BENCH_ABLATE=pm2-io): no @pm2/io agent (its HTTP and event-loop
+    // metrics, and `pm2 monit`'s figures) injected into the workers.
+    ...(v.KEEL_BENCH_ABLATE?.includes('pm2-io') ? { pmx: false } : {}),
     env: {
       NODE_ENV: v.NODE_ENV,
       WEB_CONCURRENCY: String(instances),

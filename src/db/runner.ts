@@ -72,6 +72,8 @@ export interface DbDeps {
   random?: () => number;
   /** Waits between attempts (tests pass one that moves their clock). */
   sleep?: (ms: number) => Promise<void>;
+  /** Benchmarks only (KEEL_BENCH_ABLATE=admission): units skip the admission gate. */
+  noAdmission?: boolean;
 }
 
 // After a stalled path heals, the dead connections it delivers for this long are its aftermath.
@@ -206,7 +208,9 @@ export function createDb(deps: DbDeps): Db {
       }
       let release: Release;
       try {
-        release = await admission.acquire(attempt === 0 ? ctx.deadline : deadline, ctx.signal);
+        release = deps.noAdmission
+          ? () => undefined
+          : await admission.acquire(attempt === 0 ? ctx.deadline : deadline, ctx.signal);
         if (attempt === 0) deadline = Math.min(ctx.deadline, now() + deps.budgetMs);
       } catch (err) {
         if (!(err instanceof ShedError)) throw err;

@@ -33,6 +33,8 @@ export interface SocketFactoryDeps {
   pathWatch?: (hooks: PathHooks) => PathWatch;
   now?: () => number;
   random?: () => number;
+  /** Benchmarks only (KEEL_BENCH_ABLATE=stall-watch): false runs no watchdog at all. */
+  stallWatch?: boolean;
 }
 
 export interface PathHooks {
@@ -118,8 +120,8 @@ export function createSocketFactory(deps: SocketFactoryDeps): SocketFactory {
   // the pool's few sockets; the one-second startup limit and TLS activity read from byte
   // counters are caught well inside their limits too).
   const tick = 50;
-  const watchdog = setInterval(checkSockets, tick);
-  watchdog.unref();
+  const watchdog = deps.stallWatch === false ? undefined : setInterval(checkSockets, tick);
+  watchdog?.unref();
   // Last time any connection read a byte: a path that answers anyone is not stalled.
   let lastReadAny = now();
   const healListeners: Array<() => void> = [];

@@ -16,6 +16,8 @@ export interface CreateSqlDeps {
   /** Shown in pg_stat_activity: keel:<instance>:<pid>. */
   applicationName: string;
   random?: () => number;
+  /** Benchmarks only (KEEL_BENCH_ABLATE): the driver's own sockets, or no stall watchdog. */
+  ablate?: { sockets?: boolean; stallWatch?: boolean };
 }
 
 export interface SqlHandle {
@@ -64,6 +66,7 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
     stallMs: (config.statementTimeoutMs || 30000) + 1000,
     idleTimeoutMinS: config.idleTimeoutS?.[0] ?? null,
     maxLifetimeMinS: config.maxLifetimeS[0],
+    stallWatch: !deps.ablate?.stallWatch,
   });
   // PgBouncer (transaction mode) rejects statement_timeout as a startup parameter (08P01).
   const perTransactionTimeout = !config.prepare;
@@ -83,7 +86,7 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
     backoff: () => 0,
     prepare: config.prepare,
     ssl: config.ssl,
-    socket: sockets,
+    ...(deps.ablate?.sockets ? {} : { socket: sockets }),
     onnotice: (notice) =>
       logger.info('postgres notice', { severity: notice.severity, notice: notice.message }),
     connection: {

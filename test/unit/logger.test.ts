@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { createBatchedStream, createLogger, scrub } from '../../src/logger';
+import { createBatchedStream, createLineWriter, createLogger, scrub } from '../../src/logger';
 
 test('scrub removes URL passwords and literal secrets', () => {
   expect(scrub('connect postgres://u:p%40ss@h:5/db failed')).toBe(
@@ -57,4 +57,57 @@ test('the batched stream hands lines on in one write, and flush() sends what is 
   batched.write('c\n');
   await new Promise((r) => setTimeout(r, 80));
   expect(writes).toEqual(['a\nb\n', 'c\n']);
+});
+
+test("the access line writer writes the logger's own line for child(meta).info, and nothing above info", async () => {
+  const sink = () => {
+    const text: string[] = [];
+    const stream = createBatchedStream(
+      new Writable({
+        write(c: Buffer, _e, cb) {
+          text.push(c.toString());
+          cb();
+        },
+      }),
+    );
+    return { stream, text };
+  };
+  const options = { level: 'info' as const, base: { worker: '0', pid: 7 }, secrets: ['hunter22'] };
+  const viaLogger = sink();
+  const viaWriter = sink();
+  const fields = {
+    reqId: 'r1 hunter22',
+    method: 'GET',
+    route: '/x/:id',
+    status: 200,
+    durationMs: 1.2,
+  };
+  createLogger({ ...options, stream: viaLogger.stream })
+    .child({ module: 'http' })
+    .info('request', fields);
+  createLineWriter({ ...options, stream: viaWriter.stream, meta: { module: 'http' } })(
+    'request',
+    fields,
+  );
+  createLineWriter({ ...options, level: 'warn', stream: viaWriter.stream, meta: {} })(
+    'request',
+    fields,
+  );
+  await new Promise((r) => setImmediate(r));
+  viaLogger.stream.flush();
+  viaWriter.stream.flush();
+  const withoutTime = (t: string[]) => t.join('').replace(/"time":"[^"]+"/g, '"time":"T"');
+  const line = withoutTime(viaWriter.text);
+  expect(line.split('\n')).toHaveLength(2);
+  expect(JSON.parse(line)).toEqual({
+    ...fields,
+    reqId: 'r1 ***',
+    level: 'info',
+    module: 'http',
+    msg: 'request',
+    pid: 7,
+    worker: '0',
+    time: 'T',
+  });
+  expect(line).toBe(withoutTime(viaLogger.text));
 });

@@ -25,6 +25,18 @@ export interface DeadlineDeps {
   settleMs?: number;
 }
 
+/**
+ * Benchmarks only (KEEL_BENCH_ABLATE=deadline): the deadline as a number the database budget
+ * reads, without the abort signal and its timer; a client that leaves is not noticed.
+ */
+export function plainDeadline({ timeoutMs, now = Date.now }: DeadlineDeps) {
+  return async function plainDeadlineMiddleware(ctx: KeelContext, next: Next): Promise<void> {
+    ctx.state.work = { deadline: now() + timeoutMs, reqId: ctx.state.reqId };
+    ctx.state.receive = (read) => read();
+    await next();
+  };
+}
+
 export function deadline({ timeoutMs, now = Date.now, settleMs = SETTLE_MS }: DeadlineDeps) {
   return async function deadlineMiddleware(ctx: KeelContext, next: Next): Promise<void> {
     const controller = new AbortController();

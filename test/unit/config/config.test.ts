@@ -206,3 +206,13 @@ describe('issue 10: safe configuration', () => {
     expect(loadConfig({ DATABASE_URL: URL_ }).db.url).toBe(URL_);
   });
 });
+
+test('KEEL_BENCH_ABLATE: off by default; a list of known layers; an unknown one fails with the list', () => {
+  expect(loadConfig({ DATABASE_URL: URL_ }).benchAblate).toEqual([]);
+  expect(
+    loadConfig({ DATABASE_URL: URL_, KEEL_BENCH_ABLATE: 'access-log, Deadline' }).benchAblate,
+  ).toEqual(['access-log', 'deadline']);
+  const err = fails({ DATABASE_URL: URL_, KEEL_BENCH_ABLATE: 'access-log,tls' });
+  expect(err.variable).toBe('KEEL_BENCH_ABLATE');
+  expect(err.message).toContain('stall-watch');
+});

@@ -101,3 +101,10 @@ test('max_memory_restart is 1.5x the peak RSS the benchmark measured, and that p
   expect(mb).toBeGreaterThanOrEqual(BENCH_PEAK_RSS_MB * 1.5);
   expect(mb).toBeLessThan(BENCH_PEAK_RSS_MB * 1.5 + 50);
 });
+
+test('the @pm2/io agent is injected unless a benchmark switches it off (KEEL_BENCH_ABLATE=pm2-io)', () => {
+  const web = (env: Record<string, string>) =>
+    pm2Apps({ DATABASE_URL: URL_, ...env }, ROOT).apps.find((a) => a.name === 'web');
+  expect(web({})?.pmx).toBeUndefined();
+  expect(web({ KEEL_BENCH_ABLATE: 'pm2-io' })?.pmx).toBe(false);
+});
