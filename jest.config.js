@@ -21,7 +21,9 @@
  * `resilience` (recovery within 1 s under load), `stall-storm` (32 retrying clients),
  * `metrics-accounting` (a heal seen within 3 s), `resilience-pgbouncer` (outages absorbed by the
  * retry budget), `diagnose-idle` and `diagnose-tls` (an idle cutoff measured within 0.3 s),
- * `migrate-under-load` (0 5xx while a migration waits behind a held lock, under load).
+ * `migrate-under-load` (0 5xx while a migration waits behind a held lock, under load),
+ * `lifecycle-sigterm` (50 requests must all be inside pg_sleep at once: 50 connections opened in
+ * time).
  */
 const PARALLEL = [
   'api',
@@ -46,7 +48,6 @@ const PARALLEL = [
   'lifecycle-crash',
   'lifecycle-reload',
   'lifecycle-runtime',
-  'lifecycle-sigterm',
   'log-volume',
   'metrics-logs',
   'metrics-pm2',
