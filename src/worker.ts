@@ -7,6 +7,7 @@ import type { AblateLayer, Config } from './config/config';
 import { dbUrlParts } from './config/db-url';
 import { LOG_FLUSH_MS, STDOUT_DRAIN_MS } from './config/shutdown-budget';
 import { createReads, type Reads } from './db/reads/reads';
+import { MIGRATIONS_DIR, newestMigration } from './db/migrate';
 import { createDb, type Db } from './db/runner';
 import { createSql, type SqlHandle } from './db/sql';
 import { createApp, type ExtraRoutes } from './http/app';
@@ -28,7 +29,7 @@ import {
 } from './logger';
 import { createDbStats, type DbStats } from './metrics/db-stats';
 import { createMetricsEndpoint, registryRenderer } from './metrics/endpoint';
-import { createPm2Metrics, injectedPm2Io } from './metrics/pm2';
+import { createPm2Metrics, injectedPm2Io, PM2_SCHEMA_METRIC } from './metrics/pm2';
 import { createReadStats } from './metrics/read-stats';
 import { createWorkerMetrics } from './metrics/prometheus';
 import { createSiblingMetrics, type SiblingMetrics } from './metrics/siblings';
@@ -162,6 +163,10 @@ export async function buildWorker(
     ? createPm2Metrics({ io: pm2Io, stats, inFlight: tracker.inFlight })
     : null;
   if (options.pm2 && !pm2Io) log.info('PM2 injected no @pm2/io agent (pmx: false): no pm2 metrics');
+  // The newest migration this release ships, for `pm2 show` and the migrate command's contract
+  // gate (src/cli/pm2-fleet.ts): a contract step waits until every worker online knows its expand.
+  const schema = pm2Io ? (newestMigration(config.migrations.dir ?? MIGRATIONS_DIR) ?? 'none') : '';
+  pm2Io?.metric({ name: PM2_SCHEMA_METRIC, value: () => schema });
   const app = createApp({
     config,
     logger,

@@ -66,6 +66,8 @@ export interface MigrationConfig {
   readonly statementTimeoutMs: number;
   /** How long a migration keeps retrying lock timeouts (55P03) before giving up. */
   readonly budgetMs: number;
+  /** A contract step's file name, applied although no PM2 daemon here says the fleet is ready. */
+  readonly contractConfirm: string | null;
 }
 
 export interface PlatformConfig {
@@ -272,6 +274,7 @@ export function loadConfig(env: RawEnv): Config {
       lockTimeoutMs: raw.KEEL_MIGRATION_LOCK_TIMEOUT_MS,
       statementTimeoutMs: raw.KEEL_MIGRATION_STATEMENT_TIMEOUT_MS,
       budgetMs: raw.KEEL_MIGRATION_BUDGET_MS,
+      contractConfirm: raw.KEEL_CONTRACT_CONFIRM ?? null,
     },
     shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS,
     requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,

@@ -178,6 +178,8 @@ const specs = {
   KEEL_MIGRATION_STATEMENT_TIMEOUT_MS: [int(0, 86400000), '600000'],
   KEEL_MIGRATION_BUDGET_MS: [int(0, 86400000), '300000'],
   KEEL_MIGRATIONS_DIR: [text(4096), undefined],
+  // The contract step (file name) the migrate command applies without a PM2 daemon to ask.
+  KEEL_CONTRACT_CONFIRM: [text(255), undefined],
   REQUEST_TIMEOUT_MS: [int(100, 600000), '10000'],
   SHUTDOWN_TIMEOUT_MS: [int(100, 600000), '10000'],
   PM2_KILL_TIMEOUT_MS: [int(200, 600000), undefined],

@@ -6,11 +6,13 @@
  * a migration never holds the queue of a busy table for longer than that, and a lock timeout
  * (55P03) is retried with backoff within a budget (docs/migrations.md).
  */
+import { readdirSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import postgres from 'postgres';
 import { Umzug, type UmzugStorage } from 'umzug';
 import type { Logger } from '../logger';
+import { pendingToApply, type ContractGate } from './contract';
 import { advisoryHolders, blockersOf, createLockWatch, type Blocker } from './lock-watch';
 import { apply, appliedNames, reportInvalidIndexes } from './migration-apply';
 import { readMigration, type MigrationFile } from './migration-file';
@@ -35,6 +37,8 @@ export interface MigrateDeps {
   budgetMs?: number;
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /** Lets contract steps run (the migrate command); without it they are left pending. */
+  contractGate?: ContractGate;
 }
 
 /** The budget ran out while a migration (or the advisory lock) waited for locks. */
@@ -129,10 +133,11 @@ export async function migrate(deps: MigrateDeps): Promise<string[]> {
         }
         return [];
       }
+      const pending = known.filter((f) => !before?.has(f));
       const files = new Map<string, MigrationFile>();
-      for (const name of known.filter((f) => !before?.has(f))) {
-        files.set(name, await readMigration(deps.dir, name));
-      }
+      for (const name of pending) files.set(name, await readMigration(deps.dir, name));
+      const step = await pendingToApply(pending, files, known, deps.contractGate, log);
+      if (step === 0) return [];
       await underBudget(
         'the migration lock',
         async () => {
@@ -190,10 +195,14 @@ export async function migrate(deps: MigrateDeps): Promise<string[]> {
           storage,
           logger: undefined,
         });
-        const applied = await umzug.up().catch((err: unknown) => {
-          // umzug wraps what `up` throws; the deploy log wants ours.
-          throw (err as { cause?: unknown }).cause ?? err;
-        });
+        // By name: files another migrator applied meanwhile are skipped, and a contract step
+        // left pending stays pending.
+        const applied = await umzug
+          .up({ migrations: pending.slice(0, step), rerun: 'SKIP' })
+          .catch((err: unknown) => {
+            // umzug wraps what `up` throws; the deploy log wants ours.
+            throw (err as { cause?: unknown }).cause ?? err;
+          });
         for (const m of applied) log.info('migration applied', { migration: m.name });
         return applied.map((m) => m.name);
       } finally {
@@ -209,6 +218,16 @@ export async function migrate(deps: MigrateDeps): Promise<string[]> {
 
 async function listFiles(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort();
+}
+
+/** The newest file of `dir` (by name, the order files are applied in), or null. */
+export function newestMigration(dir: string): string | null {
+  return (
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.sql'))
+      .sort()
+      .at(-1) ?? null
+  );
 }
 
 /** The project's migrations folder, from src/db (ts-jest) and dist/db (compiled) alike. */

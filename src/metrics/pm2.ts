@@ -34,6 +34,9 @@ export interface Pm2Metrics {
   stop(): void;
 }
 
+/** The worker's newest known migration file (src/worker.ts), read by the contract gate. */
+export const PM2_SCHEMA_METRIC = 'schema';
+
 /** The names an operator reads in `pm2 monit`; units are in the names. */
 export const PM2_METRICS = [
   'db conns open',
