@@ -26,6 +26,7 @@
  * `lifecycle-crash` (the survivor answers while PM2 replaces a killed worker) and
  * `lifecycle-runtime` (the tree exits within the drain deadline), and `migrate-boot` (a
  * booting worker's lock-wait line); each failed next to neighbours in CI runs on two cores.
+ * And `expand-contract` (PM2 reloads and a contract step under load, 0 failed requests).
  */
 const PARALLEL = [
   'api',
