@@ -2,7 +2,8 @@
 /**
  * Jest's own order (files that failed last time, then the slowest known, then the biggest), with
  * the deploy tier's files first: they spend minutes on image builds and containers, so in a run
- * where they share workers with the other files (CI's parallel stage) they must not start last.
+ * where they share workers with other files (`jest --selectProjects integration deploy`) they
+ * must not start last.
  */
 const Sequencer = require('@jest/test-sequencer').default;
 
