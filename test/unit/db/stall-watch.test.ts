@@ -1,4 +1,9 @@
-import { shouldDestroy, STARTUP_STALL_MS, type PathView } from '../../../src/db/stall-watch';
+import {
+  HEAL_GRACE_MS,
+  shouldDestroy,
+  STARTUP_STALL_MS,
+  type PathView,
+} from '../../../src/db/stall-watch';
 
 const T = 1_000_000;
 const STALL_MS = 3000;
@@ -55,15 +60,22 @@ test('while the path is known stalled nothing is destroyed, however long the sil
   ).toBe(false);
 });
 
-test('silent since before the heal: its whole limit again from the heal, then destroyed', () => {
-  // A long query whose bytes a proxy held: it runs after the heal, up to the statement timeout.
+test('silent since before the heal and past its limit: destroyed once the grace after the heal has passed', () => {
+  // Its bytes went into the stall: held ones are answered at the heal, lost ones never are (and
+  // postgres.js queues new queries behind them).
   const c = silentFor(10000);
-  expect(shouldDestroy(c, path({ healedAt: T - STALL_MS, answeredAfter: T }), T, STALL_MS)).toBe(
+  expect(
+    shouldDestroy(c, path({ healedAt: T - HEAL_GRACE_MS, answeredAfter: T }), T, STALL_MS),
+  ).toBe(false);
+  expect(
+    shouldDestroy(c, path({ healedAt: T - HEAL_GRACE_MS - 1, answeredAfter: T }), T, STALL_MS),
+  ).toBe(true);
+  // Not yet past its own limit (a query that went out just before a short stall): its limit
+  // still counts from when it went silent.
+  const young = silentFor(STALL_MS - 1);
+  expect(shouldDestroy(young, path({ healedAt: T - 2000, answeredAfter: T }), T, STALL_MS)).toBe(
     false,
   );
-  expect(
-    shouldDestroy(c, path({ healedAt: T - STALL_MS - 1, answeredAfter: T }), T, STALL_MS),
-  ).toBe(true);
   // A startup that went into the stall: a second after the heal.
   const s = silentFor(10000, false);
   expect(
