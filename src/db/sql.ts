@@ -35,8 +35,9 @@ export interface SqlHandle {
 
 /**
  * postgres.js's own Options, plus what its code reads and its types/index.d.ts leaves out: a
- * `socket` factory (connection.js `createSocket`), and `idle_timeout` / `max_lifetime` given as
- * functions, which connection.js `timer()` calls once per connection.
+ * `socket` factory (connection.js `createSocket`), `idle_timeout` / `max_lifetime` given as
+ * functions, which connection.js `timer()` calls once per connection, and `max_pipeline`
+ * (index.js defaults; connection.js `execute`).
  */
 type DriverOptions = Omit<
   postgres.Options<Record<string, never>>,
@@ -45,6 +46,7 @@ type DriverOptions = Omit<
   idle_timeout?: number | (() => number);
   max_lifetime?: number | (() => number) | null;
   socket?: () => Promise<net.Socket>;
+  max_pipeline?: number;
 };
 
 /** A value rolled per connection in [lo, hi], as postgres.js does for its default lifetime. */
@@ -84,6 +86,13 @@ export function createSql(deps: CreateSqlDeps): SqlHandle {
     // at 500 ms, jittered), for every attempt the driver makes, its initial connect's included:
     // a second schedule here would only slow the recovery.
     backoff: () => 0,
+    // No query is written behind one that has no answer yet (with Keel's driver patch, 1 means
+    // that): it waits in the pool's queue for a free connection instead. Behind a path that lost
+    // the first query's bytes, the server would answer the second and the driver hand that answer
+    // to the first, leaving the second waiting until its deadline (seen: 503s 1-2 s after a
+    // blackhole healed). Keel's admission gate already holds units to the pool's size, so the
+    // driver only pipelined behind abandoned attempts.
+    max_pipeline: 1,
     prepare: config.prepare,
     ssl: config.ssl,
     ...(deps.ablate?.sockets ? {} : { socket: sockets }),

@@ -541,6 +541,62 @@ describe('postgres.js 3.4.9 defects (see docs/driver-patch.md)', () => {
       await sql.end({ timeout: 0 });
   `;
 
+  // (f) Pipelining behind a query whose bytes a path lost: the server answers the later query, and
+  // the driver hands that answer to the earlier one. With the patch, `max_pipeline: 1` writes no
+  // query behind one still unanswered (docs/driver-patch.md).
+  const lostBytes = (options: string) => `
+      const net = require('node:net');
+      const target = new URL(url);
+      let drop = false;
+      const pairs = [];
+      const proxy = net.createServer((client) => {
+        const server = net.connect(Number(target.port), target.hostname);
+        pairs.push(client, server);
+        client.on('data', (d) => drop || server.write(d));
+        server.on('data', (d) => client.write(d));
+        for (const [a, b] of [[client, server], [server, client]]) {
+          a.on('error', () => {});
+          a.on('close', () => b.destroy());
+        }
+      });
+      await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+      const via = new URL(url);
+      via.host = '127.0.0.1:' + proxy.address().port;
+      const sql = postgres(via.href, { max: 1, backoff: ${BOUNDED_BACKOFF}, ${options} onnotice: () => {} });
+      await sql\`select \${'w'}::text as v\`; // prepared and described: later runs send Bind/Execute only
+      drop = true; // the path loses what the client sends, as a stalled proxy does
+      const a = settle(sql\`select \${'a'}::text as v\`);
+      await sleep(100);
+      drop = false;
+      const b = settle(sql\`select \${'b'}::text as v\`);
+      const early = await Promise.race([a, sleep(500).then(() => 'pending')]);
+      for (const s of pairs) s.destroy(); // the dead connection ends (Keel's stall watch ends it)
+      const [aResult, bResult] = await Promise.all([a, b]);
+      await sql.end({ timeout: 2 });
+      proxy.close();
+      await report({ early, aResult, bResult });
+      `;
+
+  it.each(['cjs', 'esm'] as const)(
+    '(f) max_pipeline 1: a query is never written behind one whose bytes were lost, so no answer goes to the wrong query [%s]',
+    async (mode) => {
+      const run = await runChild(pg, lostBytes('max_pipeline: 1,'), { mode, timeoutMs: 15000 });
+      expectCleanRun(run);
+      const r = run.report as { early?: unknown; aResult?: Settled; bResult?: Settled };
+      expect(r.early).toBe('pending');
+      expectConnectionError(r.aResult);
+      expect(r.bResult).toEqual({ ok: true, rows: [{ v: 'b' }] });
+    },
+  );
+
+  it("(f) control: with the default pipeline the later query's answer goes to the lost one", async () => {
+    const run = await runChild(pg, lostBytes(''), { timeoutMs: 15000 });
+    expectCleanRun(run);
+    const r = run.report as { early?: Settled; bResult?: Settled };
+    expect(r.early).toEqual({ ok: true, rows: [{ v: 'b' }] });
+    expectConnectionError(r.bResult);
+  });
+
   it('(d) with a bounded backoff option the first queries after an outage succeed within ~1 s', async () => {
     const run = await runChild(pg, outage(`backoff: ${BOUNDED_BACKOFF},`), { timeoutMs: 20000 });
     expectCleanRun(run);
