@@ -138,6 +138,8 @@ async function measureReads({
     const ms = (s: number) => (s * 1000) / answers;
     const g = cpu.groupsS as Record<string, number>;
     const peakRssMb = pids.map((pid) => (readProc(pid)?.hwmKb ?? 0) / 1024);
+    if (peakRssMb.some((mb) => mb === 0))
+      log(`[${target.name} #${pair}] a worker went away during the run:\n${target.whyGone?.()}`);
     const run: ReadRun = {
       pair,
       target: target.name,

@@ -70,6 +70,8 @@ export interface Target {
   daemonPid(): number | null;
   start(): Promise<number[]>;
   stop(): Promise<void>;
+  /** Why a worker went away, from the supervisor's own log (Keel: PM2's), or '' if unknown. */
+  whyGone?(): string;
 }
 
 export type Keel = ReturnType<typeof createKeel>;
@@ -117,6 +119,17 @@ function createKeel({
       return fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8').trim()) : null;
     },
     logFile: () => path.join(pm2.home, 'logs', 'web-out.log'),
+    whyGone(): string {
+      // PM2's daemon log names what it did to a worker: its exit code or signal, a memory limit.
+      const file = path.join(pm2.home, 'pm2.log');
+      if (!fs.existsSync(file)) return '';
+      return fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => /exited|memory|restart|kill|stopp|signal/i.test(l))
+        .slice(-8)
+        .join('\n');
+    },
     async start() {
       await pm2.run(['start', path.join(app.root, 'ecosystem.config.js')], 90000);
       try {

@@ -597,6 +597,46 @@ describe('postgres.js 3.4.9 defects (see docs/driver-patch.md)', () => {
     expectConnectionError(r.bResult);
   });
 
+  // (g) A cancel that fails (its socket refused by the socket factory, as Keel's connect gate
+  // refuses one past its slots; or the server unreachable) rejected a promise the driver threw
+  // away: an unhandled rejection, which ends a Node process (Keel's workers under overload).
+  it.each(['cjs', 'esm'] as const)(
+    '(g) a cancel whose socket is refused rejects the promise query.cancel() returns, and nothing goes unhandled [%s]',
+    async (mode) => {
+      const run = await runChild(
+        pg,
+        `
+      const net = require('node:net');
+      const target = new URL(url);
+      let sockets = 0;
+      const sql = postgres(url, {
+        max: 1, onnotice: () => {},
+        socket: () => {
+          if (++sockets > 1) throw new Error('no slot for this socket');
+          return net.connect(Number(target.port), target.hostname);
+        },
+      });
+      const slow = sql\`select pg_sleep(0.5) as x\`;
+      const result = settle(slow);
+      await sleep(200); // the query runs on the server
+      const cancelled = slow.cancel();
+      const returned = cancelled && typeof cancelled.then === 'function' ? 'promise' : String(cancelled);
+      const cancel = returned === 'promise' ? await settle(cancelled) : null;
+      const query = await result;
+      await sleep(50);
+      await sql.end({ timeout: 2 });
+      await report({ returned, cancel, query });
+      `,
+        { mode, surviveCrashes: true, timeoutMs: 15000 },
+      );
+      expectCleanRun(run);
+      const r = run.report as { returned?: string; cancel?: Settled; query?: Settled };
+      expect(r.returned).toBe('promise');
+      expectConnectionError(r.cancel);
+      expect(r.query).toEqual({ ok: true, rows: [{ x: '' }] });
+    },
+  );
+
   it('(d) with a bounded backoff option the first queries after an outage succeed within ~1 s', async () => {
     const run = await runChild(pg, outage(`backoff: ${BOUNDED_BACKOFF},`), { timeoutMs: 20000 });
     expectCleanRun(run);
