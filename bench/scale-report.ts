@@ -26,6 +26,8 @@ export interface ScaleCell {
   machineBusy: number;
   /** False when a worker was replaced inside the window (its CPU is unreadable). */
   cpuValid: boolean;
+  /** Keel: PM2's worker restarts since this worker count started (null: not tracked). */
+  restarts: number | null;
 }
 
 export interface ScaleReport {
@@ -63,6 +65,7 @@ function scaleRows(cells: ScaleCell[]): out.Rows {
     'app CPU ms/req keel / base',
     'PG CPU ms/req keel / base',
     'box busy keel / base',
+    'keel restarts',
   ];
   const rows: string[][] = [];
   for (const w of sorted(cells.map((c) => c.workers))) {
@@ -84,6 +87,7 @@ function scaleRows(cells: ScaleCell[]): out.Rows {
         both(cpu),
         both((c) => f(c.postgresMs, 3)),
         both((c) => `${Math.round(c.machineBusy * 100)} %`),
+        k?.restarts === null || k?.restarts === undefined ? '-' : String(k.restarts),
       ]);
     }
   }
@@ -149,6 +153,14 @@ function bendNotes(cells: ScaleCell[], nproc: number): string[] {
           `${f(ceiling, 0)} req/s at that cost, ${f((peak.rps / ceiling) * 100, 0)} % of which was reached.`,
       );
     }
+  }
+  const restarted = cells.filter((c) => (c.restarts ?? 0) > 0);
+  if (restarted.length) {
+    notes.push(
+      `PM2 restarted Keel workers (by the end of: ${restarted
+        .map((c) => `${c.workers}w/${c.connections}c ${c.restarts}`)
+        .join(', ')}): those cells measured fewer workers for part of their window.`,
+    );
   }
   const bad = cells.filter((c) => c.non2xx > 0 || c.socketErrors > 0);
   notes.push(

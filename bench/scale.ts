@@ -6,6 +6,8 @@
  * turns going first from one worker count to the next. Table on stdout, JSON and an HTML page
  * with the chart in bench/results/, a section in bench/LATEST.md (scale-report.ts renders them).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { createBenchDatabase } from './database';
 import { freePort } from './fixtures';
 import * as out from './output';
@@ -62,7 +64,12 @@ export function windowFlag(values: Flags, name: 'warmup-s' | 'measure-s', fallba
     : intFlag(values, name, 1, name === 'warmup-s' ? 60 : 300);
 }
 
-function toCell(run: ReadRun, workers: number, connections: number): ScaleCell {
+function toCell(
+  run: ReadRun,
+  workers: number,
+  connections: number,
+  restarts: number | null,
+): ScaleCell {
   return {
     target: run.target,
     workers,
@@ -77,7 +84,21 @@ function toCell(run: ReadRun, workers: number, connections: number): ScaleCell {
     wrkMs: run.cpu.wrkMs,
     machineBusy: run.cpu.machineBusy,
     cpuValid: !restarted(run),
+    restarts,
   };
+}
+
+/** PM2's restart count of Keel's workers so far; when above 0, the workers' last words. */
+async function keelRestarts(keel: Keel, log: RunDeps['log']): Promise<number> {
+  const restarts = (await keel.pm2.list())
+    .filter((p) => p.name === 'web')
+    .reduce((sum, p) => sum + p.restarts, 0);
+  const errors = path.join(keel.pm2.home, 'logs', 'web-error.log');
+  if (restarts > 0 && fs.existsSync(errors)) {
+    const tail = fs.readFileSync(errors, 'utf8').trimEnd().split('\n').slice(-5).join('\n');
+    log(`keel: ${restarts} worker restart(s) so far; web-error.log ends:\n${tail}`);
+  }
+  return restarts;
 }
 
 const same = (a: number[], b: number[]) => a.join(',') === b.join(',');
@@ -122,6 +143,8 @@ async function runScale({ opts, cleanup, log }: RunDeps) {
         for (const connections of opts.scale.connections) {
           log(`[${name}, ${workers} workers] ${connections} connections`);
           try {
+            // PM2 may have replaced a worker since the last cell: measure the live ones.
+            if ('refreshPids' in target) await (target as Keel).refreshPids();
             const run = await measureReads({
               target,
               db,
@@ -131,8 +154,9 @@ async function runScale({ opts, cleanup, log }: RunDeps) {
               log,
               started: true,
             });
+            const restarts = 'pm2' in target ? await keelRestarts(target as Keel, log) : null;
             runs.push({ ...run, workers, connections });
-            cells.push(toCell(run, workers, connections));
+            cells.push(toCell(run, workers, connections, restarts));
             // A long run on a shared box may fail late: what was measured stays on disk.
             out.writeResult(`scale-${stamp}.partial.json`, { cells, runs });
           } catch (err) {

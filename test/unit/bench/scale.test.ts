@@ -27,6 +27,7 @@ function cell(over: Partial<ScaleCell>): ScaleCell {
     wrkMs: 0.1,
     machineBusy: 1,
     cpuValid: true,
+    restarts: null,
     ...over,
   };
 }
@@ -122,6 +123,16 @@ describe('why the curve bends', () => {
         'the same 2 cores; Postgres and wrk 40 % of it): 2 cores allow at most 4000 req/s at ' +
         'that cost, 78 % of which was reached.',
     );
+  });
+
+  test('PM2 restarts of Keel workers are named by cell and shown in the table', () => {
+    const cells = [cell({ restarts: 0 }), cell({ connections: 512, restarts: 1 })];
+    expect(bendNotes(cells, 2)).toContain(
+      'PM2 restarted Keel workers (by the end of: 2w/512c 1): those cells measured fewer ' +
+        'workers for part of their window.',
+    );
+    expect(scaleRows(cells).map((r) => r[r.length - 1])).toEqual(['keel restarts', '0', '1']);
+    expect(bendNotes(CELLS, 2).join(' ')).not.toContain('restarted');
   });
 
   test('errors are listed by cell, or their absence said', () => {
