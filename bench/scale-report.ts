@@ -30,12 +30,21 @@ export interface ScaleCell {
   restarts: number | null;
 }
 
+/** A cell that gave no figures (its target did not start, or wrk failed), and why. */
+export interface ScaleMiss {
+  target: string;
+  workers: number;
+  connections: number;
+  why: string;
+}
+
 export interface ScaleReport {
   startedAt: string;
   nproc: number;
   warmupS: number;
   measureS: number;
   cells: ScaleCell[];
+  missed: ScaleMiss[];
   machineLine: string;
 }
 
@@ -100,7 +109,7 @@ function scaleRows(cells: ScaleCell[]): out.Rows {
  * answer's CPU went at the peak (the app, Postgres and wrk share the same cores) and the req/s
  * that CPU allows; errors. No figure here comes from anywhere but `cells` and `nproc`.
  */
-function bendNotes(cells: ScaleCell[], nproc: number): string[] {
+function bendNotes(cells: ScaleCell[], nproc: number, missed: ScaleMiss[] = []): string[] {
   const notes: string[] = [];
   const workers = sorted(cells.map((c) => c.workers));
   const conns = sorted(cells.map((c) => c.connections));
@@ -162,6 +171,11 @@ function bendNotes(cells: ScaleCell[], nproc: number): string[] {
         .join(', ')}): those cells measured fewer workers for part of their window.`,
     );
   }
+  if (missed.length) {
+    notes.push(
+      `Not measured: ${missed.map((c) => `${c.target} ${c.workers}w/${c.connections}c (${c.why})`).join('; ')}.`,
+    );
+  }
   const bad = cells.filter((c) => c.non2xx > 0 || c.socketErrors > 0);
   notes.push(
     bad.length === 0
@@ -189,7 +203,7 @@ function scaleMarkdown(report: ScaleReport): string {
     '',
     '### Why the curve bends (from the figures above)',
     '',
-    bendNotes(report.cells, report.nproc).join(' '),
+    bendNotes(report.cells, report.nproc, report.missed).join(' '),
     '',
     `Machine: ${report.machineLine}.`,
   ].join('\n');
@@ -294,7 +308,7 @@ p.notes{max-width:${W}px;font-size:12px}</style></head><body>
 <div class="meta">wrk, GET /api/accounts/:id of a random seeded account · ${report.warmupS} s warm-up + ${report.measureS} s measured per cell · Keel under PM2 cluster mode, baseline node:cluster + postgres.js, same Postgres<br>${esc(report.machineLine)}</div>
 ${panel({ cells: report.cells, value: (c) => c.rps, label: 'answers per second', logY: false })}
 ${panel({ cells: report.cells, value: (c) => c.p99Ms, label: 'p99 latency (log)', logY: true })}
-<p class="notes">${esc(bendNotes(report.cells, report.nproc).join(' '))}</p>
+<p class="notes">${esc(bendNotes(report.cells, report.nproc, report.missed).join(' '))}</p>
 ${table(scaleRows(report.cells))}
 </body></html>
 `;

@@ -19,6 +19,7 @@ import {
   scaleMarkdown,
   scaleRows,
   type ScaleCell,
+  type ScaleMiss,
   type ScaleReport,
 } from './scale-report';
 import { createSnapshot } from './snapshot';
@@ -93,11 +94,20 @@ async function keelRestarts(keel: Keel, log: RunDeps['log']): Promise<number> {
   const restarts = (await keel.pm2.list())
     .filter((p) => p.name === 'web')
     .reduce((sum, p) => sum + p.restarts, 0);
-  const errors = path.join(keel.pm2.home, 'logs', 'web-error.log');
-  if (restarts > 0 && fs.existsSync(errors)) {
-    const tail = fs.readFileSync(errors, 'utf8').trimEnd().split('\n').slice(-5).join('\n');
-    log(`keel: ${restarts} worker restart(s) so far; web-error.log ends:\n${tail}`);
-  }
+  if (restarts === 0) return 0;
+  // stderr's last lines, and the error and fatal lines of the workers' JSON log on stdout.
+  const lines = (file: string) => {
+    const at = path.join(keel.pm2.home, 'logs', file);
+    return fs.existsSync(at) ? fs.readFileSync(at, 'utf8').trimEnd().split('\n') : [];
+  };
+  const errors = lines('web-error.log').slice(-25);
+  const fatal = lines('web-out.log')
+    .filter((l) => /"level":"(error|fatal|crit)"/.test(l))
+    .slice(-5);
+  log(
+    `keel: ${restarts} worker restart(s) so far; web-error.log ends:\n${errors.join('\n')}\n` +
+      `error lines on stdout:\n${fatal.join('\n')}`,
+  );
   return restarts;
 }
 
@@ -133,6 +143,12 @@ async function runScale({ opts, cleanup, log }: RunDeps) {
           workers,
         });
   const cells: ScaleCell[] = [];
+  const missed: ScaleMiss[] = [];
+  const miss = (target: string, workers: number, connections: number, err: unknown) => {
+    const why = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+    missed.push({ target, workers, connections, why: why.slice(0, 160) });
+    log(`[${target}, ${workers} workers, ${connections} connections] not measured: ${err}`);
+  };
   const runs: (ReadRun & { workers: number; connections: number })[] = [];
   for (const [round, workers] of opts.scale.workers.entries()) {
     const order = round % 2 === 0 ? ['keel', 'baseline'] : ['baseline', 'keel'];
@@ -160,14 +176,14 @@ async function runScale({ opts, cleanup, log }: RunDeps) {
             // A long run on a shared box may fail late: what was measured stays on disk.
             out.writeResult(`scale-${stamp}.partial.json`, { cells, runs });
           } catch (err) {
-            log(`[${name}, ${workers} workers, ${connections} connections] not measured: ${err}`);
+            miss(name, workers, connections, err);
+            // A worker that died under the load says why in its logs.
+            if ('pm2' in target) await keelRestarts(target as Keel, log).catch(() => 0);
           }
         }
       } catch (err) {
         // A target that did not come up (a loaded box) costs its cells, not the whole run.
-        log(
-          `[${name}, ${workers} workers] did not start: ${err instanceof Error ? err.message : err}`,
-        );
+        for (const connections of opts.scale.connections) miss(name, workers, connections, err);
       } finally {
         await target.stop().catch((err: unknown) => log(`[${name}] stop: ${err}`));
         if ('kill' in target) await (target as Keel).kill();
@@ -181,6 +197,7 @@ async function runScale({ opts, cleanup, log }: RunDeps) {
     warmupS: opts.warmupS,
     measureS: opts.measureS,
     cells,
+    missed,
     machineLine: out.machineLine(m, db.serverVersion, app.fingerprint),
   };
   const result = {
@@ -199,12 +216,13 @@ async function runScale({ opts, cleanup, log }: RunDeps) {
       keelExtraEnv: opts.keelEnv,
     },
     cells,
+    missed,
     runs,
   };
   const file = out.writeResult(`scale-${stamp}.json`, result);
   const html = out.writeResult(`scale-${stamp}.html`, renderScaleReport(report));
   process.stdout.write(
-    `\n${out.renderText(scaleRows(cells))}\n\n${bendNotes(cells, m.nproc).join('\n')}\n\n` +
+    `\n${out.renderText(scaleRows(cells))}\n\n${bendNotes(cells, m.nproc, missed).join('\n')}\n\n` +
       `machine: ${report.machineLine}\nresults: ${file}\nchart: ${html}\n`,
   );
   const markdown = scaleMarkdown(report);

@@ -139,6 +139,10 @@ describe('why the curve bends', () => {
     expect(notes[notes.length - 1]).toBe('No cell had a non-2xx answer or a socket error.');
     const bad = bendNotes([cell({ connections: 512, non2xx: 3, socketErrors: 2 })], 2);
     expect(bad[bad.length - 1]).toBe('Errors: keel 2w/512c 3 non-2xx, 2 socket errors.');
+    const lost = bendNotes(CELLS, 2, [
+      { target: 'keel', workers: 4, connections: 512, why: 'wrk failed: connection refused' },
+    ]);
+    expect(lost).toContain('Not measured: keel 4w/512c (wrk failed: connection refused).');
   });
 });
 
@@ -149,6 +153,7 @@ test('the Markdown section: table and notes under their headings', () => {
     warmupS: 2,
     measureS: 5,
     cells: CELLS,
+    missed: [],
     machineLine: 'a box',
   });
   expect(md).toMatch(/^## Scaling \(`npm run bench -- --scale`, 2026-12-07T22:00Z\)/);
@@ -166,6 +171,7 @@ test('the HTML page: two SVG panels, a line per target x workers, no scripts or 
     warmupS: 2,
     measureS: 5,
     cells: CELLS,
+    missed: [{ target: 'keel', workers: 1, connections: 512, why: 'wrk failed: <refused>' }],
     machineLine: 'a <box>',
   });
   expect(html.match(/<svg /g)).toHaveLength(2);
@@ -177,5 +183,6 @@ test('the HTML page: two SVG panels, a line per target x workers, no scripts or 
   }
   expect(html).toContain('wrk connections (log scale)');
   expect(html).toContain('a &lt;box&gt;');
+  expect(html).toContain('Not measured: keel 1w/512c (wrk failed: &lt;refused&gt;).');
   expect(html).not.toMatch(/<script|https?:\/\/|<link|<img/);
 });
