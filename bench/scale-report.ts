@@ -24,7 +24,7 @@ export interface ScaleCell {
   wrkMs: number;
   /** Share of the whole box busy during the measured window (0..1). */
   machineBusy: number;
-  /** False when a worker was replaced inside the window (its CPU is unreadable). */
+  /** False when a worker was replaced inside the window or nothing answered (no CPU per answer). */
   cpuValid: boolean;
   /** Keel: PM2's worker restarts since this worker count started (null: not tracked). */
   restarts: number | null;
@@ -94,7 +94,7 @@ function scaleRows(cells: ScaleCell[]): out.Rows {
         both((c) => String(c.non2xx)),
         both((c) => String(c.socketErrors)),
         both(cpu),
-        both((c) => f(c.postgresMs, 3)),
+        both((c) => (c.cpuValid ? f(c.postgresMs, 3) : 'invalid')),
         both((c) => `${Math.round(c.machineBusy * 100)} %`),
         k?.restarts === null || k?.restarts === undefined ? '-' : String(k.restarts),
       ]);
@@ -284,11 +284,11 @@ function panel({
     const color = COLORS[s.target] ?? '#555';
     const dash = DASHES[workers.indexOf(s.workers) % DASHES.length] ?? '';
     const style = `stroke="${color}" stroke-width="2" fill="none"${dash ? ` stroke-dasharray="${dash}"` : ''}`;
-    const pts = s.cells
-      .filter((c) => value(c) > 0)
-      .map((c) => `${x(c.connections).toFixed(1)},${y(value(c)).toFixed(1)}`);
+    // A log axis has no 0 (p99 of no answers); req/s of 0 is a measured point.
+    const shown = s.cells.filter((c) => !logY || value(c) > 0);
+    const pts = shown.map((c) => `${x(c.connections).toFixed(1)},${y(value(c)).toFixed(1)}`);
     svg += `<polyline points="${pts.join(' ')}" ${style}/>`;
-    for (const c of s.cells.filter((c) => value(c) > 0)) {
+    for (const c of shown) {
       svg += `<circle cx="${x(c.connections).toFixed(1)}" cy="${y(value(c)).toFixed(1)}" r="3.5" fill="${color}"><title>${esc(`${s.target}, ${s.workers} workers, ${c.connections} connections: ${f(c.rps, 0)} req/s, p99 ${f(c.p99Ms)} ms`)}</title></circle>`;
     }
     const lx = W - M.right + 16;

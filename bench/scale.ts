@@ -84,7 +84,7 @@ function toCell(
     postgresMs: run.cpu.postgresMs,
     wrkMs: run.cpu.wrkMs,
     machineBusy: run.cpu.machineBusy,
-    cpuValid: !restarted(run),
+    cpuValid: !restarted(run) && run.wrk.requests > 0,
     restarts,
   };
 }

@@ -89,6 +89,7 @@ test('the table: one row per workers x connections, Keel and the baseline side b
   const cpu = rows[0]!.indexOf('app CPU ms/req keel / base');
   expect(rows[1]![cpu]).toBe('0.300 / 0.100');
   expect(rows[4]![cpu]).toBe('invalid / -');
+  expect(rows[4]![cpu + 1]).toBe('invalid / -');
 });
 
 describe('why the curve bends', () => {
@@ -178,6 +179,14 @@ test('the HTML page: two SVG panels, a line per target x workers, no scripts or 
   // keel x1, keel x4, baseline x1, baseline x4: a polyline each in each panel.
   expect(html.match(/<polyline /g)).toHaveLength(8);
   expect(html.match(/<circle /g)).toHaveLength(2 * CELLS.length);
+  // No answers: a point at 0 req/s, none on the log p99 axis.
+  const none = renderScaleReport({
+    ...{ startedAt: '2026-12-07T22:00:00.000Z', nproc: 2, warmupS: 2, measureS: 5 },
+    cells: [cell({ connections: 8 }), cell({ connections: 512, rps: 0, p99Ms: 0 })],
+    missed: [],
+    machineLine: 'a box',
+  });
+  expect(none.match(/<circle /g)).toHaveLength(3);
   for (const label of ['keel, 1 worker', 'keel, 4 workers', 'baseline, 1 worker']) {
     expect(html).toContain(`class="legend">${label}</text>`);
   }
