@@ -303,7 +303,7 @@ function renderScaleReport(report: ScaleReport): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Keel scaling — ${esc(report.startedAt)}</title>
 <style>${PAGE_CSS}
-p.notes{max-width:${W}px;font-size:12px}</style></head><body>
+p.notes{max-width:${W}px;font-size:12px;margin-top:48px}</style></head><body>
 <h1>Keel vs the bare baseline, scaling <span style="font-weight:400;color:#666">— ${esc(report.startedAt.slice(0, 19).replace('T', ' '))} UTC</span></h1>
 <div class="meta">wrk, GET /api/accounts/:id of a random seeded account · ${report.warmupS} s warm-up + ${report.measureS} s measured per cell · Keel under PM2 cluster mode, baseline node:cluster + postgres.js, same Postgres<br>${esc(report.machineLine)}</div>
 ${panel({ cells: report.cells, value: (c) => c.rps, label: 'answers per second', logY: false })}
