@@ -21,6 +21,20 @@ export const BENCH_PEAK_RSS_MB = 292;
 /** Past 1.5x the highest peak under load a worker is leaking, not busy: PM2 reloads it (a drain). */
 const MAX_MEMORY_MB = Math.ceil((BENCH_PEAK_RSS_MB * 1.5) / 50) * 50;
 
+/**
+ * Each worker's young generation, in MB (V8's --max-semi-space-size). A request's garbage dies
+ * young; with V8's default (semi-spaces that grow to 16 MB and more) a worker under the bench's
+ * load peaked at 226-271 MB, with 2 MB at 116-182 MB, and used no more CPU per answer
+ * (docs/benchmarks.md, "Memory"). A NODE_OPTIONS that sets the flag itself wins.
+ */
+export const SEMI_SPACE_MB = 2;
+
+function nodeArgs(nodeOptions: string | undefined): string[] {
+  return nodeOptions?.includes('--max-semi-space-size')
+    ? []
+    : [`--max-semi-space-size=${SEMI_SPACE_MB}`];
+}
+
 /** The subset of PM2's app options Keel sets. */
 export interface Pm2App {
   name: string;
@@ -28,6 +42,8 @@ export interface Pm2App {
   cwd: string;
   exec_mode: 'cluster' | 'fork';
   instances: number;
+  /** V8 flags for each worker (cluster mode: the workers' execArgv). */
+  node_args?: string[];
   wait_ready: boolean;
   /** PM2 injects its @pm2/io agent unless this is false (KEEL_BENCH_ABLATE=pm2-io). */
   pmx?: boolean;
@@ -68,6 +84,7 @@ export function pm2Apps(env: RawEnv, root: string): { apps: Pm2App[] } {
     cwd: root,
     exec_mode: 'cluster',
     instances,
+    node_args: nodeArgs(env.NODE_OPTIONS),
     // `pm2 reload` starts the new worker, waits for its `ready`, then stops the old one.
     wait_ready: true,
     // A worker reports ready after listening and migrating, or after READY_WAIT_MS; a reload

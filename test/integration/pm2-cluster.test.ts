@@ -11,7 +11,7 @@ import {
 } from '../support/pm2';
 import { freePort, psql, type TestPostgres } from '../support/postgres';
 import { sleep } from '../support/wait';
-import { pm2Apps } from '../../src/config/pm2-apps';
+import { pm2Apps, SEMI_SPACE_MB } from '../../src/config/pm2-apps';
 
 /** How many first back-offs a restart that PM2 scheduled may take to show in `pm2 jlist`. */
 const RESTART_MARGIN = 10;
@@ -38,14 +38,20 @@ test('pm2 start ecosystem.config.js: two web workers answer and hold their own c
   expect(procs.map((p) => p.name)).toEqual(['web', 'web']); // DATABASE_URL set: no `db` app
 
   const pids = new Set<number>();
+  const execArgv = new Map<number, string[]>();
   for (let i = 0; i < 100 && pids.size < 2; i++) {
     const res = await getFresh(`http://127.0.0.1:${port}/__test/whoami`);
-    pids.add((JSON.parse(res.body) as { pid: number }).pid);
+    const who = JSON.parse(res.body) as { pid: number; execArgv: string[] };
+    pids.add(who.pid);
+    execArgv.set(who.pid, who.execArgv);
   }
   // Both workers reach the database: readiness runs `select 1` on whichever answers.
   for (let i = 0; i < 4; i++)
     expect((await getFresh(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
   expect([...pids].sort()).toEqual(procs.map((p) => p.pid).sort());
+  // Each worker runs with the ecosystem's V8 flags (its young generation capped).
+  for (const argv of execArgv.values())
+    expect(argv).toContain(`--max-semi-space-size=${SEMI_SPACE_MB}`);
 
   const rows = await psql<{ application_name: string }>(
     url,

@@ -35,7 +35,7 @@ function testOnlyRoutes(router, deps) {
   });
 
   router.get('/__test/whoami', (ctx) => {
-    ctx.body = { pid: process.pid };
+    ctx.body = { pid: process.pid, execArgv: process.execArgv };
   });
 }
 

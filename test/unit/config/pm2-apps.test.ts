@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../../../src/config/config';
-import { BENCH_PEAK_RSS_MB, pm2Apps } from '../../../src/config/pm2-apps';
+import { BENCH_PEAK_RSS_MB, pm2Apps, SEMI_SPACE_MB } from '../../../src/config/pm2-apps';
 import { killTimeoutMs, worstShutdownMs } from '../../../src/config/shutdown-budget';
 import { loadConfig as loadDbAppConfig } from '../../../src/cli/embedded-db';
 
@@ -107,4 +107,14 @@ test('the @pm2/io agent is injected unless a benchmark switches it off (KEEL_BEN
     pm2Apps({ DATABASE_URL: URL_, ...env }, ROOT).apps.find((a) => a.name === 'web');
   expect(web({})?.pmx).toBeUndefined();
   expect(web({ KEEL_BENCH_ABLATE: 'pm2-io' })?.pmx).toBe(false);
+});
+
+test("each worker's young generation is capped (--max-semi-space-size), unless NODE_OPTIONS sets it", () => {
+  const web = (env: Record<string, string>) =>
+    pm2Apps({ DATABASE_URL: URL_, ...env }, ROOT).apps.find((a) => a.name === 'web');
+  expect(web({})?.node_args).toEqual([`--max-semi-space-size=${SEMI_SPACE_MB}`]);
+  expect(web({ NODE_OPTIONS: '--max-semi-space-size=16' })?.node_args).toEqual([]);
+  expect(web({ NODE_OPTIONS: '--enable-source-maps' })?.node_args).toEqual([
+    `--max-semi-space-size=${SEMI_SPACE_MB}`,
+  ]);
 });
