@@ -84,6 +84,7 @@ async function measureReads({
   opts,
   connections,
   log,
+  started = false,
 }: {
   target: Target;
   db: BenchDatabase;
@@ -91,9 +92,11 @@ async function measureReads({
   opts: Opts;
   connections: number;
   log: Log;
+  /** Workers already running (the scaling run, bench/scale.ts): neither started nor stopped here. */
+  started?: boolean;
 }): Promise<ReadRun> {
   await db.settle();
-  const pids = await target.start();
+  const pids = started ? target.pids() : await target.start();
   try {
     // Idle: answering, nothing asked of it yet but the readiness probe.
     await sleep(1000);
@@ -170,7 +173,7 @@ async function measureReads({
     );
     return run;
   } finally {
-    await target.stop();
+    if (!started) await target.stop();
   }
 }
 
@@ -451,4 +454,4 @@ async function runReads({ opts, cleanup, log }: RunDeps) {
   return result;
 }
 
-export { runReads };
+export { runReads, measureReads, restarted };

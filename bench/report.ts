@@ -211,8 +211,8 @@ function table(rows: string[][]): string {
     .join('')}</tbody></table>`;
 }
 
-function renderFaultReport(report: FaultReport): string {
-  const css = `
+/** The page, axis and table rules every benchmark report shares (faults, scale-report.ts). */
+const PAGE_CSS = `
 body{font:13px/1.35 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:12px 20px;color:#222;background:#fff}
 h1{font-size:18px;margin:0 0 2px}
 .meta{color:#555;font-size:12px;margin-bottom:6px}
@@ -220,6 +220,14 @@ h1{font-size:18px;margin:0 0 2px}
 .tick{font-size:11px;fill:#666}
 .axis{font-size:12px;fill:#333;font-weight:600}
 .legend{font-size:12px;fill:#333}
+table{border-collapse:collapse;font-size:12px;margin-top:4px}
+th,td{border:1px solid #ddd;padding:2px 7px;text-align:right}
+th:first-child,td:first-child{text-align:left}
+th{background:#f4f4f4}
+.good{color:#1d7a43;font-weight:600}.bad{color:#b3261e;font-weight:600}`;
+
+function renderFaultReport(report: FaultReport): string {
+  const css = `${PAGE_CSS}
 .flabel{font-size:12px;fill:#9a1f1f;font-weight:600}
 .warm{fill:#000;fill-opacity:.05}
 .fault{fill:#d33c3c;fill-opacity:.16}
@@ -228,12 +236,7 @@ h1{font-size:18px;margin:0 0 2px}
 .floor{stroke:#333;stroke-width:1;stroke-dasharray:2 3}
 path{fill:none}
 .lp50{stroke:#2b6cd1;stroke-width:1.5}.lp99{stroke:#c2185b;stroke-width:1.5}.lmax{stroke:#999;stroke-width:1}
-.kp50{fill:#2b6cd1}.kp99{fill:#c2185b}.kmax{fill:#999}
-table{border-collapse:collapse;font-size:12px;margin-top:4px}
-th,td{border:1px solid #ddd;padding:2px 7px;text-align:right}
-th:first-child,td:first-child{text-align:left}
-th{background:#f4f4f4}
-.good{color:#1d7a43;font-weight:600}.bad{color:#b3261e;font-weight:600}`;
+.kp50{fill:#2b6cd1}.kp99{fill:#c2185b}.kmax{fill:#999}`;
   const verdict = report.faults.every((f) => f.errorsOk && f.recoveryOk)
     ? 'every fault met the targets'
     : `missed: ${report.faults
@@ -253,4 +256,4 @@ ${table(report.rows)}
 `;
 }
 
-export { renderFaultReport };
+export { renderFaultReport, esc, niceScale, table, PAGE_CSS };

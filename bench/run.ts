@@ -24,6 +24,10 @@
  *   --reads     read-only load from wrk (GET /api/accounts/:id, 32 connections), Keel vs the
  *               baseline A B A B: req/s, p99, CPU per request by process (bench/reads.ts).
  *               --ablate a,b: one more Keel per layer with that layer off (bench/ablate.ts).
+ *   --scale     the --reads load at 8, 32, 128 and 512 connections and 1, 2 and 4 workers, Keel
+ *               and the baseline side by side (bench/scale.ts): req/s, p99, CPU per request, an
+ *               SVG chart in bench/results/scale-*.html. 2 s + 5 s a cell unless --warmup-s /
+ *               --measure-s; --scale-connections 8,32 and --scale-workers 1,2 narrow the matrix.
  *   --profile   One Keel worker run directly with --cpu-prof under the same load; prints where
  *               the CPU time goes (--baseline: one baseline worker, for comparison; --reads:
  *               under wrk's reads).
@@ -49,6 +53,7 @@ import { runProfile } from './profile';
 import { runReads } from './reads';
 import { runReloads } from './reloads';
 import { runReplicas } from './replicas';
+import { runScale, SCALE_ARGS, SCALE_WINDOWS, scaleOpts, windowFlag } from './scale';
 import { runStalls } from './stalls';
 import type { Log, Opts, RunDeps } from './types';
 
@@ -62,6 +67,7 @@ const MODES: Record<Opts['mode'], (deps: RunDeps) => Promise<unknown>> = {
   profile: runProfile,
   compare: runCompare,
   reads: runReads,
+  scale: runScale,
 };
 
 import { ROOT } from './fixtures';
@@ -92,16 +98,18 @@ function options(argv: string[]): Opts {
       baseline: { type: 'boolean', default: false },
       'keel-env': { type: 'string', multiple: true, default: [] },
       variant: { type: 'string', multiple: true, default: [] },
-      'warmup-s': { type: 'string', default: String(DEFAULTS.warmupS) },
-      'measure-s': { type: 'string', default: String(DEFAULTS.measureS) },
+      // No default here: --scale has shorter windows of its own (windowFlag).
+      'warmup-s': { type: 'string' },
+      'measure-s': { type: 'string' },
       pairs: { type: 'string', default: String(DEFAULTS.pairs) },
       ...OVERLOAD_ARGS,
+      ...SCALE_ARGS,
     },
   });
-  const int = (name: 'reloads' | 'warmup-s' | 'measure-s' | 'pairs', lo: number, hi: number) =>
-    intFlag(values, name, lo, hi);
-  return {
-    mode: values.faults
+  const int = (name: 'reloads' | 'pairs', lo: number, hi: number) => intFlag(values, name, lo, hi);
+  const mode: Opts['mode'] = values.scale
+    ? 'scale'
+    : values.faults
       ? 'faults'
       : values.failover
         ? 'failover'
@@ -117,10 +125,13 @@ function options(argv: string[]): Opts {
                   ? 'profile'
                   : values.reads
                     ? 'reads'
-                    : 'compare',
+                    : 'compare';
+  const windows = mode === 'scale' ? SCALE_WINDOWS : DEFAULTS;
+  return {
+    mode,
     reloads: values.reloads === undefined ? 0 : int('reloads', 1, 500),
-    warmupS: int('warmup-s', 1, 60),
-    measureS: int('measure-s', 1, 300),
+    warmupS: windowFlag(values, 'warmup-s', windows.warmupS),
+    measureS: windowFlag(values, 'measure-s', windows.measureS),
     pairs: int('pairs', 1, 10),
     baseline: values.baseline,
     keelEnv: envPairs('keel-env', values['keel-env']),
@@ -128,6 +139,7 @@ function options(argv: string[]): Opts {
     reads: values.reads,
     ablate: values.ablate ? values.ablate.split(',').filter(Boolean) : [],
     overload: overloadOpts(values),
+    scale: scaleOpts(values),
   };
 }
 

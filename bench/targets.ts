@@ -83,6 +83,7 @@ function createKeel({
   cleanup,
   env = {},
   name = 'keel',
+  workers = WORKERS,
 }: {
   app: Snapshot;
   databaseUrl: string;
@@ -90,12 +91,14 @@ function createKeel({
   cleanup: Cleanup;
   env?: Record<string, string>;
   name?: string;
+  /** PM2 workers (WEB_CONCURRENCY); the scaling run varies it. */
+  workers?: number;
 }) {
   const pm2 = createPm2({
     DATABASE_URL: databaseUrl,
     PORT: String(port),
     HOST: '127.0.0.1',
-    WEB_CONCURRENCY: String(WORKERS),
+    WEB_CONCURRENCY: String(workers),
     DB_POOL_MAX: String(POOL_MAX),
     NODE_ENV: 'production',
     ...env,
@@ -143,7 +146,7 @@ function createKeel({
         throw new Error(`${(err as Error).message}\n${tail.join('\n')}`);
       }
       const procs = await pm2.waitFor(
-        (ps) => ps.filter((p) => p.name === 'web' && p.status === 'online').length === WORKERS,
+        (ps) => ps.filter((p) => p.name === 'web' && p.status === 'online').length === workers,
         30000,
       );
       pids = procs.filter((p) => p.name === 'web').map((p) => p.pid);
@@ -169,11 +172,14 @@ function createBaseline({
   port,
   cleanup,
   probePath,
+  workers = WORKERS,
 }: {
   databaseUrl: string;
   port: number;
   cleanup: Cleanup;
   probePath: string;
+  /** node:cluster workers; the scaling run varies it. */
+  workers?: number;
 }): Target {
   let child: ChildProcess | null = null;
   let pids: number[] = [];
@@ -204,7 +210,7 @@ function createBaseline({
           ...process.env,
           BASELINE_DATABASE_URL: databaseUrl,
           BASELINE_PORT: String(port),
-          BASELINE_WORKERS: String(WORKERS),
+          BASELINE_WORKERS: String(workers),
           BASELINE_POOL_MAX: String(POOL_MAX),
         },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -14,7 +14,8 @@ export interface Opts {
     | 'reloads'
     | 'profile'
     | 'compare'
-    | 'reads';
+    | 'reads'
+    | 'scale';
   reloads: number;
   warmupS: number;
   measureS: number;
@@ -27,6 +28,15 @@ export interface Opts {
   /** `--profile --reads`: profile under wrk's reads instead of the mixed load. */
   reads: boolean;
   overload: OverloadOpts;
+  scale: ScaleOpts;
+}
+
+/** The scaling run's matrix (`--scale`): see bench/scale.ts. */
+export interface ScaleOpts {
+  /** wrk connections, each measured against the same started workers. */
+  connections: number[];
+  /** Worker counts; each target's workers are started once per count. */
+  workers: number[];
 }
 
 /** The shape of the overload (`--overload`): see bench/overload.ts. */
