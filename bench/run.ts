@@ -24,6 +24,10 @@
  *   --reads     read-only load from wrk (GET /api/accounts/:id, 32 connections), Keel vs the
  *               baseline A B A B: req/s, p99, CPU per request by process (bench/reads.ts).
  *               --ablate a,b: one more Keel per layer with that layer off (bench/ablate.ts).
+ *   --growth    the mixed load on one database grown step by step: accounts 1e3, 1e5, 1e6 rows,
+ *               then idempotency keys 0, 1e5, 1e6 with the sweep running; Keel and the baseline
+ *               at each step: 2xx/s, p99, CPU per answer, table sizes (bench/growth.ts). 2 s + 6 s
+ *               per run unless --warmup-s/--measure-s; --growth-max 1e5 stops at that size.
  *   --profile   One Keel worker run directly with --cpu-prof under the same load; prints where
  *               the CPU time goes (--baseline: one baseline worker, for comparison; --reads:
  *               under wrk's reads).
@@ -43,6 +47,8 @@ import { createCleanup } from './cleanup';
 import { runCompare } from './compare';
 import { runFailover } from './failover';
 import { runFaults } from './faults';
+import { GROWTH_ARGS, growthOpts } from './growth-plan';
+import { runGrowth } from './growth';
 import { DEFAULTS } from './output';
 import { intFlag, OVERLOAD_ARGS, overloadOpts, runOverload } from './overload';
 import { runProfile } from './profile';
@@ -62,6 +68,7 @@ const MODES: Record<Opts['mode'], (deps: RunDeps) => Promise<unknown>> = {
   profile: runProfile,
   compare: runCompare,
   reads: runReads,
+  growth: runGrowth,
 };
 
 import { ROOT } from './fixtures';
@@ -96,6 +103,7 @@ function options(argv: string[]): Opts {
       'measure-s': { type: 'string', default: String(DEFAULTS.measureS) },
       pairs: { type: 'string', default: String(DEFAULTS.pairs) },
       ...OVERLOAD_ARGS,
+      ...GROWTH_ARGS,
     },
   });
   const int = (name: 'reloads' | 'warmup-s' | 'measure-s' | 'pairs', lo: number, hi: number) =>
@@ -117,7 +125,9 @@ function options(argv: string[]): Opts {
                   ? 'profile'
                   : values.reads
                     ? 'reads'
-                    : 'compare',
+                    : values.growth
+                      ? 'growth'
+                      : 'compare',
     reloads: values.reloads === undefined ? 0 : int('reloads', 1, 500),
     warmupS: int('warmup-s', 1, 60),
     measureS: int('measure-s', 1, 300),
@@ -128,6 +138,7 @@ function options(argv: string[]): Opts {
     reads: values.reads,
     ablate: values.ablate ? values.ablate.split(',').filter(Boolean) : [],
     overload: overloadOpts(values),
+    growth: growthOpts(argv, values),
   };
 }
 

@@ -14,7 +14,8 @@ export interface Opts {
     | 'reloads'
     | 'profile'
     | 'compare'
-    | 'reads';
+    | 'reads'
+    | 'growth';
   reloads: number;
   warmupS: number;
   measureS: number;
@@ -27,6 +28,17 @@ export interface Opts {
   /** `--profile --reads`: profile under wrk's reads instead of the mixed load. */
   reads: boolean;
   overload: OverloadOpts;
+  growth: GrowthOpts;
+}
+
+/** The growth run (`--growth`): see bench/growth.ts. */
+export interface GrowthOpts {
+  /** The largest table size stepped to (`--growth-max`, 1e3..1e6). */
+  maxRows: number;
+  /** Its own defaults (a short run: 2 s + 6 s, one pair), unless the flags are given. */
+  warmupS: number;
+  measureS: number;
+  pairs: number;
 }
 
 /** The shape of the overload (`--overload`): see bench/overload.ts. */
