@@ -14,10 +14,10 @@ const KEY_SIZES = [0, 1e5, 1e6];
 // seconds would never see fire; every 2 s, each sweep finds the keys expired since the last.
 const SWEEP_INTERVAL_MS = 2000;
 // Of the seeded keys, every GENERATED_EVERY-th is a generated key (`gen:<uuid>`, kept 10 min),
-// created 10 min minus 0..EXPIRY_SPAN_S ago: they expire evenly over the next EXPIRY_SPAN_S, at
-// 1e6 keys ~1,700 a second (the sweep was sized for 1,500). The rest are client keys
-// (`client:<uuid>`, kept 48 h) created over the last CLIENT_KEYS_OVER_H hours: the rows that
-// make the table big.
+// created 10 min minus 0..EXPIRY_SPAN_S ago: they expire evenly over the next EXPIRY_SPAN_S,
+// ~1,500 a second while the table fills to 1e6 (the rate the sweep was sized for). The rest
+// are client keys (`client:<uuid>`, kept 48 h) created over the last CLIENT_KEYS_OVER_H hours:
+// the rows that make the table big.
 const GENERATED_EVERY = 5;
 const EXPIRY_SPAN_S = 120;
 const CLIENT_KEYS_OVER_H = 47;
@@ -205,7 +205,8 @@ function growthSection(r: {
       `reads / 50 % keyed transfers over all accounts, ${r.opts.warmupS} s warm-up + ` +
       `${r.opts.measureS} s measured. Rows and MB (with indexes) when the run began; the ` +
       "load's own keys count too. app CPU = the workers + PM2's daemon, per answer; PG = the " +
-      'postmaster and its children; keys swept = rows deleted from idempotency_keys during the run.',
+      'postmaster and its children; keys swept = rows deleted from idempotency_keys during the ' +
+      'run.',
     '',
     renderMarkdown(r.table),
     '',

@@ -59,14 +59,15 @@ async function grow(url: string, step: Step, log: Log): Promise<{ lo: number; hi
               encode(sha256(convert_to('seed-' || g, 'UTF8')), 'hex'),
               201,
               json_build_object('id', g, 'from', 1 + g % 1000, 'to', 1001 + g % 1000,
-                'amount', 1 + g % 100,
-                'created_at', to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text,
+                'amount', 1 + g % 100, 'created_at',
+                to_char(made at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text,
               gen_random_uuid(),
-              at
+              made
        from (select g, gen,
                     case when gen
-                      then now() - interval '10 minutes' + random() * interval '${EXPIRY_SPAN_S} seconds'
-                      else now() - random() * interval '${CLIENT_KEYS_OVER_H} hours' end as at
+                      then now() - interval '10 minutes'
+                           + random() * interval '${EXPIRY_SPAN_S} seconds'
+                      else now() - random() * interval '${CLIENT_KEYS_OVER_H} hours' end as made
              from (select g, g % ${GENERATED_EVERY} = 0 as gen
                    from generate_series(1, ${step.keys - have.keys}) g) s) k`,
     );
@@ -76,10 +77,18 @@ async function grow(url: string, step: Step, log: Log): Promise<{ lo: number; hi
     url,
     'select min(id)::int as lo, max(id)::int as hi from accounts',
   );
-  if (!range) throw new Error('no accounts');
+  // The sweep's work: generated keys already past their 10 min, and those still to pass it.
+  const [gen] = await psql<{ expired: number; pending: number }>(
+    url,
+    `select count(*) filter (where created_at < now() - interval '10 minutes')::int as expired,
+            count(*) filter (where created_at >= now() - interval '10 minutes')::int as pending
+     from idempotency_keys where key like 'gen:%'`,
+  );
+  if (!range || !gen) throw new Error('no accounts');
   log(
     `grown to ${step.accounts} accounts, ${step.keys} seeded keys ` +
-      `(${((Date.now() - started) / 1000).toFixed(1)} s)`,
+      `(${((Date.now() - started) / 1000).toFixed(1)} s); generated keys: ${gen.expired} ` +
+      `expired, ${gen.pending} to expire`,
   );
   return range;
 }
