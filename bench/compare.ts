@@ -231,4 +231,4 @@ async function runCompare({ opts, cleanup, log }: RunDeps) {
   return result;
 }
 
-export { runCompare };
+export { runCompare, measure };

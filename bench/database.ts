@@ -25,12 +25,15 @@ async function createBenchDatabase({
   cleanup,
   log,
   settings,
+  accounts = ACCOUNTS,
 }: {
   app: Snapshot;
   cleanup: Cleanup;
   log: Log;
   /** Extra postgresql.conf settings (the stall run's max_connections). */
   settings?: Record<string, string | number>;
+  /** Accounts to seed (the growth run starts small and grows them). */
+  accounts?: number;
 }) {
   const started = Date.now();
   const pg = await startTestPostgres({ localOnly: true, ...(settings ? { settings } : {}) });
@@ -47,7 +50,7 @@ async function createBenchDatabase({
     url,
     `insert into accounts (name, balance, opening_balance, creation_key)
      select 'bench-' || g, ${BALANCE}, ${BALANCE}, gen_random_uuid()
-     from generate_series(1, ${ACCOUNTS}) g`,
+     from generate_series(1, ${accounts}) g`,
   );
   const [range] = await psql<{ lo: number; hi: number }>(
     url,
@@ -58,7 +61,7 @@ async function createBenchDatabase({
   if (!range || !version || !dataDir) throw new Error('the bench database answered no rows');
   const pidFile = path.join(dataDir.data_directory, 'postmaster.pid');
   log(
-    `postgres ${version.server_version} on 127.0.0.1:${pg.port}, ${ACCOUNTS} accounts seeded ` +
+    `postgres ${version.server_version} on 127.0.0.1:${pg.port}, ${accounts} accounts seeded ` +
       `(${((Date.now() - started) / 1000).toFixed(1)} s)`,
   );
 
@@ -110,4 +113,4 @@ async function createBenchDatabase({
   };
 }
 
-export { createBenchDatabase };
+export { createBenchDatabase, BALANCE };

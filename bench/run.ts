@@ -28,6 +28,10 @@
  *               and the baseline side by side (bench/scale.ts): req/s, p99, CPU per request, an
  *               SVG chart in bench/results/scale-*.html. 2 s + 5 s a cell unless --warmup-s /
  *               --measure-s; --scale-connections 8,32 and --scale-workers 1,2 narrow the matrix.
+ *   --growth    the mixed load on one database grown step by step: accounts 1e3, 1e5, 1e6 rows,
+ *               then idempotency keys 0, 1e5, 1e6 with the sweep running; Keel and the baseline
+ *               at each step: 2xx/s, p99, CPU per answer, table sizes (bench/growth.ts). 2 s + 6 s
+ *               per run unless --warmup-s/--measure-s; --growth-max 1e5 stops at that size.
  *   --profile   One Keel worker run directly with --cpu-prof under the same load; prints where
  *               the CPU time goes (--baseline: one baseline worker, for comparison; --reads:
  *               under wrk's reads).
@@ -47,6 +51,8 @@ import { createCleanup } from './cleanup';
 import { runCompare } from './compare';
 import { runFailover } from './failover';
 import { runFaults } from './faults';
+import { GROWTH_ARGS, growthOpts } from './growth-plan';
+import { runGrowth } from './growth';
 import { DEFAULTS } from './output';
 import { intFlag, OVERLOAD_ARGS, overloadOpts, runOverload } from './overload';
 import { runProfile } from './profile';
@@ -68,6 +74,7 @@ const MODES: Record<Opts['mode'], (deps: RunDeps) => Promise<unknown>> = {
   compare: runCompare,
   reads: runReads,
   scale: runScale,
+  growth: runGrowth,
 };
 
 import { ROOT } from './fixtures';
@@ -104,6 +111,7 @@ function options(argv: string[]): Opts {
       pairs: { type: 'string', default: String(DEFAULTS.pairs) },
       ...OVERLOAD_ARGS,
       ...SCALE_ARGS,
+      ...GROWTH_ARGS,
     },
   });
   const int = (name: 'reloads' | 'pairs', lo: number, hi: number) => intFlag(values, name, lo, hi);
@@ -125,7 +133,9 @@ function options(argv: string[]): Opts {
                   ? 'profile'
                   : values.reads
                     ? 'reads'
-                    : 'compare';
+                    : values.growth
+                      ? 'growth'
+                      : 'compare';
   const windows = mode === 'scale' ? SCALE_WINDOWS : DEFAULTS;
   return {
     mode,
@@ -140,6 +150,7 @@ function options(argv: string[]): Opts {
     ablate: values.ablate ? values.ablate.split(',').filter(Boolean) : [],
     overload: overloadOpts(values),
     scale: scaleOpts(values),
+    growth: growthOpts(argv, values),
   };
 }
 

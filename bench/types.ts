@@ -15,7 +15,8 @@ export interface Opts {
     | 'profile'
     | 'compare'
     | 'reads'
-    | 'scale';
+    | 'scale'
+    | 'growth';
   reloads: number;
   warmupS: number;
   measureS: number;
@@ -29,6 +30,7 @@ export interface Opts {
   reads: boolean;
   overload: OverloadOpts;
   scale: ScaleOpts;
+  growth: GrowthOpts;
 }
 
 /** The scaling run's matrix (`--scale`): see bench/scale.ts. */
@@ -37,6 +39,16 @@ export interface ScaleOpts {
   connections: number[];
   /** Worker counts; each target's workers are started once per count. */
   workers: number[];
+}
+
+/** The growth run (`--growth`): see bench/growth.ts. */
+export interface GrowthOpts {
+  /** The largest table size stepped to (`--growth-max`, 1e3..1e6). */
+  maxRows: number;
+  /** Its own defaults (a short run: 2 s + 6 s, one pair), unless the flags are given. */
+  warmupS: number;
+  measureS: number;
+  pairs: number;
 }
 
 /** The shape of the overload (`--overload`): see bench/overload.ts. */
