@@ -114,7 +114,7 @@ async function profileKeel({ app, db, dir, opts, cleanup, log }: ProfileDeps) {
     cleanup,
     env: {
       ...opts.keelEnv,
-      NODE_OPTIONS: `--require ${path.join(__dirname, 'cpu-prof-preload.js')}`,
+      NODE_OPTIONS: `${opts.keelEnv.NODE_OPTIONS ?? ''} --require ${path.join(__dirname, 'cpu-prof-preload.js')}`,
       KEEL_BENCH_PROF_DIR: dir,
     },
   });

@@ -24,10 +24,12 @@ const MAX_MEMORY_MB = Math.ceil((BENCH_PEAK_RSS_MB * 1.5) / 50) * 50;
 /**
  * Each worker's young generation, in MB (V8's --max-semi-space-size). A request's garbage dies
  * young; with V8's default (semi-spaces that grow to 16 MB and more) a worker under the bench's
- * load peaked at 226-271 MB, with 2 MB at 116-182 MB, and used no more CPU per answer
- * (docs/benchmarks.md, "Memory"). A NODE_OPTIONS that sets the flag itself wins.
+ * load peaked at 226-271 MB, with 2 or 4 MB at 172-187 MB, for no more CPU per answer. 4, not 2:
+ * with 512 connections waiting, the live requests outgrow 2 MB semi-spaces and the scavenger
+ * promotes them (GC 111-121 µs per answer against 84 with 4 MB; docs/benchmarks.md, "Memory").
+ * A NODE_OPTIONS that sets the flag itself wins.
  */
-export const SEMI_SPACE_MB = 2;
+export const SEMI_SPACE_MB = 4;
 
 function nodeArgs(nodeOptions: string | undefined): string[] {
   return nodeOptions?.includes('--max-semi-space-size')
