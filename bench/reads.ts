@@ -142,7 +142,7 @@ async function measureReads({
     const g = cpu.groupsS as Record<string, number>;
     const peakRssMb = pids.map((pid) => (readProc(pid)?.hwmKb ?? 0) / 1024);
     if (peakRssMb.some((mb) => mb === 0))
-      log(`[${target.name} #${pair}] a worker went away during the run:\n${target.whyGone?.()}`);
+      log(`[${target.name} #${pair}] a worker went away during the run:\n${target.lastWords?.()}`);
     const run: ReadRun = {
       pair,
       target: target.name,

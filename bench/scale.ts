@@ -6,8 +6,6 @@
  * turns going first from one worker count to the next. Table on stdout, JSON and an HTML page
  * with the chart in bench/results/, a section in bench/LATEST.md (scale-report.ts renders them).
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { createBenchDatabase } from './database';
 import { freePort } from './fixtures';
 import * as out from './output';
@@ -94,20 +92,7 @@ async function keelRestarts(keel: Keel, log: RunDeps['log']): Promise<number> {
   const restarts = (await keel.pm2.list())
     .filter((p) => p.name === 'web')
     .reduce((sum, p) => sum + p.restarts, 0);
-  if (restarts === 0) return 0;
-  // stderr's last lines, and the error and fatal lines of the workers' JSON log on stdout.
-  const lines = (file: string) => {
-    const at = path.join(keel.pm2.home, 'logs', file);
-    return fs.existsSync(at) ? fs.readFileSync(at, 'utf8').trimEnd().split('\n') : [];
-  };
-  const errors = lines('web-error.log').slice(-25);
-  const fatal = lines('web-out.log')
-    .filter((l) => /"level":"(error|fatal|crit)"/.test(l))
-    .slice(-5);
-  log(
-    `keel: ${restarts} worker restart(s) so far; web-error.log ends:\n${errors.join('\n')}\n` +
-      `error lines on stdout:\n${fatal.join('\n')}`,
-  );
+  if (restarts > 0) log(`keel: ${restarts} worker restart(s) so far\n${keel.lastWords()}`);
   return restarts;
 }
 

@@ -70,8 +70,8 @@ export interface Target {
   daemonPid(): number | null;
   start(): Promise<number[]>;
   stop(): Promise<void>;
-  /** Why a worker went away, from the supervisor's own log (Keel: PM2's), or '' if unknown. */
-  whyGone?(): string;
+  /** Why a worker went away, from the supervisor's own logs (Keel: PM2's), or '' if unknown. */
+  lastWords?(): string;
 }
 
 export type Keel = ReturnType<typeof createKeel>;
@@ -106,6 +106,28 @@ function createKeel({
   const kill = cleanup.add('pm2 kill', () => pm2.kill());
   let pids: number[] = [];
 
+  /**
+   * Why workers went away or never answered: what PM2's daemon did to them (exit code, signal, a
+   * memory limit), the end of their stderr, and the error lines of their JSON log on stdout.
+   */
+  const lastWords = (): string => {
+    const lines = (file: string) =>
+      fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trimEnd().split('\n') : [];
+    const logs = path.join(pm2.home, 'logs');
+    return [
+      'PM2:',
+      ...lines(path.join(pm2.home, 'pm2.log'))
+        .filter((l) => /exited|memory|restart|kill|stopp|signal/i.test(l))
+        .slice(-8),
+      'web-error.log ends:',
+      ...lines(path.join(logs, 'web-error.log')).slice(-25),
+      'error lines on stdout:',
+      ...lines(path.join(logs, 'web-out.log'))
+        .filter((l) => /"level":"(error|fatal|crit)"/.test(l))
+        .slice(-5),
+    ].join('\n');
+  };
+
   const webPids = async () =>
     (await pm2.list()).filter((p) => p.name === 'web' && p.status === 'online').map((p) => p.pid);
 
@@ -122,28 +144,14 @@ function createKeel({
       return fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8').trim()) : null;
     },
     logFile: () => path.join(pm2.home, 'logs', 'web-out.log'),
-    whyGone(): string {
-      // PM2's daemon log names what it did to a worker: its exit code or signal, a memory limit.
-      const file = path.join(pm2.home, 'pm2.log');
-      if (!fs.existsSync(file)) return '';
-      return fs
-        .readFileSync(file, 'utf8')
-        .split('\n')
-        .filter((l) => /exited|memory|restart|kill|stopp|signal/i.test(l))
-        .slice(-8)
-        .join('\n');
-    },
+    lastWords,
     async start() {
       await pm2.run(['start', path.join(app.root, 'ecosystem.config.js')], 90000);
       try {
         await waitAnswering(port, '/readyz', 60000);
       } catch (err) {
         // The workers' own last words say why (pm2 kill removes its home and these logs).
-        const tail = ['web-out.log', 'web-error.log']
-          .map((f) => path.join(pm2.home, 'logs', f))
-          .filter((f) => fs.existsSync(f))
-          .map((f) => fs.readFileSync(f, 'utf8').split('\n').slice(-15).join('\n'));
-        throw new Error(`${(err as Error).message}\n${tail.join('\n')}`);
+        throw new Error(`${(err as Error).message}\n${lastWords()}`);
       }
       const procs = await pm2.waitFor(
         (ps) => ps.filter((p) => p.name === 'web' && p.status === 'online').length === workers,

@@ -548,11 +548,16 @@ describe('postgres.js 3.4.9 defects (see docs/driver-patch.md)', () => {
       const net = require('node:net');
       const target = new URL(url);
       let drop = false;
+      let passed = 0; // client bytes the proxy forwarded
       const pairs = [];
       const proxy = net.createServer((client) => {
         const server = net.connect(Number(target.port), target.hostname);
         pairs.push(client, server);
-        client.on('data', (d) => drop || server.write(d));
+        client.on('data', (d) => {
+          if (drop) return;
+          passed += d.length;
+          server.write(d);
+        });
         server.on('data', (d) => client.write(d));
         for (const [a, b] of [[client, server], [server, client]]) {
           a.on('error', () => {});
@@ -568,13 +573,18 @@ describe('postgres.js 3.4.9 defects (see docs/driver-patch.md)', () => {
       const a = settle(sql\`select \${'a'}::text as v\`);
       await sleep(100);
       drop = false;
+      passed = 0;
       const b = settle(sql\`select \${'b'}::text as v\`);
-      const early = await Promise.race([a, sleep(500).then(() => 'pending')]);
+      // The driver writes from a setImmediate: B has been written by now, or it waits in the queue.
+      await sleep(100);
+      const written = passed > 0;
+      // Pipelined, B's answer reaches A (bounded: 5 s); queued, A has no answer to get.
+      const early = written ? await Promise.race([a, sleep(5000).then(() => 'pending')]) : 'pending';
       for (const s of pairs) s.destroy(); // the dead connection ends (Keel's stall watch ends it)
       const [aResult, bResult] = await Promise.all([a, b]);
       await sql.end({ timeout: 2 });
       proxy.close();
-      await report({ early, aResult, bResult });
+      await report({ written, early, aResult, bResult });
       `;
 
   it.each(['cjs', 'esm'] as const)(
@@ -582,7 +592,13 @@ describe('postgres.js 3.4.9 defects (see docs/driver-patch.md)', () => {
     async (mode) => {
       const run = await runChild(pg, lostBytes('max_pipeline: 1,'), { mode, timeoutMs: 15000 });
       expectCleanRun(run);
-      const r = run.report as { early?: unknown; aResult?: Settled; bResult?: Settled };
+      const r = run.report as {
+        written?: boolean;
+        early?: unknown;
+        aResult?: Settled;
+        bResult?: Settled;
+      };
+      expect(r.written).toBe(false);
       expect(r.early).toBe('pending');
       expectConnectionError(r.aResult);
       expect(r.bResult).toEqual({ ok: true, rows: [{ v: 'b' }] });
@@ -592,7 +608,8 @@ describe('postgres.js 3.4.9 defects (see docs/driver-patch.md)', () => {
   it("(f) control: with the default pipeline the later query's answer goes to the lost one", async () => {
     const run = await runChild(pg, lostBytes(''), { timeoutMs: 15000 });
     expectCleanRun(run);
-    const r = run.report as { early?: Settled; bResult?: Settled };
+    const r = run.report as { written?: boolean; early?: Settled; bResult?: Settled };
+    expect(r.written).toBe(true);
     expect(r.early).toEqual({ ok: true, rows: [{ v: 'b' }] });
     expectConnectionError(r.bResult);
   });
@@ -616,9 +633,14 @@ describe('postgres.js 3.4.9 defects (see docs/driver-patch.md)', () => {
           return net.connect(Number(target.port), target.hostname);
         },
       });
-      const slow = sql\`select pg_sleep(0.5) as x\`;
+      const slow = sql\`select pg_sleep(1) as x\`;
       const result = settle(slow);
-      await sleep(200); // the query runs on the server
+      // Until the server runs it (bounded: 5 s): a cancel before that takes another path.
+      for (let i = 0; i < 250; i++) {
+        const [{ n }] = await killer\`select count(*)::int as n from pg_stat_activity where state = 'active' and query like 'select pg_sleep(1)%'\`;
+        if (n > 0) break;
+        await sleep(20);
+      }
       const cancelled = slow.cancel();
       const returned = cancelled && typeof cancelled.then === 'function' ? 'promise' : String(cancelled);
       const cancel = returned === 'promise' ? await settle(cancelled) : null;
