@@ -9,6 +9,7 @@ import type { Accounts } from '../ledger/accounts';
 import type { Transfers } from '../ledger/transfers';
 import type { Readiness } from '../lifecycle/readiness';
 import type { LineWriter, Logger } from '../logger';
+import { isApiPath } from './api-path';
 import type { KeelContext, KeelState } from './context';
 import { accessLog } from './middleware/access-log';
 import { consistency } from './middleware/consistency';
@@ -80,9 +81,9 @@ export function createApp(deps: AppDeps): Koa<KeelState> {
   app.use((off('deadline') ? plainDeadline : deadline)({ timeoutMs: config.requestTimeoutMs }));
   app.use(async (ctx, next) => {
     // Until the schema is in place (the database was not reachable at boot), the API is down.
-    if (!deps.readiness.migrated() && ctx.path.startsWith('/api/')) {
+    if (!deps.readiness.migrated() && isApiPath(ctx.path)) {
       // The contract: every answer to a transfer names the key to retry with (nothing applied).
-      if (ctx.method === 'POST' && ctx.path === '/api/transfers') {
+      if (ctx.method === 'POST' && ctx.path.toLowerCase() === '/api/transfers') {
         const sent = ctx.get('Idempotency-Key');
         ctx.set('Idempotency-Key', idempotencyKey(sent === '' ? undefined : sent).header);
       }

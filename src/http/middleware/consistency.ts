@@ -7,11 +7,12 @@
 import type { Next } from 'koa';
 import { encodeToken, parseTokenHeader, type Consistency } from '../../db/reads/lsn';
 import { ValidationError } from '../../errors';
+import { isApiPath } from '../api-path';
 import type { KeelContext } from '../context';
 
 export function consistency() {
   return async function consistencyMiddleware(ctx: KeelContext, next: Next): Promise<void> {
-    if (!ctx.path.startsWith('/api/')) return next();
+    if (!isApiPath(ctx.path)) return next();
     const state: Consistency = { after: null, seen: null };
     const sent = ctx.req.headers['consistency-token'];
     if (sent !== undefined && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
