@@ -16,6 +16,7 @@ import * as out from './output';
 import { childrenOf, cpuWindow, readProc } from './sampler';
 import { createBaseline, createKeel, POOL_MAX, WORKERS, type Keel, type Target } from './targets';
 import { runWrk, wrkAvailable, type WrkResult } from './wrk';
+import { ablationTable, type Ablation } from './ablation';
 import type { BenchDatabase } from './database';
 import type { Log, Opts, RunDeps } from './types';
 
@@ -276,41 +277,17 @@ function extraTargets(opts: Opts): [string, Record<string, string>][] {
   return extra;
 }
 
-/**
- * The ablation table: for each layer, the CPU per answer of full Keel minus that of Keel without
- * the layer, per pair (the same round), and their mean: what the layer costs at the margin.
- */
-function ablationRows(runs: ReadRun[], layers: string[]): out.Rows {
-  const header = [
-    'layer off',
-    'marginal CPU ms/req (per pair)',
-    'mean',
-    'share of Keel',
-    'req/s vs Keel',
-  ];
-  const rows = layers.map((layer) => {
-    const deltas: number[] = [];
-    const shares: number[] = [];
-    const rps: number[] = [];
-    for (const off of runs.filter((r) => r.target === `keel -${layer}`)) {
-      const full = runs.find(
-        (r) => r.target === 'keel' && r.pair === off.pair && r.slot === off.slot,
-      );
-      if (!full || restarted(full) || restarted(off)) continue;
-      deltas.push(full.cpu.appMs - off.cpu.appMs);
-      shares.push((full.cpu.appMs - off.cpu.appMs) / full.cpu.appMs);
-      rps.push(off.wrk.rps / full.wrk.rps);
-    }
-    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
-    return [
-      layer,
-      deltas.length ? deltas.map((d) => f(d, 3)).join(' / ') : 'no valid pair',
-      f(mean(deltas), 3),
-      `${f(mean(shares) * 100, 0)} %`,
-      `${f(mean(rps), 2)}x`,
-    ];
-  });
-  return [header, ...rows];
+/** The ablation's view of the runs (bench/ablation.ts does the arithmetic). */
+function ablationOf(runs: ReadRun[], layers: string[]): Ablation {
+  return ablationTable(
+    runs.map((r) => ({
+      target: r.target,
+      appMs: r.cpu.appMs,
+      rps: r.wrk.rps,
+      valid: !restarted(r),
+    })),
+    layers,
+  );
 }
 
 async function runReads({ opts, cleanup, log }: RunDeps) {
@@ -368,10 +345,13 @@ async function runReads({ opts, cleanup, log }: RunDeps) {
     for (const t of full) await measure(t.make, pair);
     // Each layer's A/B is measured back to back (full Keel, then without the layer): the box
     // drifts more over a round of nine layers than any layer costs.
-    for (const layer of opts.ablate) {
-      await measure(keelWith('keel', {}), pair, layer);
+    // Full Keel between every two layers (K L1 K L2 … K): a layer's runs sit among full ones,
+    // and the full runs of the session make the reference (bench/ablation.ts).
+    for (const [i, layer] of opts.ablate.entries()) {
+      if (i > 0) await measure(keelWith('keel', {}), pair, layer);
       await measure(keelWith(`keel -${layer}`, { KEEL_BENCH_ABLATE: layer }), pair, layer);
     }
+    if (opts.ablate.length) await measure(keelWith('keel', {}), pair, 'end');
   }
   const m = out.machine();
   const result = {
@@ -397,10 +377,14 @@ async function runReads({ opts, cleanup, log }: RunDeps) {
   const file = out.writeResult(`reads-${out.timestamp(started)}.json`, result);
   const runTable = readRows(runs);
   const pairTable = readPairRows(runs);
-  const ablation = opts.ablate.length ? ablationRows(runs, opts.ablate) : null;
+  const ablation = opts.ablate.length ? ablationOf(runs, opts.ablate) : null;
+  const floor = ablation
+    ? `full Keel: ${ablation.full.n} runs, median ${ablation.full.medianMs.toFixed(3)} ms/req, ` +
+      `interquartile ${ablation.full.q1.toFixed(3)}-${ablation.full.q3.toFixed(3)} (the noise floor)`
+    : '';
   process.stdout.write(
     `\n${out.renderText(runTable)}\n\n${out.renderText(pairTable, 1)}\n\n` +
-      (ablation ? `${out.renderText(ablation, 1)}\n\n` : '') +
+      (ablation ? `${out.renderText(ablation.rows, 1)}\n${floor}\n\n` : '') +
       `targets: keel/baseline CPU per request <= ${READ_TARGETS.cpuRatio}x, req/s >= ` +
       `${READ_TARGETS.rpsRatio}x, p99 <= ${READ_TARGETS.p99Ratio}x (reported, not asserted)\n` +
       `machine: ${out.machineLine(m, db.serverVersion, app.fingerprint)}\nresults: ${file}\n`,
@@ -414,11 +398,12 @@ async function runReads({ opts, cleanup, log }: RunDeps) {
         '',
         `The read load above (wrk, ${CONNECTIONS} connections, ${opts.warmupS} s warm-up + ` +
           `${opts.measureS} s measured), ${opts.pairs} rounds of: full Keel, the baseline, then ` +
-          'Keel with one layer switched off (KEEL_BENCH_ABLATE) per layer. Marginal CPU: full ' +
-          "Keel's app CPU per request minus that without the layer, in the same round (a " +
-          'negative figure is noise: the layer costs less than the box varies).',
+          'each layer switched off in turn (KEEL_BENCH_ABLATE) with full Keel between every two. ' +
+          "Marginal CPU: the median of all full-Keel runs minus the median of the layer's runs; " +
+          `${floor}. A difference inside that range is not resolved by this method ` +
+          '(docs/benchmarks.md, the ablation table).',
         '',
-        out.renderMarkdown(ablation, 1),
+        out.renderMarkdown(ablation.rows, 1),
         '',
         out.renderMarkdown(runTable),
         '',

@@ -23,7 +23,7 @@
  *               reload (the zero-drop soak), in bench/LATEST.md.
  *   --reads     read-only load from wrk (GET /api/accounts/:id, 32 connections), Keel vs the
  *               baseline A B A B: req/s, p99, CPU per request by process (bench/reads.ts).
- *               --ablate a,b: one more Keel per layer with that layer off (bench/ablate.ts).
+ *               --ablate a,b: each layer off in turn, full Keel between (bench/ablation.ts).
  *   --scale     the --reads load at 8, 32, 128 and 512 connections and 1, 2 and 4 workers, Keel
  *               and the baseline side by side (bench/scale.ts): req/s, p99, CPU per request, an
  *               SVG chart in bench/results/scale-*.html. 2 s + 5 s a cell unless --warmup-s /
