@@ -72,12 +72,21 @@ export function createLogger(options: LoggerOptions): Logger {
   const transport = options.stream
     ? new winston.transports.Stream({ stream: options.stream })
     : new winston.transports.Console();
-  return winston.createLogger({
+  const logger = winston.createLogger({
     level: options.level,
     defaultMeta: options.base,
     format: jsonLine(secrets),
     transports: [transport],
   });
+  // Shutdown ends the logger (`flushLogger`) a moment before the process exits; a line logged in
+  // that moment (a pool closing late, a request still settling) is dropped. Unheard, the stream's
+  // `write after end` error is an uncaught exception, which turns a clean exit into a crash. Any
+  // other error of the logger goes to stderr instead of ending the worker.
+  logger.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ERR_STREAM_WRITE_AFTER_END') return;
+    process.stderr.write(`keel: logger error: ${err.message}\n`);
+  });
+  return logger;
 }
 
 /** Writes one line as `logger.child(meta).info(msg, fields)` would (see `createLineWriter`). */

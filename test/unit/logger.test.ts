@@ -1,5 +1,11 @@
 import { Writable } from 'node:stream';
-import { createBatchedStream, createLineWriter, createLogger, scrub } from '../../src/logger';
+import {
+  createBatchedStream,
+  createLineWriter,
+  createLogger,
+  flushLogger,
+  scrub,
+} from '../../src/logger';
 
 test('scrub removes URL passwords and literal secrets', () => {
   expect(scrub('connect postgres://u:p%40ss@h:5/db failed')).toBe(
@@ -110,4 +116,30 @@ test("the access line writer writes the logger's own line for child(meta).info, 
     time: 'T',
   });
   expect(line).toBe(withoutTime(viaLogger.text));
+});
+
+test('a line logged after shutdown ended the logger is dropped, not thrown (no crash on the way out)', async () => {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(c: Buffer, _e, cb) {
+      lines.push(c.toString());
+      cb();
+    },
+  });
+  const logger = createLogger({ level: 'info', base: {}, stream });
+  logger.info('before');
+  await flushLogger(logger, 1000);
+  const uncaught: unknown[] = [];
+  const onUncaught = (err: unknown) => uncaught.push(err);
+  process.prependListener('uncaughtException', onUncaught);
+  try {
+    logger.child({ module: 'db' }).warn('after');
+    logger.info('after');
+    await new Promise((r) => setTimeout(r, 20));
+  } finally {
+    process.removeListener('uncaughtException', onUncaught);
+  }
+  expect(uncaught).toEqual([]);
+  expect(lines.join('')).toContain('"msg":"before"');
+  expect(lines.join('')).not.toContain('"msg":"after"');
 });
