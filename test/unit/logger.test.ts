@@ -7,6 +7,18 @@ import {
   scrub,
 } from '../../src/logger';
 
+/** A stream that keeps what is written to it. */
+function captured(): { lines: string[]; stream: Writable } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(c: Buffer, _e, cb) {
+      lines.push(c.toString());
+      cb();
+    },
+  });
+  return { lines, stream };
+}
+
 test('scrub removes URL passwords and literal secrets', () => {
   expect(scrub('connect postgres://u:p%40ss@h:5/db failed')).toBe(
     'connect postgres://u:***@h:5/db failed',
@@ -17,13 +29,7 @@ test('scrub removes URL passwords and literal secrets', () => {
 });
 
 test('log lines are JSON with level, time, msg and the base fields; secrets scrubbed everywhere', async () => {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(c: Buffer, _e, cb) {
-      lines.push(c.toString());
-      cb();
-    },
-  });
+  const { lines, stream } = captured();
   const logger = createLogger({
     level: 'info',
     base: { worker: '1', pid: 42 },
@@ -119,13 +125,7 @@ test("the access line writer writes the logger's own line for child(meta).info, 
 });
 
 test('a line logged after shutdown ended the logger is dropped, not thrown (no crash on the way out)', async () => {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(c: Buffer, _e, cb) {
-      lines.push(c.toString());
-      cb();
-    },
-  });
+  const { lines, stream } = captured();
   const logger = createLogger({ level: 'info', base: {}, stream });
   logger.info('before');
   await flushLogger(logger, 1000);
