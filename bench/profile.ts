@@ -43,15 +43,19 @@ interface Profiled {
   analysis: Analysis;
 }
 
-function profiles(dir: string): { file: string; pid: number }[] {
+/** The profiles written to `dir`: CPU (.cpuprofile) or, with `--alloc`, heap (.heapprofile). */
+function profiles(dir: string, alloc: boolean): { file: string; pid: number }[] {
+  const ext = alloc ? '.heapprofile' : '.cpuprofile';
   return fs
     .readdirSync(dir)
-    .filter((f) => f.endsWith('.cpuprofile'))
+    .filter((f) => f.endsWith(ext))
     .map((f) => ({
       file: path.join(dir, f),
-      pid: Number(/(\d+)(?:\.0\.\d+)?\.cpuprofile$/.exec(f)?.[1]),
+      pid: Number(/(\d+)(?:\.0\.\d+)?\.(?:cpu|heap)profile$/.exec(f)?.[1]),
     }));
 }
+
+const PRELOAD = path.join(__dirname, 'cpu-prof-preload.js');
 
 /** Access-log lines per worker pid: how many requests each worker answered. */
 function requestsPerPid(logFile: string): Map<number, number> {
@@ -114,8 +118,9 @@ async function profileKeel({ app, db, dir, opts, cleanup, log }: ProfileDeps) {
     cleanup,
     env: {
       ...opts.keelEnv,
-      NODE_OPTIONS: `${opts.keelEnv.NODE_OPTIONS ?? ''} --require ${path.join(__dirname, 'cpu-prof-preload.js')}`,
+      NODE_OPTIONS: `${opts.keelEnv.NODE_OPTIONS ?? ''} --require ${PRELOAD}`,
       KEEL_BENCH_PROF_DIR: dir,
+      ...(opts.alloc ? { KEEL_BENCH_PROF_KIND: 'alloc' } : {}),
     },
   });
   const pids = await keel.start();
@@ -135,7 +140,7 @@ async function profileKeel({ app, db, dir, opts, cleanup, log }: ProfileDeps) {
   await keel.kill();
   // `pm2 kill` returns before the daemon has finished exiting (and writing its profile).
   if (daemon) await waitGone([daemon], 10000);
-  const all = profiles(dir);
+  const all = profiles(dir, opts.alloc);
   const workers = all
     .filter((p) => pids.includes(p.pid))
     .sort((a, b) => (perPid.get(b.pid) ?? 0) - (perPid.get(a.pid) ?? 0));
@@ -162,21 +167,21 @@ async function profileKeel({ app, db, dir, opts, cleanup, log }: ProfileDeps) {
 async function profileBaseline({ db, dir, opts, cleanup, log }: ProfileDeps) {
   const port = await freePort();
   const logFd = fs.openSync(path.join(dir, 'baseline.log'), 'w');
-  const child = spawn(
-    process.execPath,
-    ['--cpu-prof', `--cpu-prof-dir=${dir}`, path.join(__dirname, 'baseline.js')],
-    {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        BASELINE_DATABASE_URL: db.url,
-        BASELINE_PORT: String(port),
-        BASELINE_WORKERS: '1',
-        BASELINE_POOL_MAX: String(POOL_MAX),
-      },
-      stdio: ['ignore', logFd, logFd, 'ipc'],
+  // --alloc: the preload in every process (the cluster worker inherits it), sampling from the
+  // first request; else V8's own --cpu-prof.
+  const flags = opts.alloc ? ['--require', PRELOAD] : ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+  const child = spawn(process.execPath, [...flags, path.join(__dirname, 'baseline.js')], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      ...(opts.alloc ? { KEEL_BENCH_PROF_DIR: dir, KEEL_BENCH_PROF_KIND: 'alloc' } : {}),
+      BASELINE_DATABASE_URL: db.url,
+      BASELINE_PORT: String(port),
+      BASELINE_WORKERS: '1',
+      BASELINE_POOL_MAX: String(POOL_MAX),
     },
-  );
+    stdio: ['ignore', logFd, logFd, 'ipc'],
+  });
   fs.closeSync(logFd);
   const exited = new Promise((resolve) => child.once('exit', resolve));
   const undo = cleanup.add('stop profiled baseline', async () => {
@@ -197,10 +202,10 @@ async function profileBaseline({ db, dir, opts, cleanup, log }: ProfileDeps) {
   await Promise.race([exited, sleep(30000)]);
   await undo();
   // The primary writes a (tiny) profile too: the worker's is the largest.
-  const [worker] = profiles(dir).sort(
+  const [worker] = profiles(dir, opts.alloc).sort(
     (a, b) => fs.statSync(b.file).size - fs.statSync(a.file).size,
   );
-  if (!worker) throw new Error(`no .cpuprofile written in ${dir}`);
+  if (!worker) throw new Error(`no profile written in ${dir}`);
   return {
     summary,
     results: [

@@ -34,7 +34,7 @@
  *               per run unless --warmup-s/--measure-s; --growth-max 1e5 stops at that size.
  *   --profile   One Keel worker run directly with --cpu-prof under the same load; prints where
  *               the CPU time goes (--baseline: one baseline worker, for comparison; --reads:
- *               under wrk's reads).
+ *               under wrk's reads; --alloc: bytes allocated per request, by owner, instead).
  *
  *   --keel-env NAME=value   (repeatable) extra environment for Keel's workers, to measure what a
  *               setting would change (e.g. LOG_LEVEL=warn) without editing anything.
@@ -101,6 +101,7 @@ function options(argv: string[]): Opts {
       reloads: { type: 'string' },
       profile: { type: 'boolean', default: false },
       reads: { type: 'boolean', default: false },
+      alloc: { type: 'boolean', default: false },
       ablate: { type: 'string', default: '' },
       baseline: { type: 'boolean', default: false },
       'keel-env': { type: 'string', multiple: true, default: [] },
@@ -147,6 +148,7 @@ function options(argv: string[]): Opts {
     keelEnv: envPairs('keel-env', values['keel-env']),
     variantEnv: envPairs('variant', values.variant),
     reads: values.reads,
+    alloc: values.alloc,
     ablate: values.ablate ? values.ablate.split(',').filter(Boolean) : [],
     overload: overloadOpts(values),
     scale: scaleOpts(values),

@@ -28,6 +28,8 @@ export interface Opts {
   ablate: string[];
   /** `--profile --reads`: profile under wrk's reads instead of the mixed load. */
   reads: boolean;
+  /** `--profile --alloc`: sample what is allocated (bytes per request) instead of CPU time. */
+  alloc: boolean;
   overload: OverloadOpts;
   scale: ScaleOpts;
   growth: GrowthOpts;
