@@ -5,7 +5,7 @@
  */
 import { byId, diagnoseJson } from '../support/diagnose';
 import { createFaultProxy, type FaultProxy, type IdleCutHow } from '../support/fault-proxy';
-import { startTestPostgres, type TestPostgres } from '../support/postgres';
+import { psql, startTestPostgres, type TestPostgres } from '../support/postgres';
 
 const CUTOFF_MS = 2000;
 // The proxy sweeps every 250 ms, so it cuts a pair idle for 2.00 to 2.25 s.
@@ -25,8 +25,9 @@ afterAll(async () => {
   await pg?.destroy();
 });
 
-// The three kinds of cut side by side, each through its own proxy: a probe mostly waits (idle
-// connections, a sweep every 250 ms), so they do not disturb one another's clock.
+// Every probe of the file side by side, the three kinds of cut each through its own proxy: a
+// probe mostly waits (idle connections, a sweep every 250 ms), so they do not disturb one
+// another's clock.
 test.concurrent.each<[IdleCutHow, string]>([
   ['fin', 'fin'],
   ['rst', 'rst'],
@@ -68,30 +69,35 @@ test.concurrent.each<[IdleCutHow, string]>([
   },
 );
 
-test('nothing cut within --max: cutoffMs is null and the configured cutoff stands', async () => {
-  const { report } = await diagnoseJson({ ...ENV, DATABASE_URL: proxy.url(pg.url()) }, [
-    '--idle-probe',
-    '--max',
-    '1',
-    '--connections',
-    '2',
-  ]);
-  expect(report.idleProbe).toMatchObject({
-    cutoffMs: null,
-    bracketMs: null,
-    death: null,
-    keepalive: null,
-  });
-  expect(byId(report, 'idle.cutoff')!.status).toBe('ok');
-});
+test.concurrent(
+  'nothing cut within --max: cutoffMs is null and the configured cutoff stands',
+  async () => {
+    const { report } = await diagnoseJson({ ...ENV, DATABASE_URL: proxy.url(pg.url()) }, [
+      '--idle-probe',
+      '--max',
+      '1',
+      '--connections',
+      '2',
+    ]);
+    expect(report.idleProbe).toMatchObject({
+      cutoffMs: null,
+      bracketMs: null,
+      death: null,
+      keepalive: null,
+    });
+    expect(byId(report, 'idle.cutoff')!.status).toBe('ok');
+  },
+);
 
-test("the server's own idle_session_timeout is named as such, not as a proxy cutoff", async () => {
-  const strict = await startTestPostgres({
-    localOnly: true,
-    settings: { idle_session_timeout: "'2s'" },
-  });
-  try {
-    const { code, report } = await diagnoseJson({ ...ENV, DATABASE_URL: strict.url() }, PROBE);
+test.concurrent(
+  "the server's own idle_session_timeout is named as such, not as a proxy cutoff",
+  async () => {
+    // Set on a database of the file's server: every session there runs with it, as with a
+    // postgresql.conf setting, without starting a second server.
+    const strictUrl = await pg.createDatabase();
+    const database = new URL(strictUrl).pathname.slice(1);
+    await psql(pg.url(), `alter database "${database}" set idle_session_timeout = '2s'`);
+    const { code, report } = await diagnoseJson({ ...ENV, DATABASE_URL: strictUrl }, PROBE);
     const probe = report.idleProbe!;
     expect(probe.death).toBe('server-timeout');
     expect(probe.serverSide).toBe(true);
@@ -106,7 +112,5 @@ test("the server's own idle_session_timeout is named as such, not as a proxy cut
       value: 2000,
     });
     expect(code).toBe(2);
-  } finally {
-    await strict.destroy();
-  }
-});
+  },
+);

@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { stateDataDir } from '../../src/cli/embedded-db-place';
+import { ensureBuilt } from '../support/pm2';
 import { freePort, psql } from '../support/postgres';
 import { pidExists } from '../support/procfs';
 
@@ -27,16 +28,9 @@ let dataDir: string;
 let port: number;
 const runners: Runner[] = [];
 
-beforeAll(() => {
-  execFileSync(
-    process.execPath,
-    [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
-    {
-      cwd: ROOT,
-      stdio: 'inherit',
-    },
-  );
-});
+// The compiled entry, as PM2 starts it: dist/ from `npm run build` (`npm test` builds first), as
+// for every test that runs dist/; no second build of the whole project here.
+beforeAll(() => ensureBuilt());
 
 beforeEach(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-embedded-db-'));
@@ -204,7 +198,8 @@ test('after a crash, a stale postmaster.pid does not block the next start', asyn
 });
 
 test('a Postgres that will not stop is killed after the stop bound, and the runner exits 0', async () => {
-  const r = startRunner({ KEEL_DB_STOP_TIMEOUT_MS: '1000' });
+  // The smallest stop bound the config allows: the test is about the kill, not the wait.
+  const r = startRunner({ KEEL_DB_STOP_TIMEOUT_MS: '100' });
   await ready(r);
   const pid = postmasterPid() as number;
   const family = [pid, ...childrenOf(pid)];

@@ -14,9 +14,11 @@
  * `pm2 reload` of the other; the contract is applied. Reads, transfers and account creations run
  * throughout: 0 failed, every name read back as written, the ledger's invariants hold.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { checkInvariants, seedAccounts } from '../support/ledger';
 import { workerLogs } from '../support/lifecycle';
@@ -35,6 +37,8 @@ const EXPAND = '0006_account_display_name.sql';
 const CONTRACT = '0007_drop_account_name.sql';
 const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name), 'utf8');
 const EXIT_CONTRACT_REFUSED = 77;
+const RELOAD_ONE = path.join(ROOT, 'test', 'support', 'pm2-reload-one.js');
+const execFileAsync = promisify(execFile);
 
 const release1 = migrationsDir({});
 const release2 = migrationsDir({ [EXPAND]: fixture(EXPAND) });
@@ -150,7 +154,13 @@ function contractRun(home: string): Promise<MigrateRun> {
 async function reloadIntoRelease2(proc: Pm2Proc): Promise<Pm2Proc[]> {
   pm2.env.KEEL_MIGRATIONS_DIR = release2.dir;
   pm2.env.KEEL_TEST_DIST = code2.dist;
-  await pm2.run(['reload', String(proc.pm_id), '--update-env']);
+  // Not `pm2 reload <id>`: the CLI's reload of one id never matches the new worker's `ready`
+  // and waits out listen_timeout instead (../support/pm2-reload-one.js says why).
+  await execFileAsync(process.execPath, [RELOAD_ONE, String(proc.pm_id)], {
+    cwd: ROOT,
+    env: pm2.env,
+    timeout: 60_000,
+  });
   return pm2.waitFor(
     (ps) =>
       ps.filter((p) => p.name === 'web' && p.status === 'online').length === 2 &&

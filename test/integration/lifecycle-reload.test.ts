@@ -8,6 +8,7 @@ import { startWebCluster, type Pm2 } from '../support/pm2';
 import type { TestPostgres } from '../support/postgres';
 import { until } from '../support/wait';
 
+const LOOPS = 12;
 let pg: TestPostgres;
 let pm2: Pm2;
 let url: string;
@@ -27,9 +28,14 @@ test('pm2 reload web twice under load: no failed request, no connection error', 
   const before = await pm2.list();
   const accounts = await seedAccounts(base, 20, 1_000_000);
   const started = Date.now();
-  const load = startLoad({ base, accounts, concurrency: 12, maxMs: 45000, maxRequests: 200000 });
+  const load = startLoad({ base, accounts, concurrency: LOOPS, maxMs: 45000, maxRequests: 200000 });
 
-  await new Promise((r) => setTimeout(r, 1000));
+  // The reloads start once the load runs: every client loop has been answered.
+  await until(
+    'an answer to every client loop',
+    () => new Set(load.samples.map((s) => s.loop)).size === LOOPS,
+    30000,
+  );
   const reloads: number[] = [];
   for (let i = 0; i < 2; i++) {
     const t0 = Date.now();

@@ -69,6 +69,7 @@ function terminateLoop(database: string, everyMs: number) {
     }
   })();
   return {
+    killed: () => killed,
     async stop(): Promise<number> {
       running = false;
       await loop;
@@ -83,10 +84,22 @@ test('terminate-loop: every kill is one server_closed close, retries are counted
   const before = structuredClone(w.worker.stats);
   const scraper = scrapeLoop(`${w.base}/metrics`);
   const killer = terminateLoop(database, 500);
-  const load = await runLoad({ base: w.base, accounts: ids, durationMs: 4000, concurrency: 8 });
+  const stats = w.worker.stats;
+  // The load runs until what the test counts has happened (at most the 4 s it used to run for).
+  const load = await runLoad({
+    base: w.base,
+    accounts: ids,
+    durationMs: 4000,
+    concurrency: 8,
+    until: () =>
+      killer.killed() > 3 &&
+      scraper.count() > 30 &&
+      stats.retries > before.retries &&
+      stats.queries.connection > before.queries.connection &&
+      stats.retryOutcomes.recovered > before.retryOutcomes.recovered,
+  });
   const killed = await killer.stop();
   const scrapes = await scraper.stop();
-  const stats = w.worker.stats;
   await until(
     'every kill to be counted',
     () => stats.closed.server_closed - before.closed.server_closed >= killed,
@@ -178,7 +191,15 @@ test('max lifetime: connections replaced for age, even busy ones, are counted as
   });
   const before = structuredClone(w.worker.stats);
   const scraper = scrapeLoop(`${w.base}/metrics`);
-  const load = await runLoad({ base: w.base, accounts: ids, durationMs: 3000, concurrency: 4 });
+  // Until every connection of the pool has been replaced for its age (at most the 3 s it used to
+  // run for; lifetimes of 1 s).
+  const load = await runLoad({
+    base: w.base,
+    accounts: ids,
+    durationMs: 3000,
+    concurrency: 4,
+    until: () => w.worker.stats.closed.max_lifetime - before.closed.max_lifetime >= POOL,
+  });
   const scrapes = await scraper.stop();
   noFailures(load);
   const closed = closedSince(before.closed, w.worker.stats);

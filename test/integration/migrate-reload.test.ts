@@ -18,6 +18,7 @@ import { sleep, until } from '../support/wait';
 jest.setTimeout(120_000);
 
 const HOLD_MS = 5000;
+const LOOPS = 8;
 const files = migrationsDir({});
 let pg: TestPostgres;
 let pm2: Pm2;
@@ -39,9 +40,23 @@ afterAll(async () => {
 
 test('pm2 reload with a new migration while a transaction holds the table: 0 failed, 0 5xx', async () => {
   const accounts = await seedAccounts(base, 10, 1_000_000);
-  const load = startLoad({ base, accounts, concurrency: 8, maxMs: 60_000, maxRequests: 100_000 });
+  const load = startLoad({
+    base,
+    accounts,
+    concurrency: LOOPS,
+    maxMs: 60_000,
+    maxRequests: 100_000,
+  });
+  /** Every client loop has been answered for a request sent at `since` or later. */
+  const everyLoopSince = (since: number, what: string) =>
+    until(
+      what,
+      () => new Set(load.samples.filter((s) => s.start >= since).map((s) => s.loop)).size === LOOPS,
+      30_000,
+    );
   try {
-    await sleep(1000);
+    // The lock is taken once the load runs.
+    await everyLoopSince(0, 'an answer to every client loop');
     const holder = await holdLock(url, ['select count(*) from accounts'], { holdMs: 60_000 });
     // The new release's file: the workers PM2 starts now read it; the running ones never do.
     fs.writeFileSync(
@@ -66,7 +81,8 @@ test('pm2 reload with a new migration while a transaction holds the table: 0 fai
     await holder.release();
     await reload;
     const reloadMs = Date.now() - t0;
-    await sleep(1000);
+    // The load goes on until the new workers have answered every client loop.
+    await everyLoopSince(Date.now(), 'an answer to every client loop after the reload');
     const samples = await load.stop();
 
     const cols = await psql(

@@ -14,7 +14,7 @@ import { createFaultProxy, type FaultProxy } from '../support/fault-proxy';
 import { FAULT_ENV } from '../support/faults';
 import { checkInvariants, seedAccounts } from '../support/ledger';
 import { startTestPostgres, type TestPostgres } from '../support/postgres';
-import { sleep } from '../support/wait';
+import { sleep, until } from '../support/wait';
 import { startTestWorker, type TestWorker } from '../support/worker';
 
 const POOL = 5;
@@ -86,9 +86,12 @@ function clientLoad(bases: string[], ids: number[]) {
       return null;
     }
   };
+  // Clients that have had a read and a transfer answered.
+  let served = 0;
   const loop = async (n: number) => {
     const base = bases[n % bases.length]!;
-    while (running) {
+    for (let round = 0; running; round++) {
+      if (round === 1) served += 1;
       await call(`${base}/api/accounts/${pick()}`);
       const from = pick();
       let to = pick();
@@ -116,6 +119,7 @@ function clientLoad(bases: string[], ids: number[]) {
     started,
     answers,
     ops,
+    served: () => served,
     async stop() {
       running = false;
       settleBy = Date.now() + 10000;
@@ -183,7 +187,12 @@ test.each([2000, 6500, 15000])(
       workers.map((w) => w.base),
       ids,
     );
-    await sleep(1500);
+    // The stall starts once the load runs: every client has had a read and a transfer answered.
+    await until(
+      'a read and a transfer answered for every client',
+      () => load.served() === CLIENTS,
+      30000,
+    );
     proxy.setMode('hold');
     await sleep(stallMs);
     proxy.setMode('pass');

@@ -80,6 +80,8 @@ export async function runLoad(opts: {
   pauseMs?: number;
   /** Transfers without an Idempotency-Key: the server makes one and names it in the answer. */
   keyless?: boolean;
+  /** Ends the load early once this holds (checked before each request); `durationMs` bounds it. */
+  until?: () => boolean;
 }): Promise<LoadResult> {
   const result = emptyLoad();
   const started = Date.now();
@@ -151,7 +153,7 @@ export async function runLoad(opts: {
   let counter = 0;
   await Promise.all(
     Array.from({ length: opts.concurrency }, async () => {
-      while (Date.now() < until && counter < max) {
+      while (Date.now() < until && counter < max && !opts.until?.()) {
         const i = counter++;
         result.sent += 1;
         await one(i);

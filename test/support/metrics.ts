@@ -50,7 +50,7 @@ export interface PoolScrape {
 export function scrapeLoop(
   url: string,
   opts: { everyMs?: number; max?: number; headers?: Record<string, string> } = {},
-): { stop(): Promise<PoolScrape[]> } {
+): { count(): number; stop(): Promise<PoolScrape[]> } {
   const scrapes: PoolScrape[] = [];
   let running = true;
   const loop = (async () => {
@@ -73,6 +73,8 @@ export function scrapeLoop(
     }
   })();
   return {
+    /** Scrapes so far (one per worker the exposition names). */
+    count: () => scrapes.length,
     async stop() {
       running = false;
       await loop;
