@@ -16,6 +16,7 @@ import {
   compose,
   describeWithEngine,
   docker,
+  hostPort,
   nodeBase,
   poll,
   ROOT,
@@ -40,18 +41,19 @@ describeWithEngine('deploy/docker compose.yaml', () => {
   let up = false;
 
   const dc = (args: string[], timeoutMs?: number) => compose(project, files, args, env, timeoutMs);
-  async function portOf(service: string, port: number): Promise<number> {
-    const out = (await dc(['port', service, String(port)])).stdout.trim();
-    const n = Number(/:(\d+)$/.exec(out)?.[1]);
-    if (!n) throw new Error(`${service}:${port} is not published (${out})`);
-    return n;
-  }
+  // docker-compose 1.29's names; `docker port` answers in ~50 ms, `docker-compose port` in 0.6 s+.
+  const container = (service: string) => `${project}_${service}_1`;
+  const portOf = (service: string, port: number) => hostPort(container(service), port);
   const dbUrl = async () =>
     `postgres://keel:${PASSWORD}@127.0.0.1:${await portOf('postgres', 5432)}/keel`;
 
   beforeAll(async () => {
     const t0 = Date.now();
+    // Seconds of each phase, logged below: where a slow `compose up` spends its time.
+    const phases: Record<string, number> = {};
+    const phase = (name: string, from: number) => (phases[name] = Date.now() - from);
     const keel = await buildKeelImage();
+    phase('keelImageMs', t0);
     const standInBouncer = await standInOr('', 'keel-standin/pgbouncer:latest');
     env = {
       KEEL_IMAGE: keel.image,
@@ -87,9 +89,14 @@ describeWithEngine('deploy/docker compose.yaml', () => {
         ).join(''),
     );
     files = [COMPOSE_FILE, override];
+    let t = Date.now();
     await dc(['build', 'lb'], 600_000);
+    phase('lbImageMs', t);
     up = true;
+    t = Date.now();
     await dc(['up', '-d'], 600_000);
+    phase('upMs', t);
+    t = Date.now();
     lb = `http://127.0.0.1:${await portOf('lb', 8080)}`;
     await poll(
       '/readyz through the balancer',
@@ -97,15 +104,18 @@ describeWithEngine('deploy/docker compose.yaml', () => {
       180_000,
       500,
     );
-    console.log(JSON.stringify({ composeUpMs: Date.now() - t0, images: env }));
+    phase('readyMs', t);
+    console.log(JSON.stringify({ composeUpMs: Date.now() - t0, phases, images: env }));
   }, 900_000);
 
   afterAll(async () => {
     if (up) {
-      const ps = await dc(['ps']).catch(() => ({ stdout: '' }));
-      await dc(['down', '-v', '--remove-orphans'], 180_000).catch((e: Error) =>
-        process.stderr.write(`compose down failed: ${e.message}\n${ps.stdout}\n`),
-      );
+      const t0 = Date.now();
+      await dc(['down', '-v', '--remove-orphans'], 180_000).catch(async (e: Error) => {
+        const ps = await dc(['ps']).catch(() => ({ stdout: '' }));
+        process.stderr.write(`compose down failed: ${e.message}\n${ps.stdout}\n`);
+      });
+      console.log(JSON.stringify({ composeDownMs: Date.now() - t0 }));
     }
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   }, 200_000);
@@ -132,7 +142,7 @@ describeWithEngine('deploy/docker compose.yaml', () => {
         'inspect',
         '-f',
         '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}',
-        `${project}_pgbouncer_1`,
+        container('pgbouncer'),
       ])
     ).stdout
       .trim()
