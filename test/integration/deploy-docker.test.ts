@@ -44,13 +44,14 @@ describeWithEngine('deploy/docker image', () => {
   /**
    * Every test's containers, started side by side in beforeAll once Postgres answers; each test
    * awaits its own. The boots overlap, and so do the waits that are the image's own: the
-   * HEALTHCHECK's first probe (--interval=10s after the start) and pm2-runtime's exit ~15 s after
-   * a configuration error.
+   * HEALTHCHECK's first probe (--interval=10s after the start), pm2-runtime's exit ~15 s after
+   * a configuration error, and the idle socket's drain to its deadline (that scenario runs whole
+   * in the background; its test asserts on its result).
    */
   let started: {
     nonRoot: Promise<{ name: string; base: string }>;
     underLoad: Promise<{ name: string; base: string }>;
-    idleSocket: Promise<{ name: string; base: string }>;
+    idleSocket: ReturnType<typeof stopWithIdleSocket>;
     badVariable: Promise<[string, string]>;
   };
 
@@ -85,6 +86,33 @@ describeWithEngine('deploy/docker image', () => {
       90_000,
     );
     return { name, base };
+  }
+
+  /**
+   * `docker stop` while one keep-alive socket sits idle: the drain waits for it to its deadline
+   * (SHUTDOWN_TIMEOUT_MS, 10 s), so this runs in the background from beforeAll, beside the other
+   * tests; its test asserts on what it returns.
+   */
+  async function stopWithIdleSocket(): Promise<{
+    name: string;
+    stopMs: number;
+    exitCode: string;
+    lines: string[];
+  }> {
+    const { name, base } = await readyKeel();
+    const idle = net.connect(Number(new URL(base).port), '127.0.0.1');
+    try {
+      idle.on('error', () => undefined);
+      idle.write('GET /healthz HTTP/1.1\r\nHost: keel\r\n\r\n');
+      await new Promise((r) => idle.once('data', r));
+      const t0 = Date.now();
+      await docker(['stop', '-t', '20', name], 60_000);
+      const stopMs = Date.now() - t0;
+      const exitCode = await inspect(name, '{{.State.ExitCode}}');
+      return { name, stopMs, exitCode, lines: (await logs(name)).split('\n') };
+    } finally {
+      idle.destroy();
+    }
   }
 
   beforeAll(async () => {
@@ -131,7 +159,7 @@ describeWithEngine('deploy/docker image', () => {
       badVariable,
       nonRoot: early(readyKeel()),
       underLoad: early(readyKeel()),
-      idleSocket: early(readyKeel()),
+      idleSocket: early(stopWithIdleSocket()),
     };
   }, 900_000);
 
@@ -204,18 +232,7 @@ describeWithEngine('deploy/docker image', () => {
   }, 180_000);
 
   test('an idle keep-alive socket holds a worker to its deadline, and pm2-runtime still exits 0', async () => {
-    const { name, base } = await started.idleSocket;
-    const port = Number(new URL(base).port);
-    const idle = net.connect(port, '127.0.0.1');
-    idle.on('error', () => undefined);
-    idle.write('GET /healthz HTTP/1.1\r\nHost: keel\r\n\r\n');
-    await new Promise((r) => idle.once('data', r));
-    const t0 = Date.now();
-    await docker(['stop', '-t', '20', name], 60_000);
-    const stopMs = Date.now() - t0;
-    idle.destroy();
-    const exitCode = await inspect(name, '{{.State.ExitCode}}');
-    const lines = (await logs(name)).split('\n');
+    const { name, stopMs, exitCode, lines } = await started.idleSocket;
     const json = lines
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
