@@ -1,7 +1,8 @@
 /**
  * deploy/docker/compose.yaml as written, with stand-in images where the engine has them (a
- * test-only override adds the session label to every container and publishes Postgres on
- * 127.0.0.1 so the ledger can be checked from here):
+ * test-only override adds the session label to every container, publishes Postgres on
+ * 127.0.0.1 so the ledger can be checked from here, and probes Postgres every 1 s instead of 2 s:
+ * PgBouncer and the migration start on its first healthy probe):
  *  - load through HAProxy reaches both replicas, and the replicas reach Postgres through PgBouncer;
  *  - Postgres, then PgBouncer, restarted under load: every logical operation (a keyed transfer
  *    retried on 503 or a lost connection, as the contract allows) ends with one final answer,
@@ -82,7 +83,9 @@ describeWithEngine('deploy/docker compose.yaml', () => {
         SERVICES.map(
           (s) =>
             `  ${s}:\n    labels:\n${label}` +
-            (s === 'postgres' ? "    ports: ['127.0.0.1::5432']\n" : '') +
+            (s === 'postgres'
+              ? "    ports: ['127.0.0.1::5432']\n    healthcheck:\n      interval: 1s\n"
+              : '') +
             (s === 'lb'
               ? `    build:\n      labels:\n        keel.test.kept: deploy-docker\n`
               : ''),
