@@ -150,6 +150,21 @@ describeWithEngine('deploy/docker compose.yaml', () => {
     ).stdout
       .trim()
       .split(' ')[0];
+    // Migrations go straight to Postgres by design (DATABASE_UNPOOLED_URL: the one-shot `migrate`
+    // service, and each worker's check at boot): both replicas answering does not mean all four
+    // workers are done booting, so wait until no migration session is left, then look.
+    await poll(
+      'no migration session left',
+      async () => {
+        const [row] = await psql<{ n: number }>(
+          await dbUrl(),
+          `select count(*)::int as n from pg_stat_activity
+            where application_name like 'keel:%migrate' and state is not null`,
+        );
+        return row!.n === 0 ? true : undefined;
+      },
+      60_000,
+    );
     const sessions = await psql<{ addr: string; n: number }>(
       await dbUrl(),
       `select host(client_addr) as addr, count(*)::int as n from pg_stat_activity
