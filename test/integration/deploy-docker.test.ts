@@ -31,10 +31,29 @@ import { stopUnderLoad } from '../support/docker-load';
 const PG_PASSWORD = 'keel-docker-pw';
 const DB_URL = `postgres://postgres:${PG_PASSWORD}@db:5432/postgres`;
 
+/** A promise a test awaits later: a rejection before then is not an unhandled one. */
+function early<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
 describeWithEngine('deploy/docker image', () => {
   let image: string;
   let network: string;
   const containers: string[] = [];
+  /**
+   * Every test's containers, started side by side in beforeAll once Postgres answers; each test
+   * awaits its own. The boots overlap, and so do the waits that are the image's own: the
+   * HEALTHCHECK's first probe (--interval=10s after the start), pm2-runtime's exit ~15 s after
+   * a configuration error, and the idle socket's drain to its deadline (that scenario runs whole
+   * in the background; its test asserts on its result).
+   */
+  let started: {
+    nonRoot: Promise<{ name: string; base: string }>;
+    underLoad: Promise<{ name: string; base: string }>;
+    idleSocket: ReturnType<typeof stopWithIdleSocket>;
+    badVariable: Promise<[string, string]>;
+  };
 
   async function runKeel(env: Record<string, string>): Promise<string> {
     const name = uniqueName('keel');
@@ -67,6 +86,33 @@ describeWithEngine('deploy/docker image', () => {
       90_000,
     );
     return { name, base };
+  }
+
+  /**
+   * `docker stop` while one keep-alive socket sits idle: the drain waits for it to its deadline
+   * (SHUTDOWN_TIMEOUT_MS, 10 s), so this runs in the background from beforeAll, beside the other
+   * tests; its test asserts on what it returns.
+   */
+  async function stopWithIdleSocket(): Promise<{
+    name: string;
+    stopMs: number;
+    exitCode: string;
+    lines: string[];
+  }> {
+    const { name, base } = await readyKeel();
+    const idle = net.connect(Number(new URL(base).port), '127.0.0.1');
+    try {
+      idle.on('error', () => undefined);
+      idle.write('GET /healthz HTTP/1.1\r\nHost: keel\r\n\r\n');
+      await new Promise((r) => idle.once('data', r));
+      const t0 = Date.now();
+      await docker(['stop', '-t', '20', name], 60_000);
+      const stopMs = Date.now() - t0;
+      const exitCode = await inspect(name, '{{.State.ExitCode}}');
+      return { name, stopMs, exitCode, lines: (await logs(name)).split('\n') };
+    } finally {
+      idle.destroy();
+    }
   }
 
   beforeAll(async () => {
@@ -102,6 +148,19 @@ describeWithEngine('deploy/docker image', () => {
         docker(['exec', pg, 'pg_isready', '-U', 'postgres', '-h', '127.0.0.1']).then(() => true),
       90_000,
     );
+    // The longest wait first: the two that stop on a configuration error.
+    const badVariable = early(
+      Promise.all([
+        runKeel({ DATABASE_URL: DB_URL, WEB_CONCURRENCY: '1', DB_POOL_MAX: 'abc' }),
+        runKeel({ WEB_CONCURRENCY: '1' }),
+      ]),
+    );
+    started = {
+      badVariable,
+      nonRoot: early(readyKeel()),
+      underLoad: early(readyKeel()),
+      idleSocket: early(stopWithIdleSocket()),
+    };
   }, 900_000);
 
   afterAll(async () => {
@@ -109,7 +168,7 @@ describeWithEngine('deploy/docker image', () => {
   });
 
   test('runs as a non-root user, answers /readyz, turns healthy, has no embedded database', async () => {
-    const { name, base } = await readyKeel();
+    const { name, base } = await started.nonRoot;
     expect(await inspect(name, '{{.Config.User}}')).toBe('node');
     // PID 1 (pm2-runtime) and every worker: the real uid of each process in the container.
     const { stdout } = await docker([
@@ -148,7 +207,7 @@ describeWithEngine('deploy/docker image', () => {
   }, 180_000);
 
   test('docker stop under 16 keep-alive clients: every request answered, exit 0 soon after the last answer', async () => {
-    const { name, base } = await readyKeel();
+    const { name, base } = await started.underLoad;
     const r = await stopUnderLoad({
       base,
       clients: 16,
@@ -173,18 +232,7 @@ describeWithEngine('deploy/docker image', () => {
   }, 180_000);
 
   test('an idle keep-alive socket holds a worker to its deadline, and pm2-runtime still exits 0', async () => {
-    const { name, base } = await readyKeel();
-    const port = Number(new URL(base).port);
-    const idle = net.connect(port, '127.0.0.1');
-    idle.on('error', () => undefined);
-    idle.write('GET /healthz HTTP/1.1\r\nHost: keel\r\n\r\n');
-    await new Promise((r) => idle.once('data', r));
-    const t0 = Date.now();
-    await docker(['stop', '-t', '20', name], 60_000);
-    const stopMs = Date.now() - t0;
-    idle.destroy();
-    const exitCode = await inspect(name, '{{.State.ExitCode}}');
-    const lines = (await logs(name)).split('\n');
+    const { name, stopMs, exitCode, lines } = await started.idleSocket;
     const json = lines
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -208,8 +256,7 @@ describeWithEngine('deploy/docker image', () => {
   }, 180_000);
 
   test('a bad variable: the keel: line, pm2-runtime says a restart will not help, exit 2, once', async () => {
-    const bad = await runKeel({ DATABASE_URL: DB_URL, WEB_CONCURRENCY: '1', DB_POOL_MAX: 'abc' });
-    const noUrl = await runKeel({ WEB_CONCURRENCY: '1' });
+    const [bad, noUrl] = await started.badVariable;
     const codes = (await docker(['wait', bad, noUrl], 90_000)).stdout.trim().split('\n');
     expect(codes).toEqual(['2', '2']);
     const cases: Array<[string, RegExp]> = [
