@@ -7,7 +7,8 @@
  * busy): one such run in an A/B pair makes a layer look large or negative. So the reference is
  * the median of all full-Keel runs of the session, each layer's figure the median of its own
  * runs, and the noise floor the spread of the full runs (their interquartile range): a layer
- * whose difference is inside it costs less than this method can resolve.
+ * whose difference is inside it, or whose runs fall on both sides of the full median, costs less
+ * than this method can resolve.
  */
 import { median } from './stats';
 import type * as out from './output';
@@ -29,6 +30,17 @@ export function quartiles(values: number[]): [number, number] {
 }
 
 const f = (v: number, d = 3) => v.toFixed(d);
+
+/**
+ * A layer's difference counts when it is larger than the noise floor and every one of its runs
+ * lies on the same side of the full runs' median: a median moved by one or two runs in a slow
+ * phase of the box (seen: a layer "costing" -22 %) is not a measurement.
+ */
+function resolved(delta: number, offs: AblationRun[], fullMs: number, noise: number): string {
+  if (Math.abs(delta) <= noise) return 'no: inside the noise floor';
+  const sameSide = offs.every((r) => Math.sign(fullMs - r.appMs) === Math.sign(delta));
+  return sameSide ? 'yes' : 'no: its runs disagree';
+}
 
 export interface Ablation {
   rows: out.Rows;
@@ -63,7 +75,7 @@ export function ablationTable(runs: AblationRun[], layers: string[]): Ablation {
       f(delta),
       `${f((delta / fullMs) * 100, 0)} %`,
       `${f(median(offs.map((r) => r.rps)) / fullRps, 2)}x`,
-      Math.abs(delta) > noise ? 'yes' : 'no: inside the noise floor',
+      resolved(delta, offs, fullMs, noise),
     ];
   });
   return {

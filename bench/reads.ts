@@ -400,7 +400,8 @@ async function runReads({ opts, cleanup, log }: RunDeps) {
           `${opts.measureS} s measured), ${opts.pairs} rounds of: full Keel, the baseline, then ` +
           'each layer switched off in turn (KEEL_BENCH_ABLATE) with full Keel between every two. ' +
           "Marginal CPU: the median of all full-Keel runs minus the median of the layer's runs; " +
-          `${floor}. A difference inside that range is not resolved by this method ` +
+          `${floor}. A difference inside that range, or one whose runs fall on both sides of the ` +
+          'full median, is not resolved by this method ' +
           '(docs/benchmarks.md, the ablation table).',
         '',
         out.renderMarkdown(ablation.rows, 1),

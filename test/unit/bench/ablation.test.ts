@@ -17,22 +17,26 @@ test('quartiles are the medians of the lower and upper halves', () => {
   expect(quartiles([5, 1, 3, 2, 4])).toEqual([1.5, 4.5]);
 });
 
-test("a layer's marginal cost is the full runs' median minus its runs' median; one slow run changes neither", () => {
+test("a layer's marginal cost is the full runs' median minus its runs' median; it counts beyond the noise floor with every run on its side", () => {
   const runs = [
     ...[0.3, 0.29, 0.31, 0.3, 0.52, 0.3, 0.28].map((ms) => run('keel', ms)),
     run('keel -deadline', 0.25),
     run('keel -deadline', 0.26),
-    run('keel -deadline', 0.45), // the slow phase: left out by the median
+    run('keel -deadline', 0.29),
     run('keel -zod', 0.3),
     run('keel -zod', 0.295),
     run('keel -zod', 0.305),
+    // Two slow runs move the median past the floor, but the runs disagree: not resolved.
+    run('keel -socket', 0.26),
+    run('keel -socket', 0.45),
+    run('keel -socket', 0.46),
   ];
-  const { rows, full } = ablationTable(runs, ['deadline', 'zod']);
+  const { rows, full } = ablationTable(runs, ['deadline', 'zod', 'socket']);
   expect(full).toMatchObject({ n: 7, medianMs: 0.3, q1: 0.29, q3: 0.31 });
   expect(rows[0]![3]).toBe('marginal CPU ms/req');
   expect(rows[1]).toEqual([
     'deadline',
-    '0.250 / 0.260 / 0.450',
+    '0.250 / 0.260 / 0.290',
     '0.260',
     '0.040',
     '13 %',
@@ -41,6 +45,8 @@ test("a layer's marginal cost is the full runs' median minus its runs' median; o
   ]);
   expect(rows[2]![6]).toBe('no: inside the noise floor');
   expect(rows[2]![3]).toBe('0.000');
+  expect(rows[3]![3]).toBe('-0.150');
+  expect(rows[3]![6]).toBe('no: its runs disagree');
 });
 
 test('runs with a replaced worker are left out, and a layer with none left says so', () => {
